@@ -1,0 +1,52 @@
+PY := .venv/bin/python
+PORT ?= 8000
+ADMIN_USER ?= admin
+ADMIN_PASSWORD ?= admin-demo-pass
+
+.PHONY: install run migrate demo test test-sqlite test-postgres bench lint format clean
+
+.venv/bin/python:
+	python3.11 -m venv .venv || python3 -m venv .venv
+
+install: .venv/bin/python
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
+	@test -f .env || { echo "DEBUG=1"; echo "SECRET_KEY=dev-$$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')"; } > .env
+	@touch .venv/.installed
+
+.venv/.installed: requirements.lock
+	$(MAKE) install
+
+migrate: .venv/.installed
+	$(PY) manage.py migrate --noinput
+
+demo: migrate
+	$(PY) manage.py load_demo_data --admin-user $(ADMIN_USER) --admin-password $(ADMIN_PASSWORD)
+
+run: demo
+	@echo "Admin:   http://127.0.0.1:$(PORT)/admin/   user: $(ADMIN_USER)   password: $(ADMIN_PASSWORD)"
+	@echo "API:     http://127.0.0.1:$(PORT)/api/v1/   docs: http://127.0.0.1:$(PORT)/api/v1/docs"
+	DEBUG=1 $(PY) manage.py runserver 127.0.0.1:$(PORT)
+
+test: .venv/.installed
+	$(PY) -m pytest
+
+test-sqlite: .venv/.installed
+	DATABASE_URL=sqlite:///:memory: $(PY) -m pytest
+
+test-postgres: .venv/.installed
+	DATABASE_URL=postgres://root@127.0.0.1:5432/test $(PY) -m pytest
+
+bench: .venv/.installed
+	$(PY) -m bench
+
+lint: .venv/.installed
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) manage.py makemigrations --check --dry-run
+
+format: .venv/.installed
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+clean:
+	rm -rf .venv db.sqlite3 staticfiles

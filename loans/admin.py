@@ -1,0 +1,442 @@
+"""Admin for the loan core: borrowers, loans (read-only, with summary columns computed in SQL),
+the business date, and per-loan command pages.
+
+Other apps plug their commands into the loan page without this module importing them:
+``register_loan_view(suffix, view, name)`` adds a per-loan URL (``<id>/<suffix>/``), and
+``register_loan_button(func)`` adds a button: ``func(request, loan) -> LoanButton | None``.
+Actions are added with ``LoanAdmin.actions += [...]`` from the app's own admin module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Prefetch
+from django.http import Http404, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+
+from loans import selectors, services
+from loans.exceptions import DomainError
+from loans.models import (
+    Borrower,
+    BusinessDate,
+    Loan,
+    LoanEvent,
+    LoanSetup,
+    LoanStatus,
+    Schedule,
+    SchedulePeriod,
+    Transaction,
+    TransactionType,
+)
+
+
+@dataclass(frozen=True)
+class LoanButton:
+    label: str
+    url: str
+    style: str = "default"  # "default" | "danger"
+
+
+_LOAN_VIEWS: list[tuple[str, object, str]] = []
+_LOAN_BUTTONS: list = []
+
+
+def register_loan_view(suffix: str, view, name: str) -> None:
+    """``view(model_admin, request, loan)``; URL name ``loans_loan_<name>``."""
+    _LOAN_VIEWS.append((suffix, view, name))
+
+
+def register_loan_button(func) -> None:
+    _LOAN_BUTTONS.append(func)
+
+
+def loan_perm(request, codename: str) -> bool:
+    return request.user.has_perm(f"loans.{codename}")
+
+
+def admin_url(name: str, loan: Loan) -> str:
+    return reverse(f"admin:loans_loan_{name}", args=[loan.pk])
+
+
+class ReadOnlyAdminMixin:
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Borrower)
+class BorrowerAdmin(admin.ModelAdmin):
+    list_display = ["id", "first_name", "last_name", "email", "phone", "timezone"]
+    search_fields = ["first_name", "last_name", "email", "phone"]
+    list_filter = ["do_not_call", "do_not_email", "do_not_sms"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class BooleanStateFilter(admin.SimpleListFilter):
+    title = "sub-status"
+    parameter_name = "sub_status"
+
+    def lookups(self, request, model_admin):
+        return [("CONTRACT_TERMINATION", "Contract termination"), ("none", "None")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "none":
+            return queryset.filter(sub_status__isnull=True)
+        if self.value():
+            return queryset.filter(sub_status=self.value())
+        return queryset
+
+
+@admin.register(Loan)
+class LoanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "display_id",
+        "external_id",
+        "borrower_name",
+        "status",
+        "sub_status",
+        "servicing_status",
+        "schedule_engine",
+        "principal_outstanding_col",
+        "total_outstanding_col",
+        "amount_past_due_col",
+        "days_past_due_col",
+    ]
+    list_select_related = ["borrower"]
+    search_fields = [
+        "=external_id",
+        "=display_id",
+        "borrower__first_name",
+        "borrower__last_name",
+        "borrower__email",
+    ]
+    list_filter = [
+        "status",
+        BooleanStateFilter,
+        "servicing_status",
+        "schedule_engine",
+        "charged_off",
+    ]
+    list_per_page = 50
+    show_full_result_count = False
+    change_form_template = "admin/loans/loan/change_form.html"
+    actions: list = []
+    fields = [
+        "display_id",
+        "external_id",
+        "borrower",
+        "status",
+        "sub_status",
+        "charged_off",
+        "schedule_engine",
+        "servicing_status",
+        "stop_servicing_reason",
+        "servicing_changed_at",
+        "modification_in_progress",
+        "mod_total",
+        "created_at",
+    ]
+
+    def has_view_permission(self, request, obj=None):
+        return (
+            request.user.is_active
+            and request.user.is_staff
+            and (
+                super().has_view_permission(request, obj) or request.user.has_module_perms("loans")
+            )
+        )
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request).select_related("borrower", "setup")
+        if request.resolver_match and request.resolver_match.url_name == "loans_loan_changelist":
+            request._business_date = selectors.get_business_date()
+            queryset = selectors.with_summary(queryset, as_of=request._business_date)
+        return queryset
+
+    @admin.display(description="Borrower", ordering="borrower__last_name")
+    def borrower_name(self, obj):
+        return str(obj.borrower)
+
+    @admin.display(description="Principal outstanding")
+    def principal_outstanding_col(self, obj):
+        return getattr(obj, "principal_outstanding", None)
+
+    @admin.display(description="Total outstanding", ordering="total_outstanding")
+    def total_outstanding_col(self, obj):
+        return getattr(obj, "total_outstanding", None)
+
+    @admin.display(description="Amount past due")
+    def amount_past_due_col(self, obj):
+        return getattr(obj, "amount_past_due", None)
+
+    @admin.display(description="Days past due")
+    def days_past_due_col(self, obj):
+        as_of = getattr(self, "_as_of", None)
+        oldest = getattr(obj, "oldest_past_due_date", None)
+        if oldest is None:
+            return 0
+        return (as_of - oldest).days if as_of else None
+
+    def changelist_view(self, request, extra_context=None):
+        self._as_of = selectors.get_business_date()
+        return super().changelist_view(request, extra_context)
+
+    # ------------------------------------------------------------------ loan page
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        loan = self.get_object(request, object_id)
+        extra_context = extra_context or {}
+        if loan is not None:
+            extra_context.update(self.loan_page_context(request, loan))
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def loan_page_context(self, request, loan: Loan) -> dict:
+        as_of = selectors.get_business_date()
+        schedules = list(
+            Schedule.objects.filter(loan=loan)
+            .select_related("created_by")
+            .prefetch_related(
+                Prefetch("periods", queryset=SchedulePeriod.objects.order_by("period"))
+            )
+            .order_by("-version")
+        )
+        current = next((s for s in schedules if s.is_current), None)
+        show_version = request.GET.get("schedule_version")
+        shown = current
+        if show_version and show_version.isdigit():
+            shown = next((s for s in schedules if s.version == int(show_version)), current)
+        summary = selectors.loan_summary(loan, as_of=as_of, schedule=current) if current else None
+        setups = list(LoanSetup.objects.filter(loan=loan).order_by("id"))
+        return {
+            "loan": loan,
+            "as_of": as_of,
+            "summary": summary,
+            "schedules": schedules,
+            "shown_schedule": shown,
+            "current_schedule": current,
+            "setups": setups,
+            "transactions": list(selectors.loan_transactions(loan)),
+            "events": list(LoanEvent.objects.filter(loan=loan).select_related("actor")[:100]),
+            "buttons": self.loan_buttons(request, loan),
+            "extra_sections": [],
+        }
+
+    def loan_buttons(self, request, loan: Loan) -> list[LoanButton]:
+        buttons = []
+        if loan.status == LoanStatus.PENDING and loan_perm(request, "post_transaction"):
+            buttons.append(LoanButton("Activate loan", admin_url("activate", loan)))
+        if (
+            loan.status == LoanStatus.ACTIVE
+            and not loan.modification_in_progress
+            and loan_perm(request, "post_transaction")
+        ):
+            buttons.append(LoanButton("Post repayment", admin_url("post_repayment", loan)))
+        for func in _LOAN_BUTTONS:
+            button = func(request, loan)
+            if button is not None:
+                buttons.append(button)
+        return buttons
+
+    def get_urls(self):
+        urls = [
+            path(
+                "<path:object_id>/post-repayment/",
+                self.admin_site.admin_view(self.loan_command(post_repayment_view)),
+                name="loans_loan_post_repayment",
+            ),
+            path(
+                "<path:object_id>/activate/",
+                self.admin_site.admin_view(self.loan_command(activate_view)),
+                name="loans_loan_activate",
+            ),
+        ]
+        for suffix, view, name in _LOAN_VIEWS:
+            urls.append(
+                path(
+                    f"<path:object_id>/{suffix}/",
+                    self.admin_site.admin_view(self.loan_command(view)),
+                    name=f"loans_loan_{name}",
+                )
+            )
+        return urls + super().get_urls()
+
+    def loan_command(self, view):
+        def wrapper(request, object_id):
+            loan = self.get_object(request, object_id)
+            if loan is None:
+                raise Http404("No such loan.")
+            return view(self, request, loan)
+
+        return wrapper
+
+    def render_command(self, request, loan, template: str, context: dict):
+        """Render a per-loan command page in the admin's look."""
+        return TemplateResponse(
+            request,
+            template,
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "loan": loan,
+                "original": loan,
+                "has_view_permission": True,
+                "loan_url": reverse("admin:loans_loan_change", args=[loan.pk]),
+                **context,
+            },
+        )
+
+    def back_to_loan(self, loan):
+        return HttpResponseRedirect(reverse("admin:loans_loan_change", args=[loan.pk]))
+
+
+class RepaymentForm(forms.Form):
+    transaction_date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+    amount = forms.DecimalField(max_digits=14, decimal_places=2, min_value=Decimal("0.01"))
+    external_id = forms.CharField(max_length=100, required=False)
+    note = forms.CharField(max_length=500, required=False)
+
+
+def post_repayment_view(model_admin: LoanAdmin, request, loan: Loan):
+    if not loan_perm(request, "post_transaction"):
+        raise PermissionDenied
+    as_of = selectors.get_business_date()
+    if request.method == "POST":
+        form = RepaymentForm(request.POST)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                tx = services.post_transaction(
+                    loan=loan,
+                    type=TransactionType.REPAYMENT,
+                    on=data["transaction_date"],
+                    amount=data["amount"],
+                    external_id=data["external_id"] or None,
+                    note=data["note"],
+                    actor=request.user,
+                    as_of=as_of,
+                )
+            except DomainError as exc:
+                form.add_error(None, exc.message)
+            else:
+                model_admin.message_user(
+                    request,
+                    f"Repayment of {tx.amount} on {tx.date} posted: principal "
+                    f"{tx.principal_portion}, interest {tx.interest_portion}, fees "
+                    f"{tx.fees_portion}.",
+                    messages.SUCCESS,
+                )
+                return model_admin.back_to_loan(loan)
+    else:
+        form = RepaymentForm(initial={"transaction_date": as_of})
+    summary = selectors.loan_summary(loan, as_of=as_of)
+    return model_admin.render_command(
+        request,
+        loan,
+        "admin/loans/loan/post_repayment.html",
+        {"title": f"Post repayment on {loan}", "form": form, "summary": summary, "as_of": as_of},
+    )
+
+
+def activate_view(model_admin: LoanAdmin, request, loan: Loan):
+    if not loan_perm(request, "post_transaction"):
+        raise PermissionDenied
+    if request.method == "POST":
+        from modifications.services import activate_loan
+
+        try:
+            result = activate_loan(loan=loan, actor=request.user)
+        except DomainError as exc:
+            model_admin.message_user(request, exc.message, messages.ERROR)
+        else:
+            if result.activated:
+                model_admin.message_user(request, f"{loan} activated.", messages.SUCCESS)
+            else:
+                model_admin.message_user(request, f"{loan} had nothing to activate.")
+        return model_admin.back_to_loan(loan)
+    return model_admin.render_command(
+        request,
+        loan,
+        "admin/loans/loan/confirm_command.html",
+        {
+            "title": f"Activate {loan}",
+            "question": "Disburse the loan on its contract date and generate its schedule?",
+            "confirm_label": "Yes, activate",
+        },
+    )
+
+
+@admin.register(Transaction)
+class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "id",
+        "loan",
+        "type",
+        "date",
+        "amount",
+        "principal_portion",
+        "interest_portion",
+        "fees_portion",
+        "reversed",
+        "created_by",
+    ]
+    list_filter = ["type", "reversed"]
+    search_fields = ["=loan__external_id", "=loan__display_id", "=external_id"]
+    list_select_related = ["loan", "created_by"]
+    date_hierarchy = "date"
+
+
+@admin.register(LoanEvent)
+class LoanEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The audit trail: read-only for everybody (no add, change or delete)."""
+
+    list_display = ["created_at", "command", "loan", "actor", "business_date", "reason"]
+    list_filter = ["command"]
+    search_fields = ["=loan__external_id", "=loan__display_id", "command"]
+    list_select_related = ["loan", "actor"]
+
+
+@admin.register(BusinessDate)
+class BusinessDateAdmin(admin.ModelAdmin):
+    """The business date is set here by users holding ``loans.set_business_date``."""
+
+    fields = ["date"]
+    list_display = ["date", "updated_at", "updated_by"]
+
+    def has_add_permission(self, request):
+        return loan_perm(request, "set_business_date") and not BusinessDate.objects.exists()
+
+    def has_change_permission(self, request, obj=None):
+        return loan_perm(request, "set_business_date")
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_staff
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        if not BusinessDate.objects.exists() and self.has_add_permission(request):
+            return HttpResponseRedirect(reverse("admin:loans_businessdate_add"))
+        return HttpResponseRedirect(reverse("admin:loans_businessdate_change", args=[1]))
+
+    def save_model(self, request, obj, form, change):
+        row = services.set_business_date(new_date=obj.date, actor=request.user)
+        obj.pk = row.pk
+
+    def response_post_save_change(self, request, obj):
+        return HttpResponseRedirect(reverse("admin:index"))
+
+    response_post_save_add = response_post_save_change

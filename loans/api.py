@@ -1,0 +1,377 @@
+"""DRF views of the loan core (DESIGN §6). Thin: parse input, call a service, render output."""
+
+from __future__ import annotations
+
+import django_filters
+from django.contrib.auth import authenticate
+from django.db.models import Prefetch
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, permissions, status
+from rest_framework.authtoken.models import Token
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from loans import selectors, services
+from loans.api_common import (
+    COMMAND_ERRORS,
+    READ_ERRORS,
+    CommandPermission,
+    LoanAPIView,
+    error_responses,
+)
+from loans.exceptions import InvalidRequestError, NotFoundError
+from loans.models import (
+    Loan,
+    LoanEvent,
+    LoanSetup,
+    LoanStatus,
+    LoanSubStatus,
+    Schedule,
+    ScheduleEngine,
+    SchedulePeriod,
+    ServicingStatus,
+    TransactionType,
+)
+from loans.serializers import (
+    BusinessDateSerializer,
+    LoanCreateSerializer,
+    LoanDetailSerializer,
+    LoanEventSerializer,
+    LoanSerializer,
+    RepaymentInputSerializer,
+    ScheduleSerializer,
+    SetupInputSerializer,
+    SetupSerializer,
+    TokenRequestSerializer,
+    TokenSerializer,
+    TransactionSerializer,
+    UndoInputSerializer,
+)
+
+
+def parse(serializer_class, request, **kwargs):
+    serializer = serializer_class(data=request.data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return serializer
+
+
+# ------------------------------------------------------------------ auth and business date
+
+
+class TokenView(APIView):
+    authentication_classes: list = []
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(
+        request=TokenRequestSerializer,
+        responses={200: TokenSerializer, **error_responses(400)},
+        auth=[],
+    )
+    def post(self, request):
+        data = parse(TokenRequestSerializer, request).validated_data
+        user = authenticate(request, username=data["username"], password=data["password"])
+        if user is None or not user.is_active:
+            raise InvalidRequestError(
+                "Unable to log in with the given credentials.", code="invalid_credentials"
+            )
+        token, _ = Token.objects.get_or_create(user=user)
+        return Response({"token": token.key})
+
+
+class BusinessDateView(APIView):
+    command_permissions = {"PUT": "set_business_date"}
+
+    @extend_schema(responses={200: BusinessDateSerializer, **error_responses(401)})
+    def get(self, request):
+        return Response({"date": selectors.get_business_date().isoformat()})
+
+    @extend_schema(
+        request=BusinessDateSerializer,
+        responses={200: BusinessDateSerializer, **error_responses(400, 401, 403)},
+    )
+    def put(self, request):
+        data = parse(BusinessDateSerializer, request).validated_data
+        row = services.set_business_date(new_date=data["date"], actor=request.user)
+        return Response({"date": row.date.isoformat()})
+
+
+# ------------------------------------------------------------------ loans
+
+
+class LoanFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=LoanStatus.choices)
+    subStatus = django_filters.ChoiceFilter(field_name="sub_status", choices=LoanSubStatus.choices)
+    servicingStatus = django_filters.ChoiceFilter(
+        field_name="servicing_status", choices=ServicingStatus.choices
+    )
+    scheduleEngine = django_filters.ChoiceFilter(
+        field_name="schedule_engine", choices=ScheduleEngine.choices
+    )
+    externalId = django_filters.CharFilter(field_name="external_id")
+    borrower = django_filters.NumberFilter(field_name="borrower_id")
+    chargedOff = django_filters.BooleanFilter(field_name="charged_off")
+
+    class Meta:
+        model = Loan
+        fields: list = []
+
+
+class LoanListCreateView(generics.ListAPIView):
+    serializer_class = LoanSerializer
+    filterset_class = LoanFilter
+    command_permissions = {"POST": "post_transaction"}
+    queryset = Loan.objects.select_related("borrower", "setup").order_by("id")
+
+    @extend_schema(responses={200: LoanSerializer(many=True), **error_responses(400, 401)})
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        request=LoanCreateSerializer,
+        responses={201: LoanSerializer, **error_responses(400, 401, 403, 404)},
+    )
+    def post(self, request):
+        data = parse(LoanCreateSerializer, request).validated_data
+        loan = services.create_loan(
+            actor=request.user,
+            setup=dict(data["setup"]),
+            borrower_data=dict(data["borrower"]) if data.get("borrower") else None,
+            borrower_id=data.get("borrower_id") if not data.get("borrower") else None,
+            external_id=data.get("external_id"),
+            schedule_engine=data["schedule_engine"],
+        )
+        loan = selectors.get_loan(loan_id=loan.pk)
+        return Response(LoanSerializer(loan).data, status=status.HTTP_201_CREATED)
+
+
+ASSOCIATIONS = {"repaymentSchedule", "transactions"}
+
+
+def loan_detail_payload(loan: Loan, associations: set[str] | None = None) -> dict:
+    """The loan with its summary and the requested associations, in a constant query count."""
+    associations = associations or set()
+    as_of = selectors.get_business_date()
+    schedule = (
+        Schedule.objects.filter(loan=loan, is_current=True)
+        .prefetch_related(Prefetch("periods", queryset=SchedulePeriod.objects.order_by("period")))
+        .first()
+    )
+    loan.summary_figures = selectors.loan_summary(loan, as_of=as_of, schedule=schedule)
+    if "repaymentSchedule" in associations:
+        loan.current_schedule_version = schedule
+    if "transactions" in associations:
+        loan.transaction_rows = list(selectors.loan_transactions(loan))
+    return LoanDetailSerializer(loan).data
+
+
+class LoanDetailView(LoanAPIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "associations",
+                OpenApiTypes.STR,
+                description="all, or a comma list of repaymentSchedule, transactions",
+            )
+        ],
+        responses={200: LoanDetailSerializer, **READ_ERRORS},
+    )
+    def get(self, request, **kwargs):
+        loan = self.get_loan()
+        raw = request.query_params.get("associations", "")
+        requested = {a.strip() for a in raw.split(",") if a.strip()}
+        if "all" in requested:
+            requested = set(ASSOCIATIONS)
+        unknown = requested - ASSOCIATIONS
+        if unknown:
+            raise InvalidRequestError(
+                f"Unknown associations: {', '.join(sorted(unknown))}; use all, "
+                "repaymentSchedule or transactions.",
+                code="invalid_associations",
+            )
+        return Response(loan_detail_payload(loan, requested))
+
+
+class LoanSchedulesView(LoanAPIView):
+    """Every schedule version of the loan, newest first (earlier versions stay readable)."""
+
+    @extend_schema(responses={200: ScheduleSerializer(many=True), **READ_ERRORS})
+    def get(self, request, **kwargs):
+        loan = self.get_loan()
+        versions = (
+            Schedule.objects.filter(loan=loan)
+            .prefetch_related(
+                Prefetch("periods", queryset=SchedulePeriod.objects.order_by("period"))
+            )
+            .order_by("-version")
+        )
+        return Response(ScheduleSerializer(versions, many=True).data)
+
+
+class LoanSetupView(LoanAPIView):
+    """The draft setup while a modification is in progress, else the setup in force."""
+
+    @extend_schema(responses={200: SetupSerializer, **READ_ERRORS})
+    def get(self, request, **kwargs):
+        loan = self.get_loan()
+        draft = LoanSetup.objects.filter(loan=loan, active=False).first()
+        return Response(SetupSerializer(draft or loan.setup).data)
+
+
+class SetupUpdateView(APIView):
+    def required_permission(self, request):
+        if request.method in permissions.SAFE_METHODS:
+            return None
+        setup = LoanSetup.objects.filter(pk=self.kwargs["setup_id"]).only("mod_id").first()
+        return "modify_loan" if setup is not None and setup.mod_id else "post_transaction"
+
+    def get_setup(self) -> LoanSetup:
+        setup = LoanSetup.objects.filter(pk=self.kwargs["setup_id"]).first()
+        if setup is None:
+            raise NotFoundError(
+                f"Setup {self.kwargs['setup_id']} was not found.", code="setup_not_found"
+            )
+        return setup
+
+    @extend_schema(responses={200: SetupSerializer, **READ_ERRORS})
+    def get(self, request, setup_id):
+        return Response(SetupSerializer(self.get_setup()).data)
+
+    @extend_schema(
+        request=SetupInputSerializer,
+        responses={200: SetupSerializer, **COMMAND_ERRORS},
+    )
+    def patch(self, request, setup_id):
+        setup = self.get_setup()
+        changes = dict(parse(SetupInputSerializer, request).validated_data)
+        setup = services.update_setup(setup=setup, changes=changes, actor=request.user)
+        return Response(SetupSerializer(setup).data)
+
+    put = patch
+
+
+class ActivateView(LoanAPIView):
+    def required_permission(self, request):
+        loan = self.get_loan()
+        return "modify_loan" if loan.modification_in_progress else "post_transaction"
+
+    @extend_schema(request=None, responses={200: LoanDetailSerializer, **COMMAND_ERRORS})
+    def post(self, request, **kwargs):
+        from modifications.services import activate_loan  # handles PENDING and modifications
+
+        result = activate_loan(loan=self.get_loan(), actor=request.user)
+        payload = loan_detail_payload(selectors.get_loan(loan_id=result.loan.pk))
+        return Response({"activated": result.activated, **payload})
+
+
+# ------------------------------------------------------------------ transactions
+
+TRANSACTION_COMMANDS = {
+    "repayment": TransactionType.REPAYMENT,
+    "charge": TransactionType.CHARGE,
+    "advancement": TransactionType.ADVANCEMENT,
+    "credit": TransactionType.CREDIT,
+}
+
+# command name -> (permission codename, handler(view, request, loan) -> Response).
+# Other commands on the transactions resource (contract termination) register here.
+EXTRA_TRANSACTION_COMMANDS: dict = {}
+
+
+class TransactionsView(LoanAPIView):
+    def required_permission(self, request):
+        if request.method in permissions.SAFE_METHODS:
+            return None
+        command = request.query_params.get("command", "")
+        if command in EXTRA_TRANSACTION_COMMANDS:
+            return EXTRA_TRANSACTION_COMMANDS[command][0]
+        return "post_transaction"
+
+    @extend_schema(responses={200: TransactionSerializer(many=True), **READ_ERRORS})
+    def get(self, request, **kwargs):
+        loan = self.get_loan()
+        return Response(TransactionSerializer(selectors.loan_transactions(loan), many=True).data)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "command",
+                OpenApiTypes.STR,
+                required=True,
+                enum=[*TRANSACTION_COMMANDS, "contractTermination", "undoContractTermination"],
+            )
+        ],
+        request=RepaymentInputSerializer,
+        responses={200: TransactionSerializer, **COMMAND_ERRORS},
+    )
+    def post(self, request, **kwargs):
+        command = request.query_params.get("command", "")
+        if command in EXTRA_TRANSACTION_COMMANDS:
+            return EXTRA_TRANSACTION_COMMANDS[command][1](self, request, self.get_loan())
+        if command not in TRANSACTION_COMMANDS:
+            known = ", ".join([*TRANSACTION_COMMANDS, *EXTRA_TRANSACTION_COMMANDS])
+            raise InvalidRequestError(
+                f"Unknown or missing command {command!r}; use one of {known}.",
+                code="unknown_command",
+            )
+        loan = self.get_loan()
+        serializer = parse(RepaymentInputSerializer, request)
+        data = serializer.validated_data
+        tx = services.post_transaction(
+            loan=loan,
+            type=TRANSACTION_COMMANDS[command],
+            on=data["transactionDate"],
+            amount=serializer.amount_value,
+            external_id=data.get("externalId"),
+            note=data.get("note", ""),
+            actor=request.user,
+        )
+        return Response(TransactionSerializer(tx).data)
+
+
+class TransactionDetailView(LoanAPIView):
+    def required_permission(self, request):
+        return None if request.method in permissions.SAFE_METHODS else "post_transaction"
+
+    @extend_schema(responses={200: TransactionSerializer, **READ_ERRORS})
+    def get(self, request, tx_id, **kwargs):
+        loan = self.get_loan()
+        tx = selectors.loan_transactions(loan).filter(pk=tx_id).first()
+        if tx is None:
+            raise NotFoundError(f"Transaction {tx_id} was not found.", code="transaction_not_found")
+        return Response(TransactionSerializer(tx).data)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("command", OpenApiTypes.STR, required=True, enum=["undo"])],
+        request=UndoInputSerializer,
+        responses={200: TransactionSerializer, **COMMAND_ERRORS},
+    )
+    def post(self, request, tx_id, **kwargs):
+        command = request.query_params.get("command", "")
+        if command != "undo":
+            raise InvalidRequestError(
+                f"Unknown or missing command {command!r}; use undo.", code="unknown_command"
+            )
+        loan = self.get_loan()
+        data = parse(UndoInputSerializer, request).validated_data
+        tx = services.reverse_transaction(
+            loan=loan,
+            transaction_id=tx_id,
+            note=data.get("note", ""),
+            reversal_external_id=data.get("reversalExternalId"),
+            actor=request.user,
+        )
+        return Response(TransactionSerializer(tx).data)
+
+
+class LoanEventsView(LoanAPIView):
+    """The loan's audit trail, newest first. Read-only."""
+
+    @extend_schema(responses={200: LoanEventSerializer(many=True), **READ_ERRORS})
+    def get(self, request, **kwargs):
+        loan = self.get_loan()
+        events = LoanEvent.objects.filter(loan=loan).select_related("actor")
+        return Response(LoanEventSerializer(events, many=True).data)
+
+
+__all__ = ["CommandPermission"]

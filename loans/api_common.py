@@ -1,0 +1,149 @@
+"""What every API module shares: the one exception handler (the error shape of DESIGN §6),
+pagination, per-command permissions and the two path forms of a loan."""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from django.urls import path
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
+from rest_framework import exceptions, serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from loans.api_policies import CommandPermission
+from loans.exceptions import DomainError
+from loans.selectors import get_loan
+
+logger = logging.getLogger(__name__)
+
+DRF_CODES = {
+    exceptions.ParseError: "malformed_request",
+    exceptions.NotAuthenticated: "not_authenticated",
+    exceptions.AuthenticationFailed: "authentication_failed",
+    exceptions.PermissionDenied: "permission_denied",
+    exceptions.NotFound: "not_found",
+    exceptions.MethodNotAllowed: "method_not_allowed",
+    exceptions.NotAcceptable: "not_acceptable",
+    exceptions.UnsupportedMediaType: "unsupported_media_type",
+    exceptions.Throttled: "throttled",
+}
+
+
+def _flatten(detail, prefix: str = "") -> list[dict]:
+    """DRF's nested ValidationError detail -> [{"field", "detail", "code"}]."""
+    items: list[dict] = []
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            name = prefix if key == "non_field_errors" else (f"{prefix}.{key}" if prefix else key)
+            items.extend(_flatten(value, name))
+    elif isinstance(detail, list):
+        for index, value in enumerate(detail):
+            if isinstance(value, dict | list) and not isinstance(value, str):
+                items.extend(_flatten(value, f"{prefix}[{index}]" if prefix else str(index)))
+            else:
+                items.extend(_flatten(value, prefix))
+    else:
+        items.append(
+            {
+                "field": prefix or None,
+                "detail": str(detail),
+                "code": getattr(detail, "code", "invalid"),
+            }
+        )
+    return items
+
+
+def error_body(code: str, detail: str, errors: list | None = None, **extra) -> dict:
+    body = {"code": code, "detail": detail, "errors": errors or []}
+    body.update(extra)
+    return body
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, DomainError):
+        return Response(
+            error_body(exc.code, exc.message, exc.errors, **exc.extra), status=exc.status
+        )
+    if isinstance(exc, DjangoValidationError):
+        messages = exc.messages
+        return Response(
+            error_body(
+                "invalid",
+                "; ".join(messages),
+                [{"field": None, "detail": m, "code": "invalid"} for m in messages],
+            ),
+            status=400,
+        )
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        errors = _flatten(exc.detail)
+        first = errors[0] if errors else {"field": None, "detail": "Invalid input."}
+        detail = f"{first['field']}: {first['detail']}" if first.get("field") else first["detail"]
+        response.data = error_body("invalid", f"Invalid input. {detail}", errors)
+        return response
+    code = DRF_CODES.get(type(exc))
+    if code is None:
+        code = getattr(exc, "default_code", "error")
+    detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    response.data = error_body(code, str(detail))
+    return response
+
+
+class LoanAPIView(APIView):
+    """An API view under one of the two loan path forms."""
+
+    permission_classes = [CommandPermission]
+
+    def get_loan(self):
+        return get_loan(
+            loan_id=self.kwargs.get("loan_id"), external_id=self.kwargs.get("external_id")
+        )
+
+
+def loan_paths(suffix: str, view, name: str) -> list:
+    """Both forms of a loan path: ``loans/{id}{suffix}`` and ``loans/external-id/{externalId}...``."""
+    return [
+        path(f"loans/<int:loan_id>{suffix}", view, name=name),
+        path(f"loans/external-id/<str:external_id>{suffix}", view, name=f"{name}-by-external-id"),
+    ]
+
+
+ERROR_SERIALIZER = inline_serializer(
+    name="Error",
+    fields={
+        "code": serializers.CharField(),
+        "detail": serializers.CharField(),
+        "errors": serializers.ListField(child=serializers.DictField(), required=False),
+    },
+)
+
+
+def error_responses(*statuses: int) -> dict:
+    descriptions = {
+        400: "Invalid input",
+        401: "Not authenticated",
+        403: "Permission denied",
+        404: "Not found",
+        409: "Conflict with the loan's state",
+    }
+    return {s: OpenApiResponse(ERROR_SERIALIZER, description=descriptions[s]) for s in statuses}
+
+
+COMMAND_ERRORS = error_responses(400, 401, 403, 404, 409)
+READ_ERRORS = error_responses(400, 401, 404)
+
+LOAN_ID_PARAMETERS = [
+    OpenApiParameter("loan_id", int, OpenApiParameter.PATH, required=False),
+    OpenApiParameter("external_id", str, OpenApiParameter.PATH, required=False),
+]

@@ -1,0 +1,173 @@
+"""Demo data for ``make run``: an admin user, the business date, borrowers and loans in every
+state (seed 002's Baseline B among them). Idempotent: loans are keyed by external id."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from loans import services
+from loans.models import Loan, TransactionType
+
+DEMO_DATE = date(2026, 2, 18)
+
+
+def demo_loan(actor, external_id: str, first: str, last: str, engine: str = "DYNAMIC", **setup):
+    existing = Loan.objects.filter(external_id=external_id).first()
+    if existing:
+        return existing, False
+    loan = services.create_loan(
+        actor=actor,
+        external_id=external_id,
+        schedule_engine=engine,
+        setup=setup,
+        borrower_data={
+            "first_name": first,
+            "last_name": last,
+            "email": f"{first.lower()}.{last.lower()}@example.com",
+            "phone": "+15550100",
+            "timezone": "America/New_York",
+        },
+    )
+    return loan, True
+
+
+class Command(BaseCommand):
+    help = "Load demo borrowers and loans, and create an admin user."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--admin-user", default="admin")
+        parser.add_argument("--admin-password", default="admin-demo-pass")
+
+    @transaction.atomic
+    def handle(self, *args, admin_user, admin_password, **options):
+        User = get_user_model()
+        admin, created = User.objects.get_or_create(
+            username=admin_user, defaults={"is_staff": True, "is_superuser": True}
+        )
+        if created:
+            admin.set_password(admin_password)
+            admin.save()
+        services.set_business_date(new_date=DEMO_DATE, actor=admin, reason="demo data")
+
+        baseline, new = demo_loan(
+            admin,
+            "BASELINE-B",
+            "Bea",
+            "Baseline",
+            loan_amount=Decimal("600.00"),
+            loan_rate=Decimal("24"),
+            loan_term=Decimal("6"),
+            payment_frequency="BIWEEKLY",
+            contract_date=date(2025, 12, 27),
+            first_payment_date=date(2026, 1, 10),
+            calc_type="EQUAL_PRINCIPAL",
+        )
+        if new:
+            services.activate_loan(loan=baseline, actor=admin, as_of=DEMO_DATE)
+            for on, amount in [
+                (date(2026, 1, 10), "105.54"),
+                (date(2026, 1, 24), "104.62"),
+                (date(2026, 2, 7), "103.69"),
+            ]:
+                services.post_transaction(
+                    loan=baseline,
+                    type=TransactionType.REPAYMENT,
+                    on=on,
+                    amount=Decimal(amount),
+                    actor=admin,
+                    as_of=DEMO_DATE,
+                )
+
+        demo_loan(
+            admin,
+            "DEMO-PENDING",
+            "Pat",
+            "Pending",
+            loan_amount=Decimal("5000.00"),
+            loan_rate=Decimal("9.5"),
+            loan_term=Decimal("24"),
+            contract_date=date(2026, 2, 18),
+            first_payment_date=date(2026, 3, 18),
+        )
+
+        active, new = demo_loan(
+            admin,
+            "DEMO-ACTIVE",
+            "Alex",
+            "Active",
+            loan_amount=Decimal("10000.00"),
+            loan_rate=Decimal("15"),
+            loan_term=Decimal("60"),
+            contract_date=date(2025, 6, 1),
+            first_payment_date=date(2025, 7, 1),
+        )
+        if new:
+            services.activate_loan(loan=active, actor=admin, as_of=DEMO_DATE)
+            for month in range(7, 13):
+                services.post_transaction(
+                    loan=active,
+                    type=TransactionType.REPAYMENT,
+                    on=date(2025, month, 1),
+                    amount=Decimal("237.90"),
+                    actor=admin,
+                    as_of=DEMO_DATE,
+                )
+
+        late, new = demo_loan(
+            admin,
+            "DEMO-PAST-DUE",
+            "Lee",
+            "Late",
+            engine="STANDARD",
+            loan_amount=Decimal("2400.00"),
+            loan_rate=Decimal("18"),
+            loan_term=Decimal("12"),
+            contract_date=date(2025, 10, 15),
+            first_payment_date=date(2025, 11, 15),
+        )
+        if new:
+            services.activate_loan(loan=late, actor=admin, as_of=DEMO_DATE)
+            services.post_transaction(
+                loan=late,
+                type=TransactionType.REPAYMENT,
+                on=date(2025, 11, 15),
+                amount=Decimal("220.03"),
+                actor=admin,
+                as_of=DEMO_DATE,
+            )
+
+        paid, new = demo_loan(
+            admin,
+            "DEMO-CLOSED",
+            "Cam",
+            "Closed",
+            loan_amount=Decimal("100.00"),
+            loan_rate=Decimal("7"),
+            loan_term=Decimal("6"),
+            rounding_mode="HALF_EVEN",
+            contract_date=date(2025, 8, 1),
+            first_payment_date=date(2025, 9, 1),
+        )
+        if new:
+            services.activate_loan(loan=paid, actor=admin, as_of=DEMO_DATE)
+            services.post_transaction(
+                loan=paid,
+                type=TransactionType.REPAYMENT,
+                on=date(2026, 1, 15),
+                amount=Decimal("102.05"),
+                actor=admin,
+                as_of=DEMO_DATE,
+            )
+
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo data loaded ({Loan.objects.count()} loans). Admin user: {admin_user} / "
+                f"{admin_password if created else '(existing password)'}; business date "
+                f"{DEMO_DATE}."
+            )
+        )

@@ -1,0 +1,428 @@
+"""Input and output serializers of the loan core API. camelCase on the wire; money as strings
+with two decimals, rates with four; dates ``YYYY-MM-DD``. No business logic here."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from rest_framework import serializers
+
+from loans.models import (
+    Borrower,
+    CalcType,
+    DaysInYear,
+    Loan,
+    LoanEvent,
+    LoanSetup,
+    LoanStatus,
+    LoanSubStatus,
+    PaymentFrequency,
+    RoundingMode,
+    Schedule,
+    ScheduleEngine,
+    SchedulePeriod,
+    ServicingStatus,
+    TerminationInterest,
+    Transaction,
+)
+
+MAX_MONEY = Decimal("999999999999.99")
+
+
+def Money(**kwargs):  # noqa: N802 - a field factory reads like a field class
+    return serializers.DecimalField(max_digits=14, decimal_places=2, **kwargs)
+
+
+def PositiveMoney(**kwargs):  # noqa: N802
+    return Money(min_value=Decimal("0.01"), max_value=MAX_MONEY, **kwargs)
+
+
+class TermField(serializers.DecimalField):
+    """A term: whole numbers print without decimals ("36"), fractional ones with up to four."""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_digits=9, decimal_places=4, **kwargs)
+
+    def to_representation(self, value):
+        if value is None:
+            return None
+        value = Decimal(value)
+        if value == value.to_integral_value():
+            return str(value.quantize(Decimal(1)))
+        return str(value.quantize(Decimal("0.0001")).normalize())
+
+
+# ---------------------------------------------------------------- input
+
+
+class BorrowerInputSerializer(serializers.Serializer):
+    firstName = serializers.CharField(max_length=100, source="first_name")
+    lastName = serializers.CharField(max_length=100, source="last_name")
+    email = serializers.EmailField(max_length=254, required=False, allow_blank=True)
+    phone = serializers.CharField(max_length=32, required=False, allow_blank=True)
+    timezone = serializers.CharField(max_length=64, required=False, default="UTC")
+    doNotCall = serializers.BooleanField(source="do_not_call", required=False)
+    doNotEmail = serializers.BooleanField(source="do_not_email", required=False)
+    doNotSms = serializers.BooleanField(source="do_not_sms", required=False)
+
+
+class SetupInputSerializer(serializers.Serializer):
+    """Setup terms; every field optional here (the service checks the complete set)."""
+
+    loanAmount = PositiveMoney(source="loan_amount", required=False)
+    loanRate = serializers.DecimalField(
+        max_digits=9,
+        decimal_places=4,
+        min_value=Decimal("0"),
+        max_value=Decimal("1000"),
+        source="loan_rate",
+        required=False,
+    )
+    loanTerm = TermField(
+        source="loan_term", required=False, min_value=Decimal("0.0001"), max_value=Decimal("1200")
+    )
+    paymentFrequency = serializers.ChoiceField(
+        PaymentFrequency.choices, source="payment_frequency", required=False
+    )
+    contractDate = serializers.DateField(source="contract_date", required=False)
+    firstPaymentDate = serializers.DateField(source="first_payment_date", required=False)
+    payment = PositiveMoney(required=False, allow_null=True)
+    calcType = serializers.ChoiceField(CalcType.choices, source="calc_type", required=False)
+    daysInYear = serializers.ChoiceField(DaysInYear.choices, source="days_in_year", required=False)
+    roundingMode = serializers.ChoiceField(
+        RoundingMode.choices, source="rounding_mode", required=False
+    )
+    terminationInterest = serializers.ChoiceField(
+        TerminationInterest.choices, source="termination_interest", required=False
+    )
+
+
+class LoanCreateSerializer(serializers.Serializer):
+    externalId = serializers.CharField(
+        max_length=100, required=False, allow_blank=False, source="external_id"
+    )
+    borrower = BorrowerInputSerializer(required=False)
+    borrowerId = serializers.IntegerField(required=False, min_value=1, source="borrower_id")
+    scheduleEngine = serializers.ChoiceField(
+        ScheduleEngine.choices, default=ScheduleEngine.DYNAMIC, source="schedule_engine"
+    )
+    setup = SetupInputSerializer()
+
+    def validate(self, attrs):
+        if not attrs.get("borrower") and not attrs.get("borrower_id"):
+            raise serializers.ValidationError(
+                {"borrower": ["A borrower or a borrowerId is required."]}
+            )
+        return attrs
+
+
+class BusinessDateSerializer(serializers.Serializer):
+    date = serializers.DateField()
+
+
+class TokenRequestSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=128, style={"input_type": "password"})
+
+
+class TokenSerializer(serializers.Serializer):
+    token = serializers.CharField()
+
+
+class RepaymentInputSerializer(serializers.Serializer):
+    transactionDate = serializers.DateField()
+    transactionAmount = PositiveMoney(required=False)
+    amount = PositiveMoney(required=False)
+    externalId = serializers.CharField(max_length=100, required=False, allow_null=True)
+    note = serializers.CharField(max_length=500, required=False, allow_blank=True)
+
+    def validate(self, attrs):
+        if attrs.get("transactionAmount") is None and attrs.get("amount") is None:
+            raise serializers.ValidationError({"transactionAmount": ["This field is required."]})
+        return attrs
+
+    @property
+    def amount_value(self):
+        data = self.validated_data
+        value = data.get("transactionAmount")
+        return value if value is not None else data.get("amount")
+
+
+class UndoInputSerializer(serializers.Serializer):
+    note = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    reversalExternalId = serializers.CharField(max_length=100, required=False, allow_null=True)
+
+
+# ---------------------------------------------------------------- output
+
+
+class BorrowerSerializer(serializers.ModelSerializer):
+    firstName = serializers.CharField(source="first_name")
+    lastName = serializers.CharField(source="last_name")
+    doNotCall = serializers.BooleanField(source="do_not_call")
+    doNotEmail = serializers.BooleanField(source="do_not_email")
+    doNotSms = serializers.BooleanField(source="do_not_sms")
+
+    class Meta:
+        model = Borrower
+        fields = [
+            "id",
+            "firstName",
+            "lastName",
+            "email",
+            "phone",
+            "timezone",
+            "doNotCall",
+            "doNotEmail",
+            "doNotSms",
+        ]
+
+
+class SetupSerializer(serializers.ModelSerializer):
+    setupId = serializers.IntegerField(source="pk")
+    loanId = serializers.IntegerField(source="loan_id")
+    loanAmount = Money(source="loan_amount")
+    loanRate = serializers.DecimalField(max_digits=9, decimal_places=4, source="loan_rate")
+    loanTerm = TermField(source="loan_term")
+    paymentFrequency = serializers.CharField(source="payment_frequency")
+    contractDate = serializers.DateField(source="contract_date")
+    firstPaymentDate = serializers.DateField(source="first_payment_date")
+    payment = Money(allow_null=True)
+    paymentIsGiven = serializers.BooleanField(source="payment_is_given")
+    calcType = serializers.CharField(source="calc_type")
+    daysInYear = serializers.CharField(source="days_in_year")
+    roundingMode = serializers.CharField(source="rounding_mode")
+    terminationInterest = serializers.CharField(source="termination_interest")
+    modId = serializers.IntegerField(source="mod_id", allow_null=True)
+    createdAt = serializers.DateTimeField(source="created_at")
+    activatedAt = serializers.DateTimeField(source="activated_at", allow_null=True)
+
+    class Meta:
+        model = LoanSetup
+        fields = [
+            "setupId",
+            "loanId",
+            "loanAmount",
+            "loanRate",
+            "loanTerm",
+            "paymentFrequency",
+            "contractDate",
+            "firstPaymentDate",
+            "payment",
+            "paymentIsGiven",
+            "calcType",
+            "daysInYear",
+            "roundingMode",
+            "terminationInterest",
+            "modId",
+            "active",
+            "createdAt",
+            "activatedAt",
+        ]
+
+
+class PeriodSerializer(serializers.ModelSerializer):
+    fromDate = serializers.DateField(source="from_date")
+    dueDate = serializers.DateField(source="due_date")
+    principalDue = Money(source="principal_due")
+    principalPaid = Money(source="principal_paid")
+    principalOutstanding = Money(source="principal_outstanding")
+    interestDue = Money(source="interest_due")
+    interestPaid = Money(source="interest_paid")
+    interestOutstanding = Money(source="interest_outstanding")
+    feesDue = Money(source="fees_due")
+    feesPaid = Money(source="fees_paid")
+    feesOutstanding = Money(source="fees_outstanding")
+    totalDue = Money(source="total_due")
+    totalPaid = Money(source="total_paid")
+    totalOutstanding = Money(source="total_outstanding")
+    obligationsMetOnDate = serializers.DateField(source="obligations_met_on_date", allow_null=True)
+    balanceAfter = Money(source="balance_after")
+    historical = serializers.BooleanField(
+        source="frozen", help_text="kept from before a modification; no longer counts"
+    )
+
+    class Meta:
+        model = SchedulePeriod
+        fields = [
+            "period",
+            "fromDate",
+            "dueDate",
+            "principalDue",
+            "principalPaid",
+            "principalOutstanding",
+            "interestDue",
+            "interestPaid",
+            "interestOutstanding",
+            "feesDue",
+            "feesPaid",
+            "feesOutstanding",
+            "totalDue",
+            "totalPaid",
+            "totalOutstanding",
+            "complete",
+            "obligationsMetOnDate",
+            "balanceAfter",
+            "historical",
+        ]
+
+
+class ScheduleSerializer(serializers.ModelSerializer):
+    setupId = serializers.IntegerField(source="setup_id")
+    isCurrent = serializers.BooleanField(source="is_current")
+    createdAt = serializers.DateTimeField(source="created_at")
+    periods = PeriodSerializer(many=True)
+
+    class Meta:
+        model = Schedule
+        fields = ["version", "reason", "isCurrent", "setupId", "note", "createdAt", "periods"]
+
+
+class TransactionSerializer(serializers.ModelSerializer):
+    loanId = serializers.IntegerField(source="loan_id")
+    externalId = serializers.CharField(source="external_id", allow_null=True)
+    principalPortion = Money(source="principal_portion")
+    interestPortion = Money(source="interest_portion")
+    feesPortion = Money(source="fees_portion")
+    amount = Money()
+    reversedOn = serializers.DateField(source="reversed_on", allow_null=True)
+    reversalExternalId = serializers.CharField(source="reversal_external_id", allow_null=True)
+    reversalNote = serializers.CharField(source="reversal_note")
+    reversedByModificationId = serializers.IntegerField(
+        source="reversed_by_modification_id", allow_null=True
+    )
+    createdBy = serializers.SerializerMethodField()
+    createdAt = serializers.DateTimeField(source="created_at")
+
+    class Meta:
+        model = Transaction
+        fields = [
+            "id",
+            "loanId",
+            "externalId",
+            "type",
+            "date",
+            "amount",
+            "principalPortion",
+            "interestPortion",
+            "feesPortion",
+            "note",
+            "reversed",
+            "reversedOn",
+            "reversalExternalId",
+            "reversalNote",
+            "reversedByModificationId",
+            "createdBy",
+            "createdAt",
+        ]
+
+    def get_createdBy(self, obj) -> str | None:  # noqa: N802
+        return obj.created_by.get_username() if obj.created_by_id else None
+
+
+class SummarySerializer(serializers.Serializer):
+    principalOutstanding = Money(source="principal_outstanding")
+    interestOutstanding = Money(source="interest_outstanding")
+    feesOutstanding = Money(source="fees_outstanding")
+    totalOutstanding = Money(source="total_outstanding")
+    principalPaid = Money(source="principal_paid")
+    interestPaid = Money(source="interest_paid")
+    feesPaid = Money(source="fees_paid")
+    nextDueDate = serializers.DateField(source="next_due_date", allow_null=True)
+    amountPastDue = Money(source="amount_past_due")
+    daysPastDue = serializers.IntegerField(source="days_past_due")
+
+
+class LoanSerializer(serializers.ModelSerializer):
+    externalId = serializers.CharField(source="external_id")
+    displayId = serializers.CharField(source="display_id")
+    borrower = BorrowerSerializer()
+    status = serializers.ChoiceField(LoanStatus.choices)
+    subStatus = serializers.ChoiceField(LoanSubStatus.choices, source="sub_status", allow_null=True)
+    chargedOff = serializers.BooleanField(source="charged_off")
+    scheduleEngine = serializers.CharField(source="schedule_engine")
+    servicingStatus = serializers.ChoiceField(ServicingStatus.choices, source="servicing_status")
+    stopServicingReason = serializers.CharField(source="stop_servicing_reason", allow_null=True)
+    modificationInProgress = serializers.BooleanField(source="modification_in_progress")
+    modTotal = serializers.IntegerField(source="mod_total")
+    setupId = serializers.IntegerField(source="setup_id", allow_null=True)
+    setup = SetupSerializer()
+    createdAt = serializers.DateTimeField(source="created_at")
+
+    class Meta:
+        model = Loan
+        fields = [
+            "id",
+            "externalId",
+            "displayId",
+            "borrower",
+            "status",
+            "subStatus",
+            "chargedOff",
+            "scheduleEngine",
+            "servicingStatus",
+            "stopServicingReason",
+            "modificationInProgress",
+            "modTotal",
+            "setupId",
+            "setup",
+            "createdAt",
+        ]
+
+
+class LoanDetailSerializer(LoanSerializer):
+    """A loan with its summary and, on request (``associations``), schedule and transactions."""
+
+    summary = SummarySerializer(source="summary_figures")
+    repaymentSchedule = serializers.SerializerMethodField()
+    transactions = serializers.SerializerMethodField()
+
+    class Meta(LoanSerializer.Meta):
+        fields = [*LoanSerializer.Meta.fields, "summary", "repaymentSchedule", "transactions"]
+
+    def get_repaymentSchedule(self, obj) -> dict | None:  # noqa: N802
+        schedule = getattr(obj, "current_schedule_version", None)
+        if schedule is None:
+            return None
+        return ScheduleSerializer(schedule).data
+
+    def get_transactions(self, obj) -> list[dict] | None:
+        rows = getattr(obj, "transaction_rows", None)
+        if rows is None:
+            return None
+        return TransactionSerializer(rows, many=True).data
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        for key in ("repaymentSchedule", "transactions"):
+            if data.get(key) is None and not hasattr(instance, _ATTRS[key]):
+                data.pop(key, None)
+        return data
+
+
+_ATTRS = {"repaymentSchedule": "current_schedule_version", "transactions": "transaction_rows"}
+
+
+class LoanEventSerializer(serializers.ModelSerializer):
+    loanId = serializers.IntegerField(source="loan_id", allow_null=True)
+    actor = serializers.SerializerMethodField()
+    createdAt = serializers.DateTimeField(source="created_at")
+    businessDate = serializers.DateField(source="business_date", allow_null=True)
+
+    class Meta:
+        model = LoanEvent
+        fields = [
+            "id",
+            "loanId",
+            "command",
+            "actor",
+            "createdAt",
+            "businessDate",
+            "reason",
+            "input",
+            "changes",
+            "result",
+        ]
+
+    def get_actor(self, obj) -> str | None:
+        return obj.actor.get_username() if obj.actor_id else None
