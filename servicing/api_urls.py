@@ -1,0 +1,3 @@
+"""API routes of the servicing app (scheduled payments and communications, cancel servicing)."""
+
+urlpatterns: list = []
