@@ -318,7 +318,7 @@ def rebuild_schedule(loan: Loan, *, schedule: Schedule | None = None) -> ledger.
             )
             for p in ledger.live(result.periods)
         ],
-        batch_size=500,
+        batch_size=2000,
     )
     changed = []
     for tx in transactions:
@@ -334,7 +334,7 @@ def rebuild_schedule(loan: Loan, *, schedule: Schedule | None = None) -> ledger.
             changed.append(tx)
     if changed:
         Transaction.objects.bulk_update(
-            changed, ["principal_portion", "interest_portion", "fees_portion"], batch_size=500
+            changed, ["principal_portion", "interest_portion", "fees_portion"], batch_size=2000
         )
     outstanding = sum((p.total_outstanding for p in ledger.live(result.periods)), ZERO)
     new_status = None
