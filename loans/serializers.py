@@ -52,6 +52,15 @@ class TermField(serializers.DecimalField):
         return str(value.quantize(Decimal("0.0001")).normalize())
 
 
+def money_str(value) -> str | None:
+    """A stored two-decimal amount as its string, without DRF's per-field machinery."""
+    return None if value is None else f"{value:.2f}"
+
+
+def date_str(value) -> str | None:
+    return None if value is None else value.isoformat()
+
+
 # ---------------------------------------------------------------- input
 
 
@@ -266,6 +275,34 @@ class PeriodSerializer(serializers.ModelSerializer):
             "historical",
         ]
 
+    def to_representation(self, p):
+        # Hand-built: a schedule has hundreds of rows and this is the API's hottest path. The
+        # declared fields above still describe the output in the OpenAPI schema.
+        pp, ip, fp = p.principal_paid, p.interest_paid, p.fees_paid
+        total_due = p.principal_due + p.interest_due + p.fees_due
+        total_paid = pp + ip + fp
+        return {
+            "period": p.period,
+            "fromDate": p.from_date.isoformat(),
+            "dueDate": p.due_date.isoformat(),
+            "principalDue": money_str(p.principal_due),
+            "principalPaid": money_str(pp),
+            "principalOutstanding": money_str(p.principal_due - pp),
+            "interestDue": money_str(p.interest_due),
+            "interestPaid": money_str(ip),
+            "interestOutstanding": money_str(p.interest_due - ip),
+            "feesDue": money_str(p.fees_due),
+            "feesPaid": money_str(fp),
+            "feesOutstanding": money_str(p.fees_due - fp),
+            "totalDue": money_str(total_due),
+            "totalPaid": money_str(total_paid),
+            "totalOutstanding": money_str(total_due - total_paid),
+            "complete": p.complete,
+            "obligationsMetOnDate": date_str(p.obligations_met_on_date),
+            "balanceAfter": money_str(p.balance_after),
+            "historical": p.frozen,
+        }
+
 
 class ScheduleSerializer(serializers.ModelSerializer):
     setupId = serializers.IntegerField(source="setup_id")
@@ -318,6 +355,28 @@ class TransactionSerializer(serializers.ModelSerializer):
 
     def get_createdBy(self, obj) -> str | None:  # noqa: N802
         return obj.created_by.get_username() if obj.created_by_id else None
+
+    def to_representation(self, t):
+        # Hand-built for speed (a loan may have thousands); fields above document the schema.
+        return {
+            "id": t.pk,
+            "loanId": t.loan_id,
+            "externalId": t.external_id,
+            "type": t.type,
+            "date": t.date.isoformat(),
+            "amount": money_str(t.amount),
+            "principalPortion": money_str(t.principal_portion),
+            "interestPortion": money_str(t.interest_portion),
+            "feesPortion": money_str(t.fees_portion),
+            "note": t.note,
+            "reversed": t.reversed,
+            "reversedOn": date_str(t.reversed_on),
+            "reversalExternalId": t.reversal_external_id,
+            "reversalNote": t.reversal_note,
+            "reversedByModificationId": t.reversed_by_modification_id,
+            "createdBy": self.get_createdBy(t),
+            "createdAt": serializers.DateTimeField().to_representation(t.created_at),
+        }
 
 
 class SummarySerializer(serializers.Serializer):
