@@ -3,6 +3,7 @@ with two decimals, rates with four; dates ``YYYY-MM-DD``. No business logic here
 
 from __future__ import annotations
 
+from datetime import UTC
 from decimal import Decimal
 
 from rest_framework import serializers
@@ -59,6 +60,13 @@ def money_str(value) -> str | None:
 
 def date_str(value) -> str | None:
     return None if value is None else value.isoformat()
+
+
+def datetime_str(value) -> str | None:
+    """DRF's ISO 8601 output for an aware datetime, in UTC with a ``Z``."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 # ---------------------------------------------------------------- input
@@ -375,7 +383,7 @@ class TransactionSerializer(serializers.ModelSerializer):
             "reversalNote": t.reversal_note,
             "reversedByModificationId": t.reversed_by_modification_id,
             "createdBy": self.get_createdBy(t),
-            "createdAt": serializers.DateTimeField().to_representation(t.created_at),
+            "createdAt": datetime_str(t.created_at),
         }
 
 

@@ -91,5 +91,8 @@ def test_set_business_date_in_admin(client, operator, viewer, loan):
     client.force_login(viewer)
     html = client.get("/admin/").content.decode()
     assert "2025-04-01" in html
-    assert client.post("/admin/loans/businessdate/1/change/", {"date": "2025-05-01"}).status_code == 403
+    assert (
+        client.post("/admin/loans/businessdate/1/change/", {"date": "2025-05-01"}).status_code
+        == 403
+    )
     assert BusinessDate.objects.get().date == date(2025, 4, 1)
