@@ -56,6 +56,13 @@ def register_loan_button(func) -> None:
     _LOAN_BUTTONS.append(func)
 
 
+def as_money(value) -> str:
+    """An aggregate as a two-decimal amount (SQLite's SUM comes back unquantized)."""
+    if value is None:
+        return "-"
+    return f"{Decimal(value).quantize(Decimal('0.01')):,}"
+
+
 def loan_perm(request, codename: str) -> bool:
     return request.user.has_perm(f"loans.{codename}")
 
@@ -109,12 +116,13 @@ class LoanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "status",
         "sub_status",
         "servicing_status",
-        "schedule_engine",
+        "engine",
         "principal_outstanding_col",
         "total_outstanding_col",
         "amount_past_due_col",
         "days_past_due_col",
     ]
+    list_display_links = ["display_id", "external_id"]
     list_select_related = ["borrower"]
     search_fields = [
         "=external_id",
@@ -166,23 +174,27 @@ class LoanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             queryset = selectors.with_summary(queryset, as_of=request._business_date)
         return queryset
 
+    @admin.display(description="Engine", ordering="schedule_engine")
+    def engine(self, obj):
+        return obj.schedule_engine
+
     @admin.display(description="Borrower", ordering="borrower__last_name")
     def borrower_name(self, obj):
         return str(obj.borrower)
 
-    @admin.display(description="Principal outstanding")
+    @admin.display(description="Principal out.")
     def principal_outstanding_col(self, obj):
-        return getattr(obj, "principal_outstanding", None)
+        return as_money(getattr(obj, "principal_outstanding", None))
 
-    @admin.display(description="Total outstanding", ordering="total_outstanding")
+    @admin.display(description="Total out.", ordering="total_outstanding")
     def total_outstanding_col(self, obj):
-        return getattr(obj, "total_outstanding", None)
+        return as_money(getattr(obj, "total_outstanding", None))
 
-    @admin.display(description="Amount past due")
+    @admin.display(description="Past due")
     def amount_past_due_col(self, obj):
-        return getattr(obj, "amount_past_due", None)
+        return as_money(getattr(obj, "amount_past_due", None))
 
-    @admin.display(description="Days past due")
+    @admin.display(description="DPD")
     def days_past_due_col(self, obj):
         as_of = getattr(self, "_as_of", None)
         oldest = getattr(obj, "oldest_past_due_date", None)
