@@ -1,0 +1,246 @@
+"""Core commands: every guard (and that nothing was written), every effect, the audit row."""
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from loans import services
+from loans.exceptions import ConflictError, FutureDateError, InvalidRequestError, SetupLockedError
+from loans.models import (
+    LoanEvent,
+    LoanSetup,
+    LoanStatus,
+    Schedule,
+    SchedulePeriod,
+    Transaction,
+    TransactionType,
+)
+from loans.selectors import current_schedule, loan_summary
+from tests.factories import make_active_loan, make_loan, set_business_date
+
+pytestmark = pytest.mark.django_db
+
+D = Decimal
+
+
+def periods_of(loan):
+    return list(current_schedule(loan).periods.all())
+
+
+def rows():
+    return (
+        Transaction.objects.count(),
+        LoanEvent.objects.count(),
+        SchedulePeriod.objects.count(),
+        Schedule.objects.count(),
+    )
+
+
+@pytest.fixture
+def small_loan(operator):
+    """100.00 at 7 %, 6 monthly, HALF_EVEN: 17.01 x5 + 17.00."""
+    set_business_date(date(2024, 7, 1))
+    return make_active_loan(
+        actor=operator,
+        loan_amount=D("100.00"),
+        loan_rate=D("7"),
+        loan_term=D("6"),
+        contract_date=date(2024, 1, 1),
+        first_payment_date=date(2024, 2, 1),
+        rounding_mode="HALF_EVEN",
+    )
+
+
+def post(loan, actor, kind, on, amount, **kw):
+    return services.post_transaction(
+        loan=loan, type=kind, on=on, amount=D(amount), actor=actor, **kw
+    )
+
+
+def test_activation_disburses_and_records(small_loan, operator):
+    disbursement = Transaction.objects.get(loan=small_loan, type=TransactionType.DISBURSEMENT)
+    assert (disbursement.date, disbursement.amount) == (date(2024, 1, 1), D("100.00"))
+    assert small_loan.setup.active is True
+    assert [p.total_due for p in periods_of(small_loan)] == [D("17.01")] * 5 + [D("17.00")]
+    event = LoanEvent.objects.filter(loan=small_loan, command="activate_loan").get()
+    assert event.actor == operator
+    assert event.changes["status"] == ["PENDING", "ACTIVE"]
+
+
+def test_activation_refuses_a_future_contract_date(operator):
+    set_business_date(date(2025, 12, 31))
+    loan = make_loan(actor=operator, contract_date=date(2026, 1, 1))
+    before = rows()
+    with pytest.raises(FutureDateError):
+        services.activate_loan(loan=loan, actor=operator)
+    loan.refresh_from_db()
+    assert loan.status == LoanStatus.PENDING and rows() == before
+    assert LoanSetup.objects.get(loan=loan).active is False
+
+
+def test_pending_loan_refuses_transactions(operator):
+    set_business_date(date(2026, 3, 1))
+    loan = make_loan(actor=operator)
+    with pytest.raises(ConflictError) as exc:
+        post(loan, operator, TransactionType.REPAYMENT, date(2026, 2, 1), "10")
+    assert exc.value.code == "loan_not_active"
+
+
+def test_overdue_then_paid_in_advance(small_loan, operator):
+    # Business date 2024-07-01: installments due 02-01..06-01 are past due (5 x 17.01).
+    summary = loan_summary(small_loan, as_of=date(2024, 7, 1))
+    assert summary.amount_past_due == D("85.05")
+    assert summary.days_past_due == (date(2024, 7, 1) - date(2024, 2, 1)).days
+    assert summary.next_due_date == date(2024, 7, 1)
+    post(small_loan, operator, TransactionType.REPAYMENT, date(2024, 6, 15), "40.00")
+    periods = periods_of(small_loan)
+    assert [p.complete for p in periods] == [True, True, False, False, False, False]
+    assert periods[2].total_paid == D("5.98")
+    assert periods[0].obligations_met_on_date == date(2024, 6, 15)
+    summary = loan_summary(small_loan, as_of=date(2024, 7, 1))
+    assert summary.days_past_due == (date(2024, 7, 1) - date(2024, 4, 1)).days
+
+
+def test_allocation_fees_interest_principal_oldest_first(small_loan, operator):
+    post(small_loan, operator, TransactionType.CHARGE, date(2024, 1, 20), "5.00")
+    assert periods_of(small_loan)[0].fees_due == D("5.00")
+    tx = post(small_loan, operator, TransactionType.REPAYMENT, date(2024, 2, 1), "6.00")
+    assert (tx.fees_portion, tx.interest_portion, tx.principal_portion) == (
+        D("5.00"),
+        D("0.58"),
+        D("0.42"),
+    )
+
+
+def test_credit_reduces_balance_like_a_payment(small_loan, operator):
+    tx = post(small_loan, operator, TransactionType.CREDIT, date(2024, 2, 1), "17.01")
+    assert (tx.interest_portion, tx.principal_portion) == (D("0.58"), D("16.43"))
+    assert periods_of(small_loan)[0].complete
+
+
+def test_full_payoff_closes_and_reversal_reopens(small_loan, operator):
+    tx = post(small_loan, operator, TransactionType.REPAYMENT, date(2024, 6, 30), "102.05")
+    small_loan.refresh_from_db()
+    assert small_loan.status == LoanStatus.CLOSED
+    with pytest.raises(ConflictError) as exc:
+        post(small_loan, operator, TransactionType.REPAYMENT, date(2024, 6, 30), "1")
+    assert exc.value.code == "loan_closed"
+    services.reverse_transaction(loan=small_loan, transaction_id=tx.pk, actor=operator)
+    small_loan.refresh_from_db()
+    assert small_loan.status == LoanStatus.ACTIVE
+    assert loan_summary(small_loan, as_of=date(2024, 7, 1)).total_outstanding == D("102.05")
+
+
+def test_overpayment_refused(small_loan, operator):
+    before = rows()
+    with pytest.raises(InvalidRequestError) as exc:
+        post(small_loan, operator, TransactionType.REPAYMENT, date(2024, 6, 30), "102.06")
+    assert exc.value.code == "overpayment" and rows() == before
+
+
+def test_reversal_replays_later_payments(small_loan, operator):
+    first = post(small_loan, operator, TransactionType.REPAYMENT, date(2024, 2, 1), "17.01")
+    second = post(small_loan, operator, TransactionType.REPAYMENT, date(2024, 3, 1), "17.01")
+    assert second.interest_portion == D("0.49")
+    services.reverse_transaction(loan=small_loan, transaction_id=first.pk, actor=operator)
+    second.refresh_from_db()
+    # With the first payment gone, the second pays installment 1: 0.58 interest.
+    assert (second.interest_portion, second.principal_portion) == (D("0.58"), D("16.43"))
+    first.refresh_from_db()
+    assert first.reversed and first.reversed_on == date(2024, 7, 1)
+    assert first.reversed_by == operator
+
+
+def test_disbursement_cannot_be_undone(small_loan, operator):
+    disbursement = Transaction.objects.get(loan=small_loan, type=TransactionType.DISBURSEMENT)
+    with pytest.raises(ConflictError) as exc:
+        services.reverse_transaction(
+            loan=small_loan, transaction_id=disbursement.pk, actor=operator
+        )
+    assert exc.value.code == "transaction_not_reversible"
+
+
+def test_duplicate_external_ids(small_loan, operator):
+    post(small_loan, operator, TransactionType.REPAYMENT, date(2024, 2, 1), "1", external_id="X-1")
+    before = rows()
+    with pytest.raises(InvalidRequestError) as exc:
+        post(
+            small_loan,
+            operator,
+            TransactionType.REPAYMENT,
+            date(2024, 2, 1),
+            "1",
+            external_id="X-1",
+        )
+    assert exc.value.code == "duplicate_external_id" and rows() == before
+
+
+def test_advancement_dynamic_reamortizes(operator):
+    set_business_date(date(2024, 7, 1))
+    loan = make_active_loan(
+        actor=operator,
+        loan_amount=D("1200.00"),
+        loan_rate=D("12"),
+        loan_term=D("12"),
+        contract_date=date(2024, 1, 1),
+        first_payment_date=date(2024, 2, 1),
+    )
+    before = periods_of(loan)
+    post(loan, operator, TransactionType.ADVANCEMENT, date(2024, 3, 15), "300.00")
+    after = periods_of(loan)
+    assert [p.total_due for p in after[:2]] == [p.total_due for p in before[:2]]
+    # The 10 installments due after 2024-03-15 are re-amortized over principal + 300.00.
+    remaining = sum(p.principal_due for p in before[2:]) + D("300.00")
+    assert sum(p.principal_due for p in after[2:]) == remaining
+    assert len(after) == 12
+    assert len({p.total_due for p in after[2:-1]}) == 1
+    assert after[2].total_due > before[2].total_due
+    assert after[-1].balance_after == D("0.00")
+
+
+def test_advancement_standard_adds_to_final_installment(operator):
+    set_business_date(date(2024, 7, 1))
+    loan = make_active_loan(
+        actor=operator,
+        schedule_engine="STANDARD",
+        loan_amount=D("1200.00"),
+        loan_rate=D("12"),
+        loan_term=D("12"),
+        contract_date=date(2024, 1, 1),
+        first_payment_date=date(2024, 2, 1),
+    )
+    before = periods_of(loan)
+    post(loan, operator, TransactionType.ADVANCEMENT, date(2024, 3, 15), "300.00")
+    after = periods_of(loan)
+    assert [p.total_due for p in after[:-1]] == [p.total_due for p in before[:-1]]
+    assert after[-1].principal_due == before[-1].principal_due + D("300.00")
+
+
+def test_update_setup_only_while_not_active(operator):
+    set_business_date(date(2026, 3, 1))
+    loan = make_loan(actor=operator)
+    setup = services.update_setup(setup=loan.setup, changes={"loan_term": D("6")}, actor=operator)
+    assert setup.loan_term == D("6") and setup.payment == D("172.55")
+    with pytest.raises(InvalidRequestError) as exc:
+        services.update_setup(setup=setup, changes={"loan_term": D("6.5")}, actor=operator)
+    assert exc.value.code == "invalid_terms"
+    services.activate_loan(loan=loan, actor=operator)
+    with pytest.raises(SetupLockedError):
+        services.update_setup(setup=setup, changes={"loan_rate": D("1")}, actor=operator)
+    assert LoanSetup.objects.get(pk=setup.pk).loan_rate == D("12")
+
+
+def test_given_payment_too_small(operator):
+    set_business_date(date(2026, 3, 1))
+    loan = make_loan(actor=operator)
+    with pytest.raises(InvalidRequestError) as exc:
+        services.update_setup(setup=loan.setup, changes={"payment": D("10.00")}, actor=operator)
+    assert exc.value.code == "payment_too_small"
+
+
+def test_business_date_is_recorded(operator):
+    services.set_business_date(new_date=date(2026, 5, 1), actor=operator, reason="month end")
+    services.set_business_date(new_date=date(2026, 5, 2), actor=operator)
+    event = LoanEvent.objects.filter(command="set_business_date").first()
+    assert event.changes == {"date": ["2026-05-01", "2026-05-02"]}
