@@ -1,0 +1,54 @@
+"""Settings come from the environment; with DEBUG off the process refuses to start without a
+SECRET_KEY and turns on the secure defaults."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PRINT = (
+    "import django; django.setup(); from django.conf import settings as s; "
+    "print(s.DEBUG, s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_HSTS_SECONDS, "
+    "s.SECURE_SSL_REDIRECT, s.ALLOWED_HOSTS, s.DATABASES['default']['ENGINE'])"
+)
+
+
+def run(env: dict) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG", "DATABASE_URL"}}
+    base.update({"DJANGO_SETTINGS_MODULE": "servicing.settings", "IGNORE_ENV_FILE": "1"}, **env)
+    return subprocess.run(
+        [sys.executable, "-c", PRINT],
+        cwd=ROOT,
+        env=base,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_refuses_to_start_without_secret_key_when_debug_is_off():
+    result = run({"DEBUG": "0"})
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_production_defaults_are_secure():
+    result = run(
+        {
+            "DEBUG": "0",
+            "SECRET_KEY": "x" * 60,
+            "ALLOWED_HOSTS": "servicing.example.com",
+            "DATABASE_URL": "postgres://app@db.example.com:5432/servicing",
+        }
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split(" ", 5)[:5] == ["False", "True", "True", "31536000", "True"]
+    assert "servicing.example.com" in result.stdout
+    assert "django.db.backends.postgresql" in result.stdout
+
+
+def test_debug_runs_without_secret_key():
+    result = run({"DEBUG": "1"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("True False False 0 False")
