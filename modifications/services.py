@@ -658,3 +658,13 @@ def cancel_modification(*, loan: Loan, actor, note: str = "") -> Modification:
         result={"modificationId": modification.pk},
     )
     return modification
+
+
+def newest_modification(loan: Loan) -> Modification | None:
+    """The modification ``cancel_modification`` would cancel (newest not cancelled)."""
+    return (
+        Modification.objects.filter(loan=loan)
+        .exclude(status=ModificationStatus.CANCELLED)
+        .order_by("-id")
+        .first()
+    )
