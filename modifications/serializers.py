@@ -65,6 +65,8 @@ class CarriedBalanceSerializer(serializers.Serializer):
 
 class ModificationSerializer(serializers.ModelSerializer):
     loanId = serializers.IntegerField(source="loan_id")
+    # A plain string in the schema: an enum named "status" would collide with the loan's.
+    status = serializers.CharField(help_text="DRAFT, ACTIVE or CANCELLED")
     modificationDate = serializers.DateField(source="modification_date")
     setupId = serializers.IntegerField(source="setup_id", allow_null=True)
     previousSetupId = serializers.IntegerField(source="previous_setup_id")

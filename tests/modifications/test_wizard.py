@@ -155,3 +155,49 @@ def test_cancel_button_abandons_the_draft(client, operator, modifiable):
 def test_wizard_needs_modify_loan(client, viewer, modifiable):
     client.force_login(viewer)
     assert client.get(wizard_url(modifiable)).status_code == 403
+
+
+def test_changing_the_date_replaces_the_draft(client, operator, modifiable):
+    loan = modifiable
+    client.force_login(operator)
+    client.get(wizard_url(loan))
+    post(client, loan, "date", modification_date="2025-07-15")
+    post(client, loan, "transactions", keep=[str(loan.kept_tx.pk)])
+    first = Modification.objects.get(loan=loan, status=ModificationStatus.DRAFT)
+    # back to the date, then forward with another date: the draft is replaced
+    client.post(wizard_url(loan), {"wizard_goto_step": "date"})
+    post(client, loan, "date", modification_date="2025-07-22")
+    response = post(client, loan, "transactions", keep=[str(loan.dropped_tx.pk)])
+    assert response.status_code == 200
+    first.refresh_from_db()
+    assert first.status == ModificationStatus.CANCELLED
+    second = Modification.objects.get(loan=loan, status=ModificationStatus.DRAFT)
+    assert second.modification_date == date(2025, 7, 22)
+    assert second.persistent_transactions["payments"] == [str(loan.dropped_tx.pk)]
+    # the same date and selection again reuses the draft
+    client.post(wizard_url(loan), {"wizard_goto_step": "transactions"})
+    post(client, loan, "transactions", keep=[str(loan.dropped_tx.pk)])
+    assert Modification.objects.filter(loan=loan).count() == 2
+
+
+def test_failed_activation_returns_to_the_wizard_with_the_message(client, operator, modifiable):
+    from modifications.services import create_modification, update_setup
+
+    loan = modifiable
+    client.force_login(operator)
+    modification = create_modification(
+        loan=loan, modification_date=MOD_DATE, persistent_transactions={}, actor=operator
+    )
+    update_setup(
+        setup=modification.setup, changes={"contract_date": date(2025, 7, 14)}, actor=operator
+    )
+    client.get(wizard_url(loan))  # resumes at terms
+    post(client, loan, "terms", **terms_fields(LoanSetup.objects.get(pk=modification.setup_id)))
+    post(client, loan, "roll", amount="", method="loan.rollPayment.termExact")
+    response = post(client, loan, "review")
+    assert response.status_code == 302
+    assert response["Location"] == wizard_url(loan)
+    page = client.get(response["Location"])
+    assert b"must stay the modification date" in page.content
+    loan.refresh_from_db()
+    assert loan.mod_total == 0 and loan.modification_in_progress
