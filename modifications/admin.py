@@ -16,9 +16,14 @@ from loans.admin import (
 from loans.models import LoanStatus
 from modifications import services
 from modifications.models import Modification
-from modifications.views import cancel_modification_view, modify_loan_view
+from modifications.views import (
+    cancel_modification_view,
+    modify_loan_view,
+    schedule_preview_view,
+)
 
 register_loan_view("modify", modify_loan_view, "modify")
+register_loan_view("modify/preview", schedule_preview_view, "modify_preview")
 register_loan_view("cancel-modification", cancel_modification_view, "cancel_modification")
 
 

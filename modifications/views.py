@@ -15,6 +15,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from formtools.wizard.views import SessionWizardView
 
@@ -270,6 +271,7 @@ class ModificationWizard(SessionWizardView):
             has_view_permission=True,
             loan_url=reverse("admin:loans_loan_change", args=[loan.pk]),
             cancel_url=reverse("admin:loans_loan_cancel_modification", args=[loan.pk]),
+            preview_url=reverse("admin:loans_loan_modify_preview", args=[loan.pk]),
             title=f"Modify {loan}",
             subtitle=STEP_TITLES[step],
             step_titles=[(name, STEP_TITLES[name]) for name in self.get_form_list()],
@@ -323,6 +325,33 @@ class ModificationWizard(SessionWizardView):
 def modify_loan_view(model_admin, request, loan):
     """``/admin/loans/loan/<id>/modify/`` (registered with ``register_loan_view``)."""
     return ModificationWizard.as_view(model_admin=model_admin, loan=loan)(request)
+
+
+def schedule_preview_view(model_admin, request, loan):
+    """The live preview of the terms step: the schedule the terms in the query string would
+    produce, as an HTML fragment (nothing is saved)."""
+    if not request.user.has_perm("loans.modify_loan"):
+        raise PermissionDenied
+    draft = services.draft_modification(loan)
+    form = TermsForm(request.GET, prefix="terms")
+    rows, errors = None, []
+    if draft is None:
+        errors = ["There is no modification in progress."]
+    elif not form.is_valid():
+        errors = [
+            f"{form.fields[name].label or name}: {' '.join(messages_)}"
+            for name, messages_ in form.errors.items()
+        ]
+    else:
+        try:
+            rows = selectors.preview_rows(draft, form.changes())
+        except DomainError as exc:
+            errors = [exc.message] + [f"{e['field']}: {e['detail']}" for e in exc.errors]
+    return TemplateResponse(
+        request,
+        "admin/modifications/schedule_preview.html",
+        {"preview_rows": rows, "errors": errors, "previewed": True},
+    )
 
 
 def cancel_modification_view(model_admin, request, loan):

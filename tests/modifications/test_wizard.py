@@ -201,3 +201,25 @@ def test_failed_activation_returns_to_the_wizard_with_the_message(client, operat
     assert b"must stay the modification date" in page.content
     loan.refresh_from_db()
     assert loan.mod_total == 0 and loan.modification_in_progress
+
+
+def test_live_preview_fragment(client, operator, viewer, modifiable):
+    from modifications.services import create_modification
+
+    loan = modifiable
+    url = f"/admin/loans/loan/{loan.pk}/modify/preview/"
+    client.force_login(operator)
+    assert b"no modification in progress" in client.get(url).content
+    modification = create_modification(
+        loan=loan, modification_date=MOD_DATE, persistent_transactions={}, actor=operator
+    )
+    fields = {f"terms-{k}": v for k, v in terms_fields(modification.setup, loan_term="12").items()}
+    body = client.get(url, fields).content.decode()
+    assert body.count("<tr") == 1 + 6 + 12
+    assert "(not saved yet)" in body
+    fields["terms-first_payment_date"] = "2025-07-01"
+    assert b"Must be after the contract date." in client.get(url, fields).content
+    modification.setup.refresh_from_db()
+    assert modification.setup.loan_term == Decimal("54")
+    client.force_login(viewer)
+    assert client.get(url, fields).status_code == 403
