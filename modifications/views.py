@@ -158,6 +158,14 @@ class ModificationWizard(SessionWizardView):
         except StepFailed as exc:
             return self.render(exc.form)
 
+    def render_goto_step(self, goto_step, **kwargs):
+        """Back to the terms: show the draft's terms as they are now (a roll may have changed
+        them since the step was submitted), not the stale submitted data."""
+        if goto_step == "terms" and self.draft() is not None:
+            self.storage.current_step = goto_step
+            return self.render(self.get_form(), **kwargs)
+        return super().render_goto_step(goto_step, **kwargs)
+
     # ------------------------------------------------------------------ forms
 
     def get_form_kwargs(self, step=None):

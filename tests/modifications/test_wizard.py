@@ -223,3 +223,17 @@ def test_live_preview_fragment(client, operator, viewer, modifiable):
     assert modification.setup.loan_term == Decimal("54")
     client.force_login(viewer)
     assert client.get(url, fields).status_code == 403
+
+
+def test_back_to_terms_shows_the_rolled_terms(client, operator, modifiable):
+    loan = modifiable
+    client.force_login(operator)
+    client.get(wizard_url(loan))
+    post(client, loan, "date", modification_date="2025-07-15")
+    post(client, loan, "transactions")
+    setup = Modification.objects.get(loan=loan).setup
+    post(client, loan, "terms", **terms_fields(setup))
+    post(client, loan, "roll", amount="250.00", method="loan.rollPayment.termExact")
+    response = client.post(wizard_url(loan), {"wizard_goto_step": "terms"})
+    body = response.content.decode()
+    assert 'value="50.7553"' in body and 'value="250.00"' in body
