@@ -119,8 +119,9 @@ def compare(old: list[Row], new: list[Row]) -> list[ComparisonRow]:
     return [ComparisonRow(n, by_old.get(n), by_new.get(n)) for n in numbers]
 
 
-def totals(rows: list[Row]) -> dict:
-    live = [r for r in rows if not r.historical]
+def totals(rows: list[Row], *, after: date) -> dict:
+    """Count and sums of the installments due after ``after`` (the modification date)."""
+    live = [r for r in rows if r.due_date > after and not r.historical]
     return {
         "count": len(live),
         "principal": sum((r.principal for r in live), ZERO),

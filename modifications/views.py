@@ -35,7 +35,7 @@ STEP_TITLES = {
     "transactions": "Transactions after the date",
     "terms": "New terms",
     "roll": "Roll payment (optional)",
-    "review": "Review and activate",
+    "review": "Review",
 }
 TERMS_FIELDS = list(TermsForm.base_fields)
 
@@ -295,8 +295,8 @@ class ModificationWizard(SessionWizardView):
             new = selectors.preview_rows(draft)
             context.update(
                 comparison=selectors.compare(old, new),
-                old_totals=selectors.totals(old),
-                new_totals=selectors.totals(new),
+                old_totals=selectors.totals(old, after=draft.modification_date),
+                new_totals=selectors.totals(new, after=draft.modification_date),
                 chart=selectors.balance_chart(
                     old,
                     new,

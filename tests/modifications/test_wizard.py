@@ -237,3 +237,22 @@ def test_back_to_terms_shows_the_rolled_terms(client, operator, modifiable):
     response = client.post(wizard_url(loan), {"wizard_goto_step": "terms"})
     body = response.content.decode()
     assert 'value="50.7553"' in body and 'value="250.00"' in body
+
+
+def test_review_compares_what_is_due_after_the_date(client, operator, modifiable):
+    from modifications.services import create_modification, roll_payment
+
+    loan = modifiable
+    client.force_login(operator)
+    create_modification(
+        loan=loan, modification_date=MOD_DATE, persistent_transactions={}, actor=operator
+    )
+    roll_payment(loan=loan, amount="250.00", method="loan.rollPayment.termExact", actor=operator)
+    response = client.get(wizard_url(loan))  # resumes at the review
+    body = response.content.decode()
+    assert 'class="current" data-step="review"' in body
+    # old: installments 7..60 (54); new: 51 of 250.00, the last 189.08 -> 50 x 250 + 189.08
+    assert "54 installments" in body
+    assert "51 installments, interest 3335.50, total 12689.08, maturity 2029-10-15" in body
+    assert body.count('class="changed') == 54
+    assert "07/20/2025 Repayment card (237.90); 07/25/2025 Repayment (100.00)" in body
