@@ -164,6 +164,8 @@ class Command(BaseCommand):
                 as_of=DEMO_DATE,
             )
 
+        load_modified_loan(admin)
+
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data loaded ({Loan.objects.count()} loans). Admin user: {admin_user} / "
@@ -171,3 +173,66 @@ class Command(BaseCommand):
                 f"{DEMO_DATE}."
             )
         )
+
+
+def load_modified_loan(admin) -> None:
+    """A loan modified on 2025-07-15 (seed 004): 10,000.00 at 15 %, 60 monthly from 2025-01-01,
+    six installments paid; a payment of 237.90 on 2025-07-20 kept, one of 100.00 on 2025-07-25
+    reversed by the modification; the payment rolled to 250.00 with an exact term."""
+    from modifications import services as modification_services
+
+    loan, new = demo_loan(
+        admin,
+        "DEMO-MODIFIED",
+        "Morgan",
+        "Modified",
+        loan_amount=Decimal("10000.00"),
+        loan_rate=Decimal("15"),
+        loan_term=Decimal("60"),
+        contract_date=date(2025, 1, 1),
+        first_payment_date=date(2025, 2, 1),
+    )
+    if not new:
+        return
+    services.activate_loan(loan=loan, actor=admin, as_of=DEMO_DATE)
+    for month in range(2, 8):
+        services.post_transaction(
+            loan=loan,
+            type=TransactionType.REPAYMENT,
+            on=date(2025, month, 1),
+            amount=Decimal("237.90"),
+            actor=admin,
+            as_of=DEMO_DATE,
+        )
+    kept = services.post_transaction(
+        loan=loan,
+        type=TransactionType.REPAYMENT,
+        on=date(2025, 7, 20),
+        amount=Decimal("237.90"),
+        note="card",
+        actor=admin,
+        as_of=DEMO_DATE,
+    )
+    services.post_transaction(
+        loan=loan,
+        type=TransactionType.REPAYMENT,
+        on=date(2025, 7, 25),
+        amount=Decimal("100.00"),
+        actor=admin,
+        as_of=DEMO_DATE,
+    )
+    modification_services.create_modification(
+        loan=loan,
+        modification_date=date(2025, 7, 15),
+        persistent_transactions={"payments": [str(kept.pk)]},
+        note="demo: hardship modification",
+        actor=admin,
+        as_of=DEMO_DATE,
+    )
+    modification_services.roll_payment(
+        loan=loan,
+        amount=Decimal("250.00"),
+        method=modification_services.ROLL_TERM_EXACT,
+        actor=admin,
+    )
+    modification_services.activate_loan(loan=loan, actor=admin, as_of=DEMO_DATE)

@@ -1,0 +1,94 @@
+"""Forms of the modification wizard. Field validation only; the commands validate the rest."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django import forms
+
+from loans.models import CalcType, DaysInYear, PaymentFrequency, RoundingMode
+from modifications.services import ROLL_TERM, ROLL_TERM_EXACT, pre_modification_test
+
+DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+
+
+class ModificationDateForm(forms.Form):
+    modification_date = forms.DateField(
+        widget=DATE_INPUT,
+        help_text="The new terms apply from this date; the history before it stays as it was.",
+    )
+
+
+class PersistentTransactionsForm(forms.Form):
+    """The pre-modification test as a checklist: checked transactions are kept (applied to the
+    new schedule on their own dates); unchecked ones are reversed on activation."""
+
+    keep = forms.MultipleChoiceField(
+        required=False, widget=forms.CheckboxSelectMultiple, label="Keep after the modification"
+    )
+
+    def __init__(self, *args, loan=None, on=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.groups = pre_modification_test(loan=loan, on=on) if loan and on else {}
+        self.candidates = [(group, item) for group, items in self.groups.items() for item in items]
+        self.fields["keep"].choices = [
+            (item["id"], f"{item['info']} — {item['amount']}") for _group, item in self.candidates
+        ]
+
+    def persistent(self) -> dict[str, list[str]]:
+        kept = set(self.cleaned_data["keep"])
+        return {
+            group: [item["id"] for item in items if item["id"] in kept]
+            for group, items in self.groups.items()
+        }
+
+
+class TermsForm(forms.Form):
+    """The draft setup's terms (its contract date is the modification date and stays so)."""
+
+    loan_amount = forms.DecimalField(
+        max_digits=14, decimal_places=2, min_value=Decimal("0.01"), label="Loan amount"
+    )
+    loan_rate = forms.DecimalField(
+        max_digits=9, decimal_places=4, min_value=Decimal("0"), label="Rate (annual %)"
+    )
+    loan_term = forms.DecimalField(
+        max_digits=9, decimal_places=4, min_value=Decimal("0.0001"), label="Term (installments)"
+    )
+    payment_frequency = forms.ChoiceField(choices=PaymentFrequency.choices)
+    first_payment_date = forms.DateField(widget=DATE_INPUT)
+    payment = forms.DecimalField(
+        max_digits=14,
+        decimal_places=2,
+        min_value=Decimal("0.01"),
+        required=False,
+        help_text="Leave blank to compute it from the terms.",
+    )
+    calc_type = forms.ChoiceField(choices=CalcType.choices)
+    days_in_year = forms.ChoiceField(choices=DaysInYear.choices)
+    rounding_mode = forms.ChoiceField(choices=RoundingMode.choices)
+
+    def changes(self) -> dict:
+        return dict(self.cleaned_data)
+
+
+class RollPaymentForm(forms.Form):
+    amount = forms.DecimalField(
+        max_digits=14,
+        decimal_places=2,
+        min_value=Decimal("0.01"),
+        required=False,
+        help_text="Optional: the payment to roll to. Leave blank to keep the terms as they are.",
+    )
+    method = forms.ChoiceField(
+        choices=[
+            (ROLL_TERM_EXACT, "Exact term (fractional; the final installment smaller)"),
+            (ROLL_TERM, "Whole term (payment recomputed)"),
+        ],
+        initial=ROLL_TERM_EXACT,
+        widget=forms.RadioSelect,
+    )
+
+
+class ReviewForm(forms.Form):
+    """Nothing to enter: the review step only confirms the activation."""

@@ -1,0 +1,185 @@
+"""Reads of the modification wizard: a preview of the draft's schedule, the old and new
+schedules side by side, and the balance-over-time chart (inline SVG geometry, no JavaScript)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date
+from decimal import Decimal
+
+from loans import services as loan_services
+from loans.models import Loan, Schedule, SchedulePeriod
+from loans.schedules import Terms, generate_schedule
+from modifications.models import Modification
+
+ZERO = Decimal("0.00")
+
+
+@dataclass(frozen=True)
+class Row:
+    period: int
+    from_date: date
+    due_date: date
+    principal: Decimal
+    interest: Decimal
+    fees: Decimal
+    balance_after: Decimal
+    historical: bool = False
+
+    @property
+    def total(self) -> Decimal:
+        return self.principal + self.interest + self.fees
+
+
+def current_rows(loan: Loan) -> list[Row]:
+    rows = SchedulePeriod.objects.filter(schedule__loan=loan, schedule__is_current=True).order_by(
+        "period"
+    )
+    return [
+        Row(
+            period=p.period,
+            from_date=p.from_date,
+            due_date=p.due_date,
+            principal=p.principal_due,
+            interest=p.interest_due,
+            fees=p.fees_due,
+            balance_after=p.balance_after,
+            historical=p.frozen,
+        )
+        for p in rows
+    ]
+
+
+def preview_rows(modification: Modification, values: dict | None = None) -> list[Row]:
+    """The schedule the draft (or ``values``, the draft's fields with changes) would produce:
+    the history kept up to the modification date, then the new installments. Raises the core's
+    ``InvalidRequestError`` for invalid terms."""
+    setup = modification.setup
+    merged = {name: getattr(setup, name) for name in loan_services.SETUP_FIELDS}
+    if not setup.payment_is_given:
+        merged["payment"] = None
+    merged.update(values or {})
+    merged["contract_date"] = modification.modification_date
+    cleaned = loan_services.validate_terms(merged)
+    kept = [
+        replace(r, historical=True)
+        for r in current_rows(modification.loan)
+        if r.due_date <= modification.modification_date
+    ]
+    schedule = generate_schedule(
+        Terms(
+            loan_amount=cleaned["loan_amount"],
+            annual_rate_percent=cleaned["loan_rate"],
+            term=cleaned["loan_term"],
+            frequency=cleaned["payment_frequency"],
+            contract_date=cleaned["contract_date"],
+            first_payment_date=cleaned["first_payment_date"],
+            payment=cleaned["payment"] if cleaned["payment_is_given"] else None,
+            calc_type=cleaned["calc_type"],
+            days_in_year=cleaned["days_in_year"],
+            rounding_mode=cleaned["rounding_mode"],
+        ),
+        first_number=len(kept) + 1,
+    )
+    return kept + [
+        Row(
+            period=p.number,
+            from_date=p.from_date,
+            due_date=p.due_date,
+            principal=p.principal,
+            interest=p.interest,
+            fees=ZERO,
+            balance_after=p.balance_after,
+        )
+        for p in schedule.periods
+    ]
+
+
+@dataclass(frozen=True)
+class ComparisonRow:
+    period: int
+    old: Row | None
+    new: Row | None
+
+    @property
+    def changed(self) -> bool:
+        if self.old is None or self.new is None:
+            return True
+        return (self.old.due_date, self.old.principal, self.old.interest) != (
+            self.new.due_date,
+            self.new.principal,
+            self.new.interest,
+        )
+
+
+def compare(old: list[Row], new: list[Row]) -> list[ComparisonRow]:
+    by_old = {r.period: r for r in old}
+    by_new = {r.period: r for r in new}
+    numbers = sorted(set(by_old) | set(by_new))
+    return [ComparisonRow(n, by_old.get(n), by_new.get(n)) for n in numbers]
+
+
+def totals(rows: list[Row], *, after: date) -> dict:
+    """Count and sums of the installments due after ``after`` (the modification date)."""
+    live = [r for r in rows if r.due_date > after and not r.historical]
+    return {
+        "count": len(live),
+        "principal": sum((r.principal for r in live), ZERO),
+        "interest": sum((r.interest for r in live), ZERO),
+        "total": sum((r.total for r in live), ZERO),
+        "maturity": live[-1].due_date if live else None,
+    }
+
+
+def _series(rows: list[Row], start: tuple[date, Decimal] | None = None) -> list[tuple]:
+    points = [start] if start else []
+    if rows and not start:
+        first = rows[0]
+        points.append((first.from_date, first.balance_after + first.principal))
+    points.extend((r.due_date, r.balance_after) for r in rows)
+    return points
+
+
+def balance_chart(
+    old: list[Row], new: list[Row], *, modification_date: date, carried: Decimal
+) -> dict:
+    """Geometry of an inline SVG line chart of the principal balance over time of both
+    schedules (rendered by the template; no JavaScript, no CDN)."""
+    width, height, left, right, top, bottom = 760, 280, 70, 20, 20, 40
+    old_points = _series(old)
+    kept = [r for r in new if r.historical]
+    new_points = _series(kept) + [(modification_date, carried)]
+    new_points += [(r.due_date, r.balance_after) for r in new if not r.historical]
+    everything = old_points + new_points
+    if not everything:
+        return {}
+    x_min = min(p[0] for p in everything).toordinal()
+    x_max = max(p[0] for p in everything).toordinal()
+    y_max = max(max(p[1] for p in everything), Decimal("1"))
+    span_x = max(x_max - x_min, 1)
+
+    def xy(point):
+        x = left + (point[0].toordinal() - x_min) * (width - left - right) / span_x
+        y = top + (1 - float(point[1] / y_max)) * (height - top - bottom)
+        return f"{x:.1f},{y:.1f}"
+
+    mod_x = left + (modification_date.toordinal() - x_min) * (width - left - right) / span_x
+    return {
+        "width": width,
+        "height": height,
+        "left": left,
+        "right": width - right,
+        "top": top,
+        "bottom": height - bottom,
+        "old_points": " ".join(xy(p) for p in old_points),
+        "new_points": " ".join(xy(p) for p in new_points),
+        "mod_x": f"{mod_x:.1f}",
+        "y_max": y_max.quantize(Decimal("0.01")),
+        "x_min": date.fromordinal(x_min),
+        "x_max": date.fromordinal(x_max),
+        "label_y": height - bottom + 16,
+    }
+
+
+def current_schedule_version(loan: Loan) -> Schedule | None:
+    return Schedule.objects.filter(loan=loan, is_current=True).first()
