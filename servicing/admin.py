@@ -15,7 +15,7 @@ import logging
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 from django.forms.models import BaseInlineFormSet
 from django.template.response import TemplateResponse
 
@@ -48,6 +48,7 @@ LOAN_SEARCH = ["=loan__external_id", "=loan__display_id"]
 # instead of one message per loan, so the message storage stays small.
 MAX_MESSAGES_PER_LOAN = 50
 INLINE_ROWS = 50
+CHUNK = 100  # loans per transaction in the bulk action
 
 
 def describe(counts) -> str:
@@ -252,6 +253,10 @@ def cancel_servicing_selected(modeladmin, request, queryset):
                 "counts": PendingCounts() if stopped else counts[loan.pk],
             }
         )
+    # With "select all N" (select_across) the second pass re-selects the same changelist query
+    # (the form posts back to the same URL, filters included) instead of carrying every id,
+    # which would exceed DATA_UPLOAD_MAX_NUMBER_FIELDS for large selections.
+    select_across = request.POST.get("select_across") == "1"
     return TemplateResponse(
         request,
         "admin/loans/loan/cancel_servicing_confirmation.html",
@@ -263,6 +268,10 @@ def cancel_servicing_selected(modeladmin, request, queryset):
             "rows": rows,
             "form": form if form.is_bound else CancelServicingForm(),
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "select_across": select_across,
+            "selected_ids": (
+                request.POST.getlist(helpers.ACTION_CHECKBOX_NAME) if select_across else loan_ids
+            ),
             "action_name": "cancel_servicing_selected",
             "media": modeladmin.media,
         },
@@ -270,41 +279,28 @@ def cancel_servicing_selected(modeladmin, request, queryset):
 
 
 def _run_cancel_servicing(modeladmin, request, loan_ids: list[int], reason: str) -> None:
+    """``cancel_servicing`` per loan, in ascending id order (concurrent bulk runs lock in the
+    same order, so they cannot deadlock). Loans are committed ``CHUNK`` at a time: each
+    ``cancel_servicing`` runs in its own savepoint inside the chunk's transaction, so a loan that
+    fails is rolled back alone and the others go on, while 1,000 loans cost 10 commits instead
+    of 1,000 (a commit waits for the WAL flush)."""
     as_of = get_business_date()
     outcomes: list[tuple[str, str]] = []  # (level, text)
     done = unchanged = failed = 0
     totals = PendingCounts()
-    for loan_id in loan_ids:
-        try:
-            result = services.cancel_servicing(
-                loan=loan_id, reason=reason, actor=request.user, as_of=as_of
-            )
-        except DomainError as exc:
-            failed += 1
-            outcomes.append((messages.ERROR, f"Loan {loan_id}: not cancelled: {exc.message}"))
-            continue
-        except DatabaseError:
-            logger.exception("cancel_servicing failed for loan %s", loan_id)
-            failed += 1
-            outcomes.append((messages.ERROR, f"Loan {loan_id}: not cancelled: database error."))
-            continue
-        loan = result.loan
-        if not result.changed:
-            unchanged += 1
-            outcomes.append(
-                (
-                    messages.WARNING,
-                    f"{loan}: servicing was already stopped ({loan.stop_servicing_reason}); "
-                    "nothing changed.",
-                )
-            )
-            continue
-        done += 1
-        for name, value in result.counts().items():
-            setattr(totals, name, getattr(totals, name) + value)
-        outcomes.append(
-            (messages.SUCCESS, f"{loan}: servicing cancelled ({reason}): {describe(result)}.")
-        )
+    for start in range(0, len(loan_ids), CHUNK):
+        with transaction.atomic():
+            for loan_id in loan_ids[start : start + CHUNK]:
+                level, text, result = _cancel_one_loan(request, loan_id, reason, as_of)
+                outcomes.append((level, text))
+                if result is None:
+                    failed += 1
+                elif not result.changed:
+                    unchanged += 1
+                else:
+                    done += 1
+                    for name, value in result.counts().items():
+                        setattr(totals, name, getattr(totals, name) + value)
     if len(loan_ids) <= MAX_MESSAGES_PER_LOAN:
         for level, text in outcomes:
             modeladmin.message_user(request, text, level)
@@ -318,6 +314,32 @@ def _run_cancel_servicing(modeladmin, request, loan_ids: list[int], reason: str)
     for level, text in outcomes:
         if level == messages.ERROR:
             modeladmin.message_user(request, text, level)
+
+
+def _cancel_one_loan(request, loan_id: int, reason: str, as_of):
+    """-> (message level, message, result or None on failure)."""
+    try:
+        result = services.cancel_servicing(
+            loan=loan_id, reason=reason, actor=request.user, as_of=as_of
+        )
+    except DomainError as exc:
+        return messages.ERROR, f"Loan {loan_id}: not cancelled: {exc.message}", None
+    except DatabaseError:
+        logger.exception("cancel_servicing failed for loan %s", loan_id)
+        return messages.ERROR, f"Loan {loan_id}: not cancelled: database error.", None
+    loan = result.loan
+    if not result.changed:
+        return (
+            messages.WARNING,
+            f"{loan}: servicing was already stopped ({loan.stop_servicing_reason}); "
+            "nothing changed.",
+            result,
+        )
+    return (
+        messages.SUCCESS,
+        f"{loan}: servicing cancelled ({reason}): {describe(result)}.",
+        result,
+    )
 
 
 LoanAdmin.actions = [*LoanAdmin.actions, cancel_servicing_selected]

@@ -4,6 +4,7 @@ permission, the per-loan pages and buttons, the changelists and inlines."""
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
 import pytest
 from django.contrib.messages import get_messages
@@ -226,3 +227,100 @@ def test_changelist_search_by_loan(operator_client, seeded_loan, other_loan):
         {"q": seeded_loan.external_id, "status__exact": "PENDING"},
     )
     assert response.context["cl"].result_count == 3
+
+
+def test_one_loans_failure_does_not_stop_the_others(
+    operator_client, seeded_loan, other_loan, monkeypatch
+):
+    """A database error on the first loan is rolled back alone (its savepoint); the second
+    loan is still cancelled, and the message names both outcomes."""
+    from django.db import DatabaseError, transaction
+
+    from servicing import admin as servicing_admin
+
+    real = services.cancel_servicing
+    first, second = sorted([seeded_loan, other_loan], key=lambda loan: loan.pk)
+
+    def flaky(*, loan, **kwargs):
+        if loan == first.pk:
+            with transaction.atomic():
+                real(loan=loan, **kwargs)
+                raise DatabaseError("disk on fire")
+        return real(loan=loan, **kwargs)
+
+    monkeypatch.setattr(servicing_admin.services, "cancel_servicing", flaky)
+    response = operator_client.post(
+        CHANGELIST,
+        {
+            "action": "cancel_servicing_selected",
+            "_selected_action": [first.pk, second.pk],
+            "post": "yes",
+            "reason": "LMS_CLOSED",
+        },
+    )
+    texts = [str(m) for m in get_messages(response.wsgi_request)]
+    assert texts[0] == f"Loan {first.pk}: not cancelled: database error."
+    assert texts[1].startswith(f"{second}: servicing cancelled (LMS_CLOSED): 3 payments")
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.servicing_status == ServicingStatus.ACTIVE
+    assert ScheduledPayment.objects.filter(loan=first, status="PENDING").count() == 3
+    assert ServicingEvent.objects.filter(loan=first).count() == 0
+    assert second.servicing_status == ServicingStatus.NOT_SERVICING
+
+
+def test_select_across_carries_the_query_not_the_ids(operator_client, seeded_loan, other_loan):
+    url = f"{CHANGELIST}?q={seeded_loan.external_id}"
+    first = operator_client.post(
+        url,
+        {
+            "action": "cancel_servicing_selected",
+            "_selected_action": [seeded_loan.pk],
+            "select_across": "1",
+        },
+    )
+    html = first.content.decode()
+    assert 'name="select_across" value="1"' in html
+    assert row_counts(html, seeded_loan) == SEED_ROW
+    assert f'id="loan-{other_loan.pk}"' not in html
+    operator_client.post(
+        url,
+        {
+            "action": "cancel_servicing_selected",
+            "_selected_action": [seeded_loan.pk],
+            "select_across": "1",
+            "post": "yes",
+            "reason": "API_REQUEST",
+        },
+    )
+    seeded_loan.refresh_from_db()
+    other_loan.refresh_from_db()
+    assert seeded_loan.servicing_status == ServicingStatus.NOT_SERVICING
+    assert other_loan.servicing_status == ServicingStatus.ACTIVE
+
+
+def test_many_loans_get_one_summary_message(operator_client, operator, as_of, monkeypatch):
+    from servicing import admin as servicing_admin
+    from tests.factories import make_active_loan
+
+    monkeypatch.setattr(servicing_admin, "MAX_MESSAGES_PER_LOAN", 2)
+    monkeypatch.setattr(servicing_admin, "CHUNK", 2)
+    loans = [make_active_loan(actor=operator) for _ in range(3)]
+    services.schedule_payment(
+        loan=loans[0], amount=Decimal("1.00"), scheduled_date=as_of, actor=operator
+    )
+    services.cancel_servicing(loan=loans[2], actor=operator)
+    response = operator_client.post(
+        CHANGELIST,
+        {
+            "action": "cancel_servicing_selected",
+            "_selected_action": [loan.pk for loan in loans],
+            "post": "yes",
+            "reason": "API_REQUEST",
+        },
+    )
+    texts = [str(m) for m in get_messages(response.wsgi_request)]
+    assert texts == [
+        "Servicing cancelled on 2 loans (API_REQUEST): 1 payments, 0 calls, 0 emails, 0 SMS, "
+        "0 call / 0 email / 0 SMS schedules; 1 already stopped; 0 failed."
+    ]
