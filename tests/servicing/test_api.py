@@ -329,3 +329,20 @@ def test_openapi_schema_documents_cancel_servicing(api):
     assert list(result["properties"]) == RESPONSE_KEYS
     assert "/api/v1/loans/external-id/{external_id}/cancel-servicing" in schema["paths"]
     assert "/api/v1/communication-schedules/{item_id}/cancel" in schema["paths"]
+
+
+@pytest.mark.parametrize(
+    "suffix", ["scheduled-payments", "scheduled-communications", "communication-schedules"]
+)
+def test_lists_of_an_unknown_loan_are_404(api, as_of, suffix):
+    for path in (f"/api/v1/loans/999999/{suffix}", f"/api/v1/loans/external-id/NOPE/{suffix}"):
+        response = api.get(path)
+        assert response.status_code == 404
+        assert response.json()["code"] == "loan_not_found"
+
+
+def test_cancel_unknown_items_are_404(api, as_of):
+    for kind in ("scheduled-payments", "scheduled-communications", "communication-schedules"):
+        response = api.post(f"/api/v1/{kind}/424242/cancel")
+        assert response.status_code == 404
+        assert response.json()["code"] == "not_found"

@@ -57,3 +57,105 @@ def test_two_threads_cancel_the_same_loan_at_once(seeded_loan, operator):
     assert losers[0].loan.stop_servicing_reason == winners[0].loan.stop_servicing_reason
     assert ServicingEvent.objects.filter(loan=seeded_loan).count() == 1
     assert pending_counts([seeded_loan.pk])[seeded_loan.pk].total == 0
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_second_cancel_waits_for_the_first_and_then_counts_nothing(seeded_loan, operator):
+    """Deterministic interleaving: the first cancel holds the loan lock (its transaction is
+    kept open) while the second starts; the second blocks on the lock, then sees the loan
+    already stopped and returns zeros."""
+    import time
+
+    from django.db import transaction
+
+    first_done, release = threading.Event(), threading.Event()
+    outcome: dict = {}
+
+    def first() -> None:
+        try:
+            with transaction.atomic():
+                outcome["first"] = services.cancel_servicing(
+                    loan=seeded_loan.pk, reason="BANKRUPTCY", actor=operator
+                )
+                first_done.set()
+                release.wait(timeout=10)
+        finally:
+            connection.close()
+
+    def second() -> None:
+        try:
+            started = time.perf_counter()
+            outcome["second"] = services.cancel_servicing(
+                loan=seeded_loan.pk, reason="MISTAKE", actor=operator
+            )
+            outcome["waited"] = time.perf_counter() - started
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=first)
+    holder.start()
+    assert first_done.wait(timeout=10)
+    waiter = threading.Thread(target=second)
+    waiter.start()
+    time.sleep(0.5)
+    assert waiter.is_alive()  # blocked on the row lock
+    release.set()
+    holder.join(timeout=10)
+    waiter.join(timeout=10)
+
+    assert outcome["waited"] >= 0.4
+    assert outcome["first"].counts() == SEED_000_COUNTS
+    assert outcome["second"].changed is False
+    assert outcome["second"].counts() == dict.fromkeys(SEED_000_COUNTS, 0)
+    assert outcome["second"].loan.stop_servicing_reason == "BANKRUPTCY"
+    assert ServicingEvent.objects.filter(loan=seeded_loan).count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_scheduling_racing_a_cancel_is_refused_after_it(loan, operator):
+    """A payment scheduled while a cancel holds the lock waits, then gets 409
+    loan_not_servicing: nothing is left PENDING on a stopped loan."""
+    from decimal import Decimal
+
+    from django.db import transaction
+
+    from loans.exceptions import ConflictError
+    from servicing.models import ScheduledPayment
+    from tests.servicing.helpers import AS_OF
+
+    locked, release = threading.Event(), threading.Event()
+    outcome: dict = {}
+
+    def cancel() -> None:
+        try:
+            with transaction.atomic():
+                services.cancel_servicing(loan=loan.pk, actor=operator)
+                locked.set()
+                release.wait(timeout=10)
+        finally:
+            connection.close()
+
+    def schedule() -> None:
+        try:
+            services.schedule_payment(
+                loan=loan.pk, amount=Decimal("5.00"), scheduled_date=AS_OF, actor=operator
+            )
+        except ConflictError as exc:
+            outcome["code"] = exc.code
+        finally:
+            connection.close()
+
+    canceller = threading.Thread(target=cancel)
+    canceller.start()
+    assert locked.wait(timeout=10)
+    scheduler = threading.Thread(target=schedule)
+    scheduler.start()
+    scheduler.join(timeout=0.3)
+    release.set()
+    canceller.join(timeout=10)
+    scheduler.join(timeout=10)
+
+    assert outcome == {"code": "loan_not_servicing"}
+    assert ScheduledPayment.objects.filter(loan=loan).count() == 0
