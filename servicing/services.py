@@ -36,7 +36,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from loans.exceptions import ConflictError, InvalidRequestError, NotFoundError, field_error
-from loans.models import Loan, LoanStatus, ServicingStatus, StopServicingReason
+from loans.models import Borrower, Loan, LoanStatus, ServicingStatus, StopServicingReason
 from loans.selectors import get_business_date
 from loans.services import lock_loan, record_event
 from servicing.models import (
@@ -318,7 +318,7 @@ def _check_channel_allowed(loan: Loan, channel: str) -> None:
 def _lock_with_borrower(loan: Loan | int) -> Loan:
     loan = lock_loan(loan)
     # The borrower's flags are read after the lock so that they are current.
-    loan.borrower = type(loan.borrower).objects.get(pk=loan.borrower_id)
+    loan.borrower = Borrower.objects.get(pk=loan.borrower_id)
     return loan
 
 
