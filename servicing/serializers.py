@@ -37,7 +37,7 @@ class ReasonField(serializers.CharField):
 
 
 class CancelServicingInputSerializer(serializers.Serializer):
-    reason = ReasonField(required=False, allow_null=True, allow_blank=True, max_length=100)
+    reason = ReasonField(required=False, allow_null=True, allow_blank=True)
 
 
 class ResumeServicingInputSerializer(serializers.Serializer):
