@@ -22,6 +22,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext, override_settings
 from django.urls import path
 
+from bench.db import throwaway_database
 from loans import schedules, services
 from loans.models import (
     Borrower,
@@ -251,9 +252,14 @@ def bench_changelist(user, count: int = 100_000) -> None:
         )
 
 
-def main() -> None:
+def run() -> None:
     bench_schedule_generation()
     user = get_user_model().objects.create_superuser("bench", password="bench-pass-123")
     BusinessDate.objects.update_or_create(pk=1, defaults={"date": AS_OF})
     bench_loan_detail(user)
     bench_changelist(user)
+
+
+def main() -> None:
+    with throwaway_database():
+        run()

@@ -1,3 +1,39 @@
 """API routes of the servicing app (scheduled payments and communications, cancel servicing)."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from loans.api_common import loan_paths
+from servicing import api
+
+urlpatterns: list = [
+    *loan_paths("/cancel-servicing", api.CancelServicingView.as_view(), "loan-cancel-servicing"),
+    *loan_paths("/resume-servicing", api.ResumeServicingView.as_view(), "loan-resume-servicing"),
+    *loan_paths(
+        "/scheduled-payments", api.ScheduledPaymentsView.as_view(), "loan-scheduled-payments"
+    ),
+    *loan_paths(
+        "/scheduled-communications",
+        api.ScheduledCommunicationsView.as_view(),
+        "loan-scheduled-communications",
+    ),
+    *loan_paths(
+        "/communication-schedules",
+        api.CommunicationSchedulesView.as_view(),
+        "loan-communication-schedules",
+    ),
+    path(
+        "scheduled-payments/<int:item_id>/cancel",
+        api.CancelScheduledPaymentView.as_view(),
+        name="scheduled-payment-cancel",
+    ),
+    path(
+        "scheduled-communications/<int:item_id>/cancel",
+        api.CancelScheduledCommunicationView.as_view(),
+        name="scheduled-communication-cancel",
+    ),
+    path(
+        "communication-schedules/<int:item_id>/cancel",
+        api.CancelCommunicationScheduleView.as_view(),
+        name="communication-schedule-cancel",
+    ),
+]

@@ -182,6 +182,16 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/api/v1",
 }
 
+# Choice sets of the servicing app share field names ("status", "channel") with the loan core.
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
+    {
+        "LoanStatusEnum": "loans.models.LoanStatus",
+        "ScheduledPaymentStatusEnum": "servicing.models.ScheduledPaymentStatus",
+        "CommunicationStatusEnum": "servicing.models.CommunicationStatus",
+        "CommunicationScheduleStatusEnum": "servicing.models.CommunicationScheduleStatus",
+    }
+)
+
 # How long a stored Idempotency-Key response is replayed.
 IDEMPOTENCY_KEY_TTL_SECONDS = int(os.environ.get("IDEMPOTENCY_KEY_TTL_SECONDS", str(24 * 3600)))
 

@@ -165,12 +165,13 @@ class Command(BaseCommand):
             )
 
         load_modified_loan(admin)
+        servicing_demo = load_servicing_demo(admin)
 
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data loaded ({Loan.objects.count()} loans). Admin user: {admin_user} / "
                 f"{admin_password if created else '(existing password)'}; business date "
-                f"{DEMO_DATE}."
+                f"{DEMO_DATE}. {servicing_demo}"
             )
         )
 
@@ -236,3 +237,94 @@ def load_modified_loan(admin) -> None:
         actor=admin,
     )
     modification_services.activate_loan(loan=loan, actor=admin, as_of=DEMO_DATE)
+
+
+def load_servicing_demo(admin) -> str:
+    """Scheduled payments, calls, emails, SMS and communication schedules on a few ACTIVE loans.
+
+    DEMO-ACTIVE gets exactly seed 000's mix, so cancelling its servicing reports 3 payments,
+    1 + 1 + 1 schedules, 5 calls, 2 emails and 3 SMS: the call schedule generates 2 calls and 3
+    more are one-off, the email schedule 1 email (+ 1 one-off), the SMS schedule 2 SMS
+    (+ 1 one-off). Loans that already have scheduled items are left alone (idempotent).
+    """
+    from datetime import UTC, datetime, timedelta
+
+    from servicing import services as servicing_services
+    from servicing.models import ScheduledPayment
+
+    def seed_000_mix(loan) -> None:
+        for n, amount in enumerate(["237.90", "237.90", "237.90"]):
+            servicing_services.schedule_payment(
+                loan=loan,
+                amount=Decimal(amount),
+                scheduled_date=DEMO_DATE + timedelta(days=30 * n + 11),
+                actor=admin,
+                as_of=DEMO_DATE,
+            )
+        for channel, occurrences, one_off in [("CALL", 2, 3), ("EMAIL", 1, 1), ("SMS", 2, 1)]:
+            servicing_services.create_communication_schedule(
+                loan=loan,
+                channel=channel,
+                every_days=14,
+                start_date=DEMO_DATE + timedelta(days=1),
+                occurrences=occurrences,
+                subject=f"Payment reminder ({channel.lower()})",
+                body="Your next installment is due soon.",
+                actor=admin,
+                as_of=DEMO_DATE,
+            )
+            for n in range(one_off):
+                servicing_services.schedule_communication(
+                    loan=loan,
+                    channel=channel,
+                    scheduled_at=datetime(2026, 3, 2 + n, 15, 0, tzinfo=UTC),
+                    subject="Courtesy contact",
+                    body="Checking in about your loan.",
+                    actor=admin,
+                    as_of=DEMO_DATE,
+                )
+
+    seeded = []
+    for external_id, mix in [
+        ("DEMO-ACTIVE", "seed-000"),
+        ("BASELINE-B", "light"),
+        ("DEMO-PAST-DUE", "light"),
+    ]:
+        loan = Loan.objects.filter(external_id=external_id, status="ACTIVE").first()
+        if loan is None or loan.servicing_status != "ACTIVE":
+            continue
+        if ScheduledPayment.objects.filter(loan=loan).exists():
+            continue
+        if mix == "seed-000":
+            seed_000_mix(loan)
+        else:
+            servicing_services.schedule_payment(
+                loan=loan,
+                amount=Decimal("100.00"),
+                scheduled_date=DEMO_DATE + timedelta(days=3),
+                method="CARD",
+                actor=admin,
+                as_of=DEMO_DATE,
+            )
+            servicing_services.create_communication_schedule(
+                loan=loan,
+                channel="SMS",
+                every_days=7,
+                start_date=DEMO_DATE,
+                end_date=DEMO_DATE + timedelta(days=28),
+                subject="Reminder",
+                body="Your payment is due.",
+                actor=admin,
+                as_of=DEMO_DATE,
+            )
+            servicing_services.schedule_communication(
+                loan=loan,
+                channel="EMAIL",
+                scheduled_at=datetime(2026, 2, 20, 15, 0, tzinfo=UTC),
+                subject="Statement",
+                body="Your statement is ready.",
+                actor=admin,
+                as_of=DEMO_DATE,
+            )
+        seeded.append(external_id)
+    return f"Scheduled items added to: {', '.join(seeded) or 'none (already there)'}."

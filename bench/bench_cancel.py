@@ -1,0 +1,316 @@
+"""Benchmark of cancel servicing (issue 3) on PostgreSQL.
+
+1. One loan with 10,000 pending items (4,000 payments, 1,900 calls, 1,900 emails, 1,900 SMS,
+   100 call, 100 email and 100 SMS schedules): statements and time of ``cancel_servicing`` next
+   to the seven raw SQL UPDATEs of the same rows (goal: at most 3x, and the same statement
+   count as for 10 items).
+2. The admin action "Cancel servicing" on 1,000 loans (6 pending items each), posted through
+   the Django test client to the loan changelist: statements per loan and total time (goal:
+   at most 10 s). The confirmation page for the same 1,000 loans is timed too.
+
+Database: a throwaway ``bench_<name>`` database created next to the one ``DATABASE_URL`` names
+(``create_test_db``) and dropped at the end, so the configured database is never touched.
+Skipped with a message when ``DATABASE_URL`` is not PostgreSQL.
+
+Run: ``DATABASE_URL=postgres://root@127.0.0.1:5432/h_servicing python -m bench cancel``.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from datetime import UTC, date, datetime
+
+REPEAT = 5
+
+
+class StatementCounter:
+    """Counts every statement sent (``CaptureQueriesContext`` keeps only the last 9,000).
+    BEGIN/COMMIT are not counted (they do not pass through execute wrappers); SAVEPOINT and
+    RELEASE are."""
+
+    def __init__(self):
+        self.count = 0
+
+    def __call__(self, execute, sql, params, many, context):
+        self.count += 1
+        return execute(sql, params, many, context)
+
+
+def _setup_django() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "servicing.settings")
+    # The settings refuse to start without a secret key when DEBUG is off.
+    os.environ.setdefault("SECRET_KEY", "bench-only-not-a-secret")
+    import django
+
+    django.setup()
+
+
+def _make_loans(n: int, prefix: str):
+    from loans.models import Borrower, Loan, LoanStatus
+
+    borrowers = Borrower.objects.bulk_create(
+        Borrower(
+            first_name="Bench",
+            last_name=f"{prefix}{i}",
+            email=f"{prefix.lower()}{i}@example.com",
+            phone="+15550100",
+            timezone="America/New_York",
+        )
+        for i in range(n)
+    )
+    return Loan.objects.bulk_create(
+        Loan(
+            external_id=f"{prefix}-{i:05d}",
+            display_id=f"{prefix[:2]}-{i:06d}",
+            borrower=b,
+            status=LoanStatus.ACTIVE,
+        )
+        for i, b in enumerate(borrowers)
+    )
+
+
+def _add_items(loans, *, payments: int, per_channel: int, schedules_per_channel: int) -> int:
+    from servicing.models import (
+        Channel,
+        CommunicationSchedule,
+        ScheduledCommunication,
+        ScheduledPayment,
+    )
+
+    at = datetime(2026, 3, 1, 15, tzinfo=UTC)
+    start = date(2026, 3, 1)
+    total = 0
+    rows = [
+        ScheduledPayment(loan=loan, amount="10.00", scheduled_date=start)
+        for loan in loans
+        for _ in range(payments)
+    ]
+    ScheduledPayment.objects.bulk_create(rows, batch_size=5000)
+    total += len(rows)
+    for channel in Channel.values:
+        rows = [
+            ScheduledCommunication(loan=loan, channel=channel, scheduled_at=at)
+            for loan in loans
+            for _ in range(per_channel)
+        ]
+        ScheduledCommunication.objects.bulk_create(rows, batch_size=5000)
+        total += len(rows)
+        rows = [
+            CommunicationSchedule(
+                loan=loan, channel=channel, every_days=7, start_date=start, occurrences=1
+            )
+            for loan in loans
+            for _ in range(schedules_per_channel)
+        ]
+        CommunicationSchedule.objects.bulk_create(rows, batch_size=5000)
+        total += len(rows)
+    return total
+
+
+RAW_UPDATES = [
+    ("servicing_scheduledpayment", "PENDING", None),
+    ("servicing_scheduledcommunication", "PENDING", "CALL"),
+    ("servicing_scheduledcommunication", "PENDING", "EMAIL"),
+    ("servicing_scheduledcommunication", "PENDING", "SMS"),
+    ("servicing_communicationschedule", "ACTIVE", "CALL"),
+    ("servicing_communicationschedule", "ACTIVE", "EMAIL"),
+    ("servicing_communicationschedule", "ACTIVE", "SMS"),
+]
+
+
+def _raw_cancel(loan_id: int, user_id: int) -> int:
+    """The same rows cancelled with seven hand-written UPDATEs in one transaction."""
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    now = timezone.now()
+    count = 0
+    with transaction.atomic(), connection.cursor() as cursor:
+        for table, status, channel in RAW_UPDATES:
+            sql = (
+                f"UPDATE {table} SET status = 'CANCELLED', cancelled_at = %s, "
+                "cancelled_by_id = %s, cancel_reason = %s WHERE loan_id = %s AND status = %s"
+            )
+            params = [now, user_id, "Servicing cancelled: PAID_OFF", loan_id, status]
+            if channel:
+                sql += " AND channel = %s"
+                params.append(channel)
+            cursor.execute(sql, params)
+            count += cursor.rowcount
+    return count
+
+
+def _reset(loan_id: int) -> None:
+    from django.db import connection
+
+    from loans.models import Loan
+
+    with connection.cursor() as cursor:
+        for table, status in [
+            ("servicing_scheduledpayment", "PENDING"),
+            ("servicing_scheduledcommunication", "PENDING"),
+            ("servicing_communicationschedule", "ACTIVE"),
+        ]:
+            cursor.execute(
+                f"UPDATE {table} SET status = %s, cancelled_at = NULL, cancelled_by_id = NULL, "
+                "cancel_reason = '' WHERE loan_id = %s AND status = 'CANCELLED'",
+                [status, loan_id],
+            )
+        Loan.objects.filter(pk=loan_id).update(
+            servicing_status="ACTIVE", stop_servicing_reason=None
+        )
+        cursor.execute(
+            "VACUUM ANALYZE servicing_scheduledpayment, servicing_scheduledcommunication, "
+            "servicing_communicationschedule, loans_loan"
+        )
+
+
+def bench_one_loan(user) -> dict:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from servicing import services
+
+    (loan,) = _make_loans(1, "BIG")
+    created = _add_items([loan], payments=4000, per_channel=1900, schedules_per_channel=100)
+    assert created == 10_000, created
+    (small,) = _make_loans(1, "SMALL")
+    _add_items([small], payments=4, per_channel=1, schedules_per_channel=1)
+    _reset(loan.pk)
+
+    with CaptureQueriesContext(connection) as small_queries:
+        small_result = services.cancel_servicing(loan=small.pk, reason="PAID_OFF", actor=user)
+    service_times, raw_times, statements, cancelled = [], [], None, None
+    for _ in range(REPEAT):
+        with CaptureQueriesContext(connection) as captured:
+            started = time.perf_counter()
+            result = services.cancel_servicing(loan=loan.pk, reason="PAID_OFF", actor=user)
+            service_times.append(time.perf_counter() - started)
+        statements, cancelled = len(captured.captured_queries), result.total
+        _reset(loan.pk)
+        started = time.perf_counter()
+        raw_count = _raw_cancel(loan.pk, user.pk)
+        raw_times.append(time.perf_counter() - started)
+        assert raw_count == 10_000, raw_count
+        _reset(loan.pk)
+    service, raw = statistics.median(service_times), statistics.median(raw_times)
+    return {
+        "items": created,
+        "cancelled": cancelled,
+        "queries_10k": statements,
+        "queries_small": len(small_queries.captured_queries),
+        "small_cancelled": small_result.total,
+        "service_ms": service * 1000,
+        "raw_ms": raw * 1000,
+        "ratio": service / raw,
+    }
+
+
+def bench_admin_bulk(user, n_loans: int = 1000) -> dict:
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from loans.models import Loan, ServicingStatus
+
+    loans = _make_loans(n_loans, "BULK")
+    items = _add_items(loans, payments=2, per_channel=1, schedules_per_channel=0)
+    # one call schedule per loan too: six pending items per loan
+    from servicing.models import CommunicationSchedule
+
+    CommunicationSchedule.objects.bulk_create(
+        CommunicationSchedule(
+            loan=loan, channel="CALL", every_days=7, start_date=date(2026, 3, 1), occurrences=1
+        )
+        for loan in loans
+    )
+    items += n_loans
+    ids = [loan.pk for loan in loans]
+    client = Client()
+    client.force_login(user)
+    # As an operator would: search the changelist, tick "select all N", run the action (a
+    # form carrying 1,000 ids would exceed DATA_UPLOAD_MAX_NUMBER_FIELDS).
+    url = "/admin/loans/loan/?q=BULK"
+    payload = {
+        "action": "cancel_servicing_selected",
+        "_selected_action": ids[:50],
+        "select_across": "1",
+    }
+
+    with CaptureQueriesContext(connection) as first_pass:
+        started = time.perf_counter()
+        page = client.post(url, payload, secure=True)
+        first_seconds = time.perf_counter() - started
+    assert page.status_code == 200, page.status_code
+    assert page.content.count(b'<td class="num total">6</td>') == n_loans
+
+    counter = StatementCounter()
+    with connection.execute_wrapper(counter):
+        started = time.perf_counter()
+        response = client.post(url, {**payload, "post": "yes", "reason": "SOLD_OFF"}, secure=True)
+        seconds = time.perf_counter() - started
+    assert response.status_code == 302, response.status_code
+    stopped = Loan.objects.filter(pk__in=ids, servicing_status=ServicingStatus.NOT_SERVICING)
+    assert stopped.count() == n_loans
+    return {
+        "loans": n_loans,
+        "items": items,
+        "first_pass_s": first_seconds,
+        "first_pass_queries": len(first_pass.captured_queries),
+        "seconds": seconds,
+        "queries": counter.count,
+        "queries_per_loan": counter.count / n_loans,
+    }
+
+
+def main() -> None:
+    _setup_django()
+    from django.conf import settings
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        print(
+            "bench_cancel: skipped: needs PostgreSQL "
+            "(DATABASE_URL=postgres://root@127.0.0.1:5432/h_servicing python -m bench cancel)"
+        )
+        return
+    from django.contrib.auth import get_user_model
+    from django.test.utils import setup_test_environment, teardown_test_environment
+
+    load_before = os.getloadavg()
+    setup_test_environment()
+    connection.settings_dict.setdefault("TEST", {})
+    connection.settings_dict["TEST"]["NAME"] = f"bench_{settings.DATABASES['default']['NAME']}"
+    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
+    try:
+        user = get_user_model().objects.create_superuser("bench", "bench@example.com", "x")
+        one = bench_one_loan(user)
+        bulk = bench_admin_bulk(user)
+    finally:
+        connection.creation.destroy_test_db(old_name, verbosity=0)
+        teardown_test_environment()
+
+    print(f"load average before/after: {load_before} / {os.getloadavg()} on {os.cpu_count()} CPUs")
+    print(
+        f"cancel_servicing, one loan with {one['items']:,} pending items "
+        f"(median of {REPEAT}):\n"
+        f"  statements: {one['queries_10k']} (for {one['small_cancelled']} items: "
+        f"{one['queries_small']}; BEGIN/COMMIT included)\n"
+        f"  cancel_servicing: {one['service_ms']:.1f} ms, cancelled {one['cancelled']:,}\n"
+        f"  raw SQL, 7 UPDATEs: {one['raw_ms']:.1f} ms\n"
+        f"  ratio: {one['ratio']:.2f}x (goal <= 3x)"
+    )
+    print(
+        f"admin action 'Cancel servicing' on {bulk['loans']:,} loans "
+        f"({bulk['items']:,} pending items):\n"
+        f"  confirmation page: {bulk['first_pass_s']:.2f} s, "
+        f"{bulk['first_pass_queries']} statements\n"
+        f"  confirm: {bulk['seconds']:.2f} s (goal <= 10 s), {bulk['queries']:,} statements, "
+        f"{bulk['queries_per_loan']:.2f} per loan"
+    )
+
+
+if __name__ == "__main__":
+    main()

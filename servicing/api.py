@@ -1,0 +1,314 @@
+"""DRF views of the servicing app (DESIGN §6). Thin: parse input, call a service, render output.
+
+Permissions (``loans.Loan`` codenames, checked by ``CommandPermission`` before anything else):
+
+* ``cancel-servicing``: ``cancel_servicing``; ``resume-servicing``: ``resume_servicing``.
+* Scheduling (POST on ``scheduled-payments``, ``scheduled-communications``,
+  ``communication-schedules``) and cancelling one scheduled item: ``post_transaction``, the
+  permission of day-to-day loan operations (posting payments, creating and activating loans).
+  Whoever may schedule an item may also unschedule it; stopping *all* servicing is the separate,
+  stronger ``cancel_servicing``.
+* Lists: any authenticated user.
+"""
+
+from __future__ import annotations
+
+import django_filters
+from django.db.models import Prefetch
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from loans import selectors as loan_selectors
+from loans.api_common import COMMAND_ERRORS, READ_ERRORS, LoanAPIView, error_responses
+from loans.models import StopServicingReason
+from loans.serializers import LoanSerializer
+from servicing import services
+from servicing.models import (
+    Channel,
+    CommunicationSchedule,
+    CommunicationScheduleStatus,
+    CommunicationStatus,
+    PaymentMethod,
+    ScheduledCommunication,
+    ScheduledPayment,
+    ScheduledPaymentStatus,
+)
+from servicing.serializers import (
+    CancelItemInputSerializer,
+    CancelServicingInputSerializer,
+    CancelServicingResultSerializer,
+    CommunicationScheduleCancelledSerializer,
+    CommunicationScheduleCreatedSerializer,
+    CommunicationScheduleInputSerializer,
+    CommunicationScheduleSerializer,
+    ResumeServicingInputSerializer,
+    ScheduledCommunicationInputSerializer,
+    ScheduledCommunicationSerializer,
+    ScheduledPaymentInputSerializer,
+    ScheduledPaymentSerializer,
+)
+
+SCHEDULE_PERMISSION = "post_transaction"
+
+
+def parse(serializer_class, request):
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+# ------------------------------------------------------------------ cancel / resume servicing
+
+
+class CancelServicingView(LoanAPIView):
+    command_permissions = {"POST": "cancel_servicing"}
+
+    @extend_schema(
+        summary="Cancel loan servicing",
+        description=(
+            "Sets the loan's servicing status to NOT_SERVICING, records the reason (default "
+            "API_REQUEST) and cancels every pending scheduled payment, call, email and SMS and "
+            "every active call, email and SMS schedule. Idempotent: on a loan that is already "
+            "NOT_SERVICING it succeeds with zero counts and keeps the original reason."
+        ),
+        request=CancelServicingInputSerializer,
+        responses={200: CancelServicingResultSerializer, **error_responses(400, 401, 403, 404)},
+    )
+    def post(self, request, **kwargs):
+        loan = self.get_loan()
+        data = parse(CancelServicingInputSerializer, request)
+        reason = data.get("reason")
+        result = services.cancel_servicing(
+            loan=loan,
+            reason=StopServicingReason.API_REQUEST if reason is None else reason,
+            actor=request.user,
+        )
+        return Response(CancelServicingResultSerializer(result).data)
+
+
+class ResumeServicingView(LoanAPIView):
+    command_permissions = {"POST": "resume_servicing"}
+
+    @extend_schema(
+        summary="Resume loan servicing",
+        description="Sets servicing ACTIVE again; cancelled items stay cancelled.",
+        request=ResumeServicingInputSerializer,
+        responses={200: LoanSerializer, **COMMAND_ERRORS},
+    )
+    def post(self, request, **kwargs):
+        loan = self.get_loan()
+        data = parse(ResumeServicingInputSerializer, request)
+        services.resume_servicing(loan=loan, note=data.get("note", ""), actor=request.user)
+        return Response(LoanSerializer(loan_selectors.get_loan(loan_id=loan.pk)).data)
+
+
+# ------------------------------------------------------------------ filters
+
+
+class ScheduledPaymentFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=ScheduledPaymentStatus.choices)
+    method = django_filters.ChoiceFilter(choices=PaymentMethod.choices)
+    scheduledDateFrom = django_filters.DateFilter(field_name="scheduled_date", lookup_expr="gte")
+    scheduledDateTo = django_filters.DateFilter(field_name="scheduled_date", lookup_expr="lte")
+
+    class Meta:
+        model = ScheduledPayment
+        fields: list = []
+
+
+class ScheduledCommunicationFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=CommunicationStatus.choices)
+    channel = django_filters.ChoiceFilter(choices=Channel.choices)
+    scheduleId = django_filters.NumberFilter(field_name="schedule_id")
+    scheduledFrom = django_filters.IsoDateTimeFilter(field_name="scheduled_at", lookup_expr="gte")
+    scheduledTo = django_filters.IsoDateTimeFilter(field_name="scheduled_at", lookup_expr="lte")
+
+    class Meta:
+        model = ScheduledCommunication
+        fields: list = []
+
+
+class CommunicationScheduleFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=CommunicationScheduleStatus.choices)
+    channel = django_filters.ChoiceFilter(choices=Channel.choices)
+    startDateFrom = django_filters.DateFilter(field_name="start_date", lookup_expr="gte")
+    startDateTo = django_filters.DateFilter(field_name="start_date", lookup_expr="lte")
+
+    class Meta:
+        model = CommunicationSchedule
+        fields: list = []
+
+
+# ------------------------------------------------------------------ lists and creation
+
+
+class LoanItemsView(LoanAPIView, generics.GenericAPIView):
+    """GET: the loan's items, filtered and paginated. POST: schedule one (201)."""
+
+    command_permissions = {"POST": SCHEDULE_PERMISSION}
+
+    def get_queryset(self):
+        queryset = self.queryset.select_related("created_by", "cancelled_by")
+        if getattr(self, "swagger_fake_view", False):
+            return queryset.none()
+        return queryset.filter(loan=self.get_loan())
+
+    def list_response(self, request):
+        queryset = self.filter_queryset(self.get_queryset())
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+
+class ScheduledPaymentsView(LoanItemsView):
+    queryset = ScheduledPayment.objects.order_by("scheduled_date", "id")
+    serializer_class = ScheduledPaymentSerializer
+    filterset_class = ScheduledPaymentFilter
+
+    @extend_schema(responses={200: ScheduledPaymentSerializer(many=True), **READ_ERRORS})
+    def get(self, request, **kwargs):
+        return self.list_response(request)
+
+    @extend_schema(
+        request=ScheduledPaymentInputSerializer,
+        responses={201: ScheduledPaymentSerializer, **COMMAND_ERRORS},
+    )
+    def post(self, request, **kwargs):
+        loan = self.get_loan()
+        data = parse(ScheduledPaymentInputSerializer, request)
+        payment = services.schedule_payment(
+            loan=loan,
+            amount=data["amount"],
+            scheduled_date=data["scheduledDate"],
+            method=data["method"],
+            actor=request.user,
+        )
+        return Response(ScheduledPaymentSerializer(payment).data, status=status.HTTP_201_CREATED)
+
+
+class ScheduledCommunicationsView(LoanItemsView):
+    queryset = ScheduledCommunication.objects.order_by("scheduled_at", "id")
+    serializer_class = ScheduledCommunicationSerializer
+    filterset_class = ScheduledCommunicationFilter
+
+    @extend_schema(responses={200: ScheduledCommunicationSerializer(many=True), **READ_ERRORS})
+    def get(self, request, **kwargs):
+        return self.list_response(request)
+
+    @extend_schema(
+        request=ScheduledCommunicationInputSerializer,
+        responses={201: ScheduledCommunicationSerializer, **COMMAND_ERRORS},
+    )
+    def post(self, request, **kwargs):
+        loan = self.get_loan()
+        data = parse(ScheduledCommunicationInputSerializer, request)
+        communication = services.schedule_communication(
+            loan=loan,
+            channel=data["channel"],
+            scheduled_at=data["scheduledAt"],
+            subject=data.get("subject", ""),
+            body=data.get("body", ""),
+            actor=request.user,
+        )
+        return Response(
+            ScheduledCommunicationSerializer(communication).data, status=status.HTTP_201_CREATED
+        )
+
+
+class CommunicationSchedulesView(LoanItemsView):
+    queryset = CommunicationSchedule.objects.order_by("start_date", "id")
+    serializer_class = CommunicationScheduleSerializer
+    filterset_class = CommunicationScheduleFilter
+
+    @extend_schema(responses={200: CommunicationScheduleSerializer(many=True), **READ_ERRORS})
+    def get(self, request, **kwargs):
+        return self.list_response(request)
+
+    @extend_schema(
+        request=CommunicationScheduleInputSerializer,
+        responses={201: CommunicationScheduleCreatedSerializer, **COMMAND_ERRORS},
+    )
+    def post(self, request, **kwargs):
+        loan = self.get_loan()
+        data = parse(CommunicationScheduleInputSerializer, request)
+        schedule = services.create_communication_schedule(
+            loan=loan,
+            channel=data["channel"],
+            every_days=data["everyDays"],
+            start_date=data["startDate"],
+            end_date=data.get("endDate"),
+            occurrences=data.get("occurrences"),
+            subject=data.get("subject", ""),
+            body=data.get("body", ""),
+            actor=request.user,
+        )
+        schedule = (
+            CommunicationSchedule.objects.select_related("created_by", "cancelled_by")
+            .prefetch_related(
+                Prefetch(
+                    "communications",
+                    queryset=ScheduledCommunication.objects.select_related(
+                        "created_by", "cancelled_by"
+                    ).order_by("scheduled_at", "id"),
+                )
+            )
+            .get(pk=schedule.pk)
+        )
+        return Response(
+            CommunicationScheduleCreatedSerializer(schedule).data, status=status.HTTP_201_CREATED
+        )
+
+
+# ------------------------------------------------------------------ cancel one item
+
+
+class CancelItemView(APIView):
+    command_permissions = {"POST": SCHEDULE_PERMISSION}
+
+
+class CancelScheduledPaymentView(CancelItemView):
+    @extend_schema(
+        request=CancelItemInputSerializer,
+        responses={200: ScheduledPaymentSerializer, **error_responses(400, 401, 403, 404, 409)},
+    )
+    def post(self, request, item_id):
+        data = parse(CancelItemInputSerializer, request)
+        payment = services.cancel_scheduled_payment(
+            payment_id=item_id, reason=data.get("reason", ""), actor=request.user
+        )
+        return Response(ScheduledPaymentSerializer(payment).data)
+
+
+class CancelScheduledCommunicationView(CancelItemView):
+    @extend_schema(
+        request=CancelItemInputSerializer,
+        responses={
+            200: ScheduledCommunicationSerializer,
+            **error_responses(400, 401, 403, 404, 409),
+        },
+    )
+    def post(self, request, item_id):
+        data = parse(CancelItemInputSerializer, request)
+        communication = services.cancel_scheduled_communication(
+            communication_id=item_id, reason=data.get("reason", ""), actor=request.user
+        )
+        return Response(ScheduledCommunicationSerializer(communication).data)
+
+
+class CancelCommunicationScheduleView(CancelItemView):
+    @extend_schema(
+        request=CancelItemInputSerializer,
+        responses={
+            200: CommunicationScheduleCancelledSerializer,
+            **error_responses(400, 401, 403, 404, 409),
+        },
+    )
+    def post(self, request, item_id):
+        data = parse(CancelItemInputSerializer, request)
+        result = services.cancel_communication_schedule(
+            schedule_id=item_id, reason=data.get("reason", ""), actor=request.user
+        )
+        schedule = result.schedule
+        schedule.cancelled_communications = result.cancelled_communications
+        return Response(CommunicationScheduleCancelledSerializer(schedule).data)

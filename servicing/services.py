@@ -1,0 +1,661 @@
+"""Commands of the servicing app (DESIGN §1 "Scheduled payments and communications", §2).
+
+Each command is one function with keyword-only arguments and a required ``actor``. It validates
+its input first (changing nothing on failure), then runs in one transaction with the loan row
+locked (``loans.services.lock_loan``), checks the loan's state, writes, and records who, when
+and why.
+
+Choices recorded here (DESIGN says "do what Finosu/LoanPro would do"):
+
+* Scheduling needs a loan that is being serviced (``servicingStatus=ACTIVE``, else 409
+  ``loan_not_servicing``). A scheduled *payment* also needs an ``ACTIVE`` loan (a ``PENDING``
+  loan has nothing to pay yet: 409 ``loan_not_active``). A *communication* or a communication
+  schedule may be set up for a ``PENDING`` loan too (onboarding messages). Nothing can be
+  scheduled for a ``CLOSED`` (paid off) loan: 409 ``loan_closed``.
+* A scheduled date (or the borrower-local date of a scheduled time, or a schedule's start) before
+  the business date is 400 ``date_in_past``.
+* The borrower's do-not-call / do-not-email / do-not-SMS flag blocks that channel: 409
+  ``do_not_contact``. A channel with no address on file (no email, no phone) is 409
+  ``no_contact_address``.
+* Generated communications go out at 10:00 in the borrower's time zone; at most
+  ``MAX_OCCURRENCES`` per schedule (400 ``too_many_occurrences``).
+* ``cancel_servicing`` on a loan that is already ``NOT_SERVICING`` is a successful no-op: zero
+  counts, the original reason kept, and no audit row (nothing changed).
+* Cancelling a single item needs it to be ``PENDING`` (a schedule ``ACTIVE``), else 409.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from loans.exceptions import ConflictError, InvalidRequestError, NotFoundError, field_error
+from loans.models import Borrower, Loan, LoanStatus, ServicingStatus, StopServicingReason
+from loans.selectors import get_business_date
+from loans.services import lock_loan, record_event
+from servicing.models import (
+    Channel,
+    CommunicationSchedule,
+    CommunicationScheduleStatus,
+    CommunicationStatus,
+    PaymentMethod,
+    ScheduledCommunication,
+    ScheduledPayment,
+    ScheduledPaymentStatus,
+    ServicingEvent,
+    ServicingEventKind,
+)
+
+MAX_AMOUNT = Decimal("999999999999.99")
+MAX_OCCURRENCES = 500
+MAX_EVERY_DAYS = 366
+SEND_TIME = time(10, 0)
+VALID_REASONS: tuple[str, ...] = tuple(StopServicingReason.values)
+
+DO_NOT_CONTACT_FLAG = {
+    Channel.CALL: "do_not_call",
+    Channel.EMAIL: "do_not_email",
+    Channel.SMS: "do_not_sms",
+}
+CONTACT_ADDRESS = {Channel.CALL: "phone", Channel.EMAIL: "email", Channel.SMS: "phone"}
+
+
+def _actor(actor):
+    return actor if getattr(actor, "pk", None) else None
+
+
+# --------------------------------------------------------------------------------------------
+# Cancel and resume servicing (seed 000)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServicingCancellation:
+    """The result of ``cancel_servicing``: the loan as it now is and the seven counts."""
+
+    loan: Loan
+    cancelled_scheduled_payments: int = 0
+    cancelled_call_schedules: int = 0
+    cancelled_email_schedules: int = 0
+    cancelled_sms_schedules: int = 0
+    cancelled_calls: int = 0
+    cancelled_emails: int = 0
+    cancelled_sms: int = 0
+    changed: bool = True
+
+    COUNT_FIELDS = (
+        "cancelled_scheduled_payments",
+        "cancelled_call_schedules",
+        "cancelled_email_schedules",
+        "cancelled_sms_schedules",
+        "cancelled_calls",
+        "cancelled_emails",
+        "cancelled_sms",
+    )
+
+    def counts(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.COUNT_FIELDS}
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts().values())
+
+
+def validate_reason(reason) -> str:
+    if not isinstance(reason, str) or reason not in VALID_REASONS:
+        valid = ", ".join(VALID_REASONS)
+        raise InvalidRequestError(
+            f"{reason!r} is not a valid stop servicing reason; use one of {valid}.",
+            code="invalid_reason",
+            errors=[field_error("reason", f"Must be one of {valid}.", "invalid_reason")],
+            extra={"validReasons": list(VALID_REASONS)},
+        )
+    return reason
+
+
+def cancel_servicing(
+    *,
+    loan: Loan | int,
+    reason: str = StopServicingReason.API_REQUEST,
+    actor,
+    as_of: date | None = None,
+) -> ServicingCancellation:
+    """Stop servicing a loan and cancel everything scheduled for it (DESIGN §2).
+
+    Twelve statements however many items the loan has: the business date, the row lock, the
+    loan update, one UPDATE per kind (payments; calls, emails, SMS; call, email and SMS
+    schedules) and the two audit rows.
+    """
+    reason = validate_reason(reason)
+    as_of = as_of or get_business_date()
+    with transaction.atomic():
+        loan = lock_loan(loan)
+        if loan.servicing_status == ServicingStatus.NOT_SERVICING:
+            return ServicingCancellation(loan=loan, changed=False)
+        now = timezone.now()
+        before = (loan.servicing_status, loan.stop_servicing_reason)
+        loan.servicing_status = ServicingStatus.NOT_SERVICING
+        loan.stop_servicing_reason = reason
+        loan.servicing_changed_at = now
+        loan.servicing_changed_by = _actor(actor)
+        loan.save(
+            update_fields=[
+                "servicing_status",
+                "stop_servicing_reason",
+                "servicing_changed_at",
+                "servicing_changed_by",
+                "updated_at",
+            ]
+        )
+        stamp = {
+            "cancelled_at": now,
+            "cancelled_by": _actor(actor),
+            "cancel_reason": f"Servicing cancelled: {reason}",
+        }
+        payments = ScheduledPayment.objects.filter(
+            loan=loan, status=ScheduledPaymentStatus.PENDING
+        ).update(status=ScheduledPaymentStatus.CANCELLED, **stamp)
+
+        def communications(channel: str) -> int:
+            return ScheduledCommunication.objects.filter(
+                loan=loan, status=CommunicationStatus.PENDING, channel=channel
+            ).update(status=CommunicationStatus.CANCELLED, **stamp)
+
+        def schedules(channel: str) -> int:
+            return CommunicationSchedule.objects.filter(
+                loan=loan, status=CommunicationScheduleStatus.ACTIVE, channel=channel
+            ).update(status=CommunicationScheduleStatus.CANCELLED, **stamp)
+
+        result = ServicingCancellation(
+            loan=loan,
+            cancelled_scheduled_payments=payments,
+            cancelled_calls=communications(Channel.CALL),
+            cancelled_emails=communications(Channel.EMAIL),
+            cancelled_sms=communications(Channel.SMS),
+            cancelled_call_schedules=schedules(Channel.CALL),
+            cancelled_email_schedules=schedules(Channel.EMAIL),
+            cancelled_sms_schedules=schedules(Channel.SMS),
+        )
+        ServicingEvent.objects.create(
+            loan=loan,
+            kind=ServicingEventKind.CANCEL,
+            actor=_actor(actor),
+            at=now,
+            business_date=as_of,
+            reason=reason,
+            previous_reason=before[1] or "",
+            **result.counts(),
+        )
+        record_event(
+            loan=loan,
+            command="cancel_servicing",
+            actor=actor,
+            as_of=as_of,
+            reason=reason,
+            input={"reason": reason},
+            changes={
+                "servicing_status": (before[0], ServicingStatus.NOT_SERVICING),
+                "stop_servicing_reason": (before[1], reason),
+            },
+            result=result.counts(),
+        )
+    return result
+
+
+def resume_servicing(*, loan: Loan | int, note: str = "", actor, as_of: date | None = None) -> Loan:
+    """Service a stopped loan again. Cancelled items stay cancelled (nothing is resurrected)."""
+    note = (note or "").strip()
+    if len(note) > 500:
+        raise InvalidRequestError(
+            "The note is longer than 500 characters.",
+            errors=[field_error("note", "At most 500 characters.", "max_length")],
+        )
+    as_of = as_of or get_business_date()
+    with transaction.atomic():
+        loan = lock_loan(loan)
+        if loan.servicing_status != ServicingStatus.NOT_SERVICING:
+            raise ConflictError(
+                "The loan is already being serviced.", code="loan_already_servicing"
+            )
+        now = timezone.now()
+        previous_reason = loan.stop_servicing_reason
+        loan.servicing_status = ServicingStatus.ACTIVE
+        loan.stop_servicing_reason = None
+        loan.servicing_changed_at = now
+        loan.servicing_changed_by = _actor(actor)
+        loan.save(
+            update_fields=[
+                "servicing_status",
+                "stop_servicing_reason",
+                "servicing_changed_at",
+                "servicing_changed_by",
+                "updated_at",
+            ]
+        )
+        ServicingEvent.objects.create(
+            loan=loan,
+            kind=ServicingEventKind.RESUME,
+            actor=_actor(actor),
+            at=now,
+            business_date=as_of,
+            previous_reason=previous_reason or "",
+            note=note,
+        )
+        record_event(
+            loan=loan,
+            command="resume_servicing",
+            actor=actor,
+            as_of=as_of,
+            reason=note,
+            input={"note": note},
+            changes={
+                "servicing_status": (ServicingStatus.NOT_SERVICING, ServicingStatus.ACTIVE),
+                "stop_servicing_reason": (previous_reason, None),
+            },
+        )
+    return loan
+
+
+# --------------------------------------------------------------------------------------------
+# Scheduling
+# --------------------------------------------------------------------------------------------
+
+
+def _check_choice(value, choices, field: str) -> str:
+    if value not in choices.values:
+        raise InvalidRequestError(
+            f"{field} must be one of {', '.join(choices.values)}.",
+            errors=[field_error(field, f"Unknown value {value!r}.", "invalid_choice")],
+        )
+    return value
+
+
+def _check_not_past(on: date, as_of: date, field: str) -> None:
+    if on < as_of:
+        raise InvalidRequestError(
+            f"{field} {on} is before the business date {as_of}.",
+            code="date_in_past",
+            errors=[field_error(field, "Before the business date.", "date_in_past")],
+        )
+
+
+def _check_can_schedule(loan: Loan, *, payment: bool = False) -> None:
+    """State checks on the locked loan."""
+    if loan.servicing_status == ServicingStatus.NOT_SERVICING:
+        raise ConflictError(
+            f"Servicing of the loan is stopped ({loan.stop_servicing_reason}); nothing new can be "
+            "scheduled until it is resumed.",
+            code="loan_not_servicing",
+        )
+    if loan.status == LoanStatus.CLOSED:
+        raise ConflictError("The loan is closed (paid off).", code="loan_closed")
+    if payment and loan.status == LoanStatus.PENDING:
+        raise ConflictError(
+            "The loan is not active yet: payments are scheduled on active loans.",
+            code="loan_not_active",
+        )
+
+
+def _check_channel_allowed(loan: Loan, channel: str) -> None:
+    borrower = loan.borrower
+    if getattr(borrower, DO_NOT_CONTACT_FLAG[channel]):
+        raise ConflictError(
+            f"The borrower asked not to be contacted by {channel}.", code="do_not_contact"
+        )
+    if not getattr(borrower, CONTACT_ADDRESS[channel]):
+        raise ConflictError(
+            f"The borrower has no {CONTACT_ADDRESS[channel]} on file for {channel}.",
+            code="no_contact_address",
+        )
+
+
+def _lock_with_borrower(loan: Loan | int) -> Loan:
+    loan = lock_loan(loan)
+    # The borrower's flags are read after the lock so that they are current.
+    loan.borrower = Borrower.objects.get(pk=loan.borrower_id)
+    return loan
+
+
+def borrower_zone(loan: Loan) -> zoneinfo.ZoneInfo:
+    try:
+        return zoneinfo.ZoneInfo(loan.borrower.timezone or "UTC")
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zoneinfo.ZoneInfo("UTC")
+
+
+def schedule_payment(
+    *,
+    loan: Loan | int,
+    amount: Decimal,
+    scheduled_date: date,
+    method: str = PaymentMethod.ACH,
+    actor,
+    as_of: date | None = None,
+) -> ScheduledPayment:
+    if not isinstance(amount, Decimal) or not amount.is_finite() or amount <= 0:
+        raise InvalidRequestError(
+            "The amount must be positive.",
+            errors=[field_error("amount", "Must be positive.", "min_value")],
+        )
+    if amount > MAX_AMOUNT or amount != amount.quantize(Decimal("0.01")):
+        raise InvalidRequestError(
+            "The amount must have at most two decimals and 12 digits before the point.",
+            errors=[field_error("amount", "Invalid amount.", "invalid")],
+        )
+    if not isinstance(scheduled_date, date) or isinstance(scheduled_date, datetime):
+        raise InvalidRequestError(
+            "scheduledDate must be a date.", errors=[field_error("scheduledDate", "Invalid.")]
+        )
+    method = _check_choice(method, PaymentMethod, "method")
+    as_of = as_of or get_business_date()
+    _check_not_past(scheduled_date, as_of, "scheduledDate")
+    with transaction.atomic():
+        loan = lock_loan(loan)
+        _check_can_schedule(loan, payment=True)
+        payment = ScheduledPayment.objects.create(
+            loan=loan,
+            amount=amount,
+            scheduled_date=scheduled_date,
+            method=method,
+            created_by=_actor(actor),
+        )
+        record_event(
+            loan=loan,
+            command="schedule_payment",
+            actor=actor,
+            as_of=as_of,
+            input={"amount": amount, "scheduledDate": scheduled_date, "method": method},
+            result={"scheduledPaymentId": payment.pk},
+        )
+    return payment
+
+
+def schedule_communication(
+    *,
+    loan: Loan | int,
+    channel: str,
+    scheduled_at: datetime,
+    subject: str = "",
+    body: str = "",
+    actor,
+    as_of: date | None = None,
+) -> ScheduledCommunication:
+    channel = _check_choice(channel, Channel, "channel")
+    if not isinstance(scheduled_at, datetime) or timezone.is_naive(scheduled_at):
+        raise InvalidRequestError(
+            "scheduledAt must be a date and time with a time zone offset.",
+            errors=[field_error("scheduledAt", "Needs a time zone offset.", "naive_datetime")],
+        )
+    subject, body = (subject or "").strip(), body or ""
+    if len(subject) > 200:
+        raise InvalidRequestError(
+            "The subject is longer than 200 characters.",
+            errors=[field_error("subject", "At most 200 characters.", "max_length")],
+        )
+    as_of = as_of or get_business_date()
+    with transaction.atomic():
+        loan = _lock_with_borrower(loan)
+        local_date = scheduled_at.astimezone(borrower_zone(loan)).date()
+        _check_not_past(local_date, as_of, "scheduledAt")
+        _check_can_schedule(loan)
+        _check_channel_allowed(loan, channel)
+        communication = ScheduledCommunication.objects.create(
+            loan=loan,
+            channel=channel,
+            scheduled_at=scheduled_at,
+            subject=subject,
+            body=body,
+            created_by=_actor(actor),
+        )
+        record_event(
+            loan=loan,
+            command="schedule_communication",
+            actor=actor,
+            as_of=as_of,
+            input={"channel": channel, "scheduledAt": scheduled_at.isoformat()},
+            result={"scheduledCommunicationId": communication.pk},
+        )
+    return communication
+
+
+def occurrence_dates(
+    *, start: date, every_days: int, end: date | None = None, occurrences: int | None = None
+) -> list[date]:
+    """Every ``every_days`` days from ``start``, until ``end`` (inclusive) or ``occurrences``
+    times. Pure; callers validate the bounds."""
+    step = timedelta(days=every_days)
+    if occurrences is not None:
+        return [start + step * n for n in range(occurrences)]
+    count = (end - start).days // every_days + 1
+    return [start + step * n for n in range(count)]
+
+
+def create_communication_schedule(
+    *,
+    loan: Loan | int,
+    channel: str,
+    every_days: int,
+    start_date: date,
+    end_date: date | None = None,
+    occurrences: int | None = None,
+    subject: str = "",
+    body: str = "",
+    actor,
+    as_of: date | None = None,
+) -> CommunicationSchedule:
+    """Create a schedule and generate its communications (one ``bulk_create``), each at 10:00
+    in the borrower's time zone."""
+    channel = _check_choice(channel, Channel, "channel")
+    errors = []
+    if not isinstance(every_days, int) or isinstance(every_days, bool) or every_days < 1:
+        errors.append(field_error("everyDays", "Must be a whole number of days, at least 1."))
+    elif every_days > MAX_EVERY_DAYS:
+        errors.append(field_error("everyDays", f"At most {MAX_EVERY_DAYS}.", "max_value"))
+    if (end_date is None) == (occurrences is None):
+        errors.append(
+            field_error(None, "Give exactly one of endDate and occurrences.", "end_or_occurrences")
+        )
+    if occurrences is not None and (
+        not isinstance(occurrences, int) or isinstance(occurrences, bool) or occurrences < 1
+    ):
+        errors.append(field_error("occurrences", "Must be at least 1.", "min_value"))
+    if end_date is not None and end_date < start_date:
+        errors.append(field_error("endDate", "Before the start date.", "end_before_start"))
+    if errors:
+        first = errors[0]
+        raise InvalidRequestError(
+            f"The communication schedule is invalid: {first['detail']}",
+            code=first["code"] if first["code"] != "invalid" else "invalid_schedule",
+            errors=errors,
+        )
+    as_of = as_of or get_business_date()
+    _check_not_past(start_date, as_of, "startDate")
+    dates = occurrence_dates(
+        start=start_date, every_days=every_days, end=end_date, occurrences=occurrences
+    )
+    if len(dates) > MAX_OCCURRENCES:
+        raise InvalidRequestError(
+            f"The schedule would generate {len(dates)} communications; at most {MAX_OCCURRENCES}.",
+            code="too_many_occurrences",
+            errors=[field_error("occurrences", f"At most {MAX_OCCURRENCES}.", "max_value")],
+        )
+    subject = (subject or "").strip()[:200]
+    with transaction.atomic():
+        loan = _lock_with_borrower(loan)
+        _check_can_schedule(loan)
+        _check_channel_allowed(loan, channel)
+        schedule = CommunicationSchedule.objects.create(
+            loan=loan,
+            channel=channel,
+            every_days=every_days,
+            start_date=start_date,
+            end_date=end_date,
+            occurrences=occurrences,
+            subject=subject,
+            body=body or "",
+            created_by=_actor(actor),
+        )
+        zone = borrower_zone(loan)
+        now = timezone.now()
+        ScheduledCommunication.objects.bulk_create(
+            ScheduledCommunication(
+                loan=loan,
+                channel=channel,
+                scheduled_at=datetime.combine(on, SEND_TIME, tzinfo=zone),
+                subject=subject,
+                body=body or "",
+                schedule=schedule,
+                created_at=now,
+                created_by=_actor(actor),
+            )
+            for on in dates
+        )
+        record_event(
+            loan=loan,
+            command="create_communication_schedule",
+            actor=actor,
+            as_of=as_of,
+            input={
+                "channel": channel,
+                "everyDays": every_days,
+                "startDate": start_date,
+                "endDate": end_date,
+                "occurrences": occurrences,
+            },
+            result={"communicationScheduleId": schedule.pk, "generated": len(dates)},
+        )
+    return schedule
+
+
+# --------------------------------------------------------------------------------------------
+# Cancel one item
+# --------------------------------------------------------------------------------------------
+
+
+def _cancel_one(model, *, pk: int, pending: str, cancelled: str, label: str, actor, reason: str):
+    """Cancel one row with a conditional UPDATE (so a race with ``cancel_servicing`` or an
+    executor can never cancel it twice). Returns the refreshed row."""
+    reason = (reason or "").strip()[:500]
+    row = model.objects.filter(pk=pk).first()
+    if row is None:
+        raise NotFoundError(f"{label} {pk} was not found.", code="not_found")
+    if row.status != pending:
+        raise ConflictError(
+            f"{label} {pk} is {row.status}; only a {pending} one can be cancelled.",
+            code=f"not_{pending.lower()}",
+        )
+    now = timezone.now()
+    updated = model.objects.filter(pk=pk, status=pending).update(
+        status=cancelled, cancelled_at=now, cancelled_by=_actor(actor), cancel_reason=reason
+    )
+    if updated == 0:  # changed by someone else since it was read
+        row.refresh_from_db(fields=["status"])
+        raise ConflictError(
+            f"{label} {pk} is {row.status}; only a {pending} one can be cancelled.",
+            code=f"not_{pending.lower()}",
+        )
+    row.refresh_from_db()
+    return row
+
+
+@transaction.atomic
+def cancel_scheduled_payment(*, payment_id: int, actor, reason: str = "") -> ScheduledPayment:
+    payment = _cancel_one(
+        ScheduledPayment,
+        pk=payment_id,
+        pending=ScheduledPaymentStatus.PENDING,
+        cancelled=ScheduledPaymentStatus.CANCELLED,
+        label="Scheduled payment",
+        actor=actor,
+        reason=reason,
+    )
+    record_event(
+        loan=payment.loan,
+        command="cancel_scheduled_payment",
+        actor=actor,
+        as_of=get_business_date(),
+        reason=reason,
+        input={"scheduledPaymentId": payment.pk},
+        changes={"scheduled_payment.status": (ScheduledPaymentStatus.PENDING, payment.status)},
+    )
+    return payment
+
+
+@transaction.atomic
+def cancel_scheduled_communication(
+    *, communication_id: int, actor, reason: str = ""
+) -> ScheduledCommunication:
+    communication = _cancel_one(
+        ScheduledCommunication,
+        pk=communication_id,
+        pending=CommunicationStatus.PENDING,
+        cancelled=CommunicationStatus.CANCELLED,
+        label="Scheduled communication",
+        actor=actor,
+        reason=reason,
+    )
+    record_event(
+        loan=communication.loan,
+        command="cancel_scheduled_communication",
+        actor=actor,
+        as_of=get_business_date(),
+        reason=reason,
+        input={"scheduledCommunicationId": communication.pk},
+        changes={
+            "scheduled_communication.status": (CommunicationStatus.PENDING, communication.status)
+        },
+    )
+    return communication
+
+
+@dataclass(frozen=True)
+class ScheduleCancellation:
+    schedule: CommunicationSchedule
+    cancelled_communications: int
+
+
+@transaction.atomic
+def cancel_communication_schedule(
+    *, schedule_id: int, actor, reason: str = ""
+) -> ScheduleCancellation:
+    """Cancel an ACTIVE schedule and, in one UPDATE, its communications still PENDING."""
+    schedule = _cancel_one(
+        CommunicationSchedule,
+        pk=schedule_id,
+        pending=CommunicationScheduleStatus.ACTIVE,
+        cancelled=CommunicationScheduleStatus.CANCELLED,
+        label="Communication schedule",
+        actor=actor,
+        reason=reason,
+    )
+    count = ScheduledCommunication.objects.filter(
+        Q(schedule=schedule) & Q(status=CommunicationStatus.PENDING)
+    ).update(
+        status=CommunicationStatus.CANCELLED,
+        cancelled_at=schedule.cancelled_at,
+        cancelled_by=_actor(actor),
+        cancel_reason=f"Schedule {schedule.pk} cancelled"
+        + (f": {schedule.cancel_reason}" if schedule.cancel_reason else ""),
+    )
+    record_event(
+        loan=schedule.loan,
+        command="cancel_communication_schedule",
+        actor=actor,
+        as_of=get_business_date(),
+        reason=reason,
+        input={"communicationScheduleId": schedule.pk},
+        changes={
+            "communication_schedule.status": (
+                CommunicationScheduleStatus.ACTIVE,
+                CommunicationScheduleStatus.CANCELLED,
+            )
+        },
+        result={"cancelledCommunications": count},
+    )
+    return ScheduleCancellation(schedule=schedule, cancelled_communications=count)
