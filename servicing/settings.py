@@ -8,6 +8,7 @@ behind a TLS-terminating proxy). DATABASE_URL selects the database: SQLite (the 
 
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import dj_database_url
@@ -142,6 +143,10 @@ STORAGES = {
         )
     },
 }
+
+if DEBUG or TESTING:
+    # Development serves static files from the apps (no collectstatic, so no STATIC_ROOT yet).
+    warnings.filterwarnings("ignore", message="No directory at", category=UserWarning)
 
 LOGIN_URL = "/admin/login/"
 
