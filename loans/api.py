@@ -35,6 +35,7 @@ from loans.models import (
 )
 from loans.serializers import (
     BusinessDateSerializer,
+    ContractTerminationInputSerializer,
     LoanCreateSerializer,
     LoanDetailSerializer,
     LoanEventSerializer,
@@ -43,6 +44,7 @@ from loans.serializers import (
     ScheduleSerializer,
     SetupInputSerializer,
     SetupSerializer,
+    TerminationCommandSerializer,
     TokenRequestSerializer,
     TokenSerializer,
     TransactionSerializer,
@@ -375,3 +377,50 @@ class LoanEventsView(LoanAPIView):
 
 
 __all__ = ["CommandPermission"]
+
+
+# ------------------------------------------------------------------ contract termination (seed 002)
+
+
+def termination_payload(result: services.TerminationResult, resource_external_id) -> dict:
+    return TerminationCommandSerializer(
+        {
+            "loanId": result.loan.pk,
+            "resourceId": result.transaction.pk,
+            "resourceExternalId": resource_external_id,
+            "subStatus": result.loan.sub_status,
+            "transaction": result.transaction,
+        }
+    ).data
+
+
+def contract_termination_command(view, request, loan: Loan) -> Response:
+    """``POST .../transactions?command=contractTermination``: dated on the business date."""
+    data = parse(ContractTerminationInputSerializer, request).validated_data
+    result = services.terminate_contract(
+        loan=loan,
+        actor=request.user,
+        note=data.get("note", ""),
+        external_id=data.get("externalId") or None,
+    )
+    return Response(termination_payload(result, result.transaction.external_id))
+
+
+def undo_contract_termination_command(view, request, loan: Loan) -> Response:
+    """``POST .../transactions?command=undoContractTermination``."""
+    data = parse(UndoInputSerializer, request).validated_data
+    result = services.undo_contract_termination(
+        loan=loan,
+        actor=request.user,
+        note=data.get("note", ""),
+        reversal_external_id=data.get("reversalExternalId") or None,
+    )
+    return Response(termination_payload(result, result.transaction.reversal_external_id))
+
+
+EXTRA_TRANSACTION_COMMANDS.update(
+    {
+        "contractTermination": ("terminate_contract", contract_termination_command),
+        "undoContractTermination": ("terminate_contract", undo_contract_termination_command),
+    }
+)
