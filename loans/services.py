@@ -931,6 +931,10 @@ class TerminationPreview:
         return self.principal + self.interest + self.fees
 
     @property
+    def live_periods(self) -> list[ledger.PeriodState]:
+        return ledger.live(list(self.periods))
+
+    @property
     def allowed(self) -> bool:
         return not self.refusals
 
@@ -948,6 +952,10 @@ class UndoTerminationPreview:
     @property
     def allowed(self) -> bool:
         return not self.refusals
+
+    @property
+    def live_periods(self) -> list[ledger.PeriodState]:
+        return ledger.live(list(self.periods))
 
 
 def _refusal(code: str, detail: str) -> dict:
