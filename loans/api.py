@@ -6,7 +6,7 @@ import django_filters
 from django.contrib.auth import authenticate
 from django.db.models import Prefetch
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
 from rest_framework import generics, permissions, status
 from rest_framework.authtoken.models import Token
 from rest_framework.response import Response
@@ -303,8 +303,26 @@ class TransactionsView(LoanAPIView):
                 enum=[*TRANSACTION_COMMANDS, "contractTermination", "undoContractTermination"],
             )
         ],
-        request=RepaymentInputSerializer,
-        responses={200: TransactionSerializer, **COMMAND_ERRORS},
+        request=PolymorphicProxySerializer(
+            component_name="TransactionCommandInput",
+            serializers=[
+                RepaymentInputSerializer,
+                ContractTerminationInputSerializer,
+                UndoInputSerializer,
+            ],
+            resource_type_field_name=None,
+        ),
+        responses={
+            200: PolymorphicProxySerializer(
+                component_name="TransactionCommandResult",
+                serializers=[TransactionSerializer, TerminationCommandSerializer],
+                resource_type_field_name=None,
+            ),
+            **COMMAND_ERRORS,
+        },
+        description="repayment, charge, advancement, credit: a RepaymentInput body, the "
+        "transaction back. contractTermination (a ContractTerminationInput body) and "
+        "undoContractTermination (an UndoInput body): a TerminationCommand back.",
     )
     def post(self, request, **kwargs):
         command = request.query_params.get("command", "")
