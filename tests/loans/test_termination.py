@@ -327,26 +327,77 @@ def test_accrued_to_date_on_a_due_date(operator):
     assert summary.next_due_date == date(2024, 3, 1)
 
 
-def test_accrued_to_date_mid_period_prorates_by_days(operator):
-    # 14 of the period's 29 days have elapsed: 0.49 x 14 / 29 = 0.2365... -> 0.24.
-    loan = seven_percent_first_paid(
-        operator, policy="ACCRUED_TO_DATE", business_date=date(2024, 2, 15)
-    )
+@pytest.mark.parametrize(
+    ("on", "interest", "amount"),
+    [
+        # Fineract's LoanContractTermination.feature: S3 (14 Feb) and S2 (29 Feb).
+        (date(2024, 2, 14), D("0.22"), D("83.79")),  # 0.49 x 13 / 29 = 0.2196...
+        (date(2024, 2, 15), D("0.24"), D("83.81")),  # 0.49 x 14 / 29 = 0.2365...
+        (date(2024, 2, 29), D("0.47"), D("84.04")),  # 0.49 x 28 / 29 = 0.4731...
+    ],
+)
+def test_accrued_to_date_mid_period_prorates_by_days(operator, on, interest, amount):
+    loan = seven_percent_first_paid(operator, policy="ACCRUED_TO_DATE", business_date=on)
     tx = terminate_contract(loan=loan, actor=operator).transaction
-    assert (tx.amount, tx.principal_portion, tx.interest_portion) == (
-        D("83.81"),
+    assert (tx.date, tx.amount, tx.principal_portion, tx.interest_portion) == (
+        on,
+        amount,
         D("83.57"),
-        D("0.24"),
+        interest,
     )
     assert periods_of(loan)[-1] == (
         2,
         date(2024, 2, 1),
-        date(2024, 2, 15),
+        on,
         D("83.57"),
-        D("0.24"),
+        interest,
         D("0.00"),
         D("0.00"),
         False,
+    )
+
+
+def test_accrued_to_date_repayment_after_termination(operator):
+    # Fineract: terminated on 29 Feb 2024 (84.04), 17.01 repaid on 1 March -> 0.47 interest,
+    # 16.54 principal, 67.03 outstanding and now past due.
+    loan = seven_percent_first_paid(
+        operator, policy="ACCRUED_TO_DATE", business_date=date(2024, 2, 29)
+    )
+    terminate_contract(loan=loan, actor=operator)
+    set_business_date(date(2024, 3, 1))
+    tx = post_transaction(
+        loan=loan,
+        type=TransactionType.REPAYMENT,
+        on=date(2024, 3, 1),
+        amount=D("17.01"),
+        actor=operator,
+    )
+    assert (tx.principal_portion, tx.interest_portion) == (D("16.54"), D("0.47"))
+    summary = summary_of(loan, date(2024, 3, 1))
+    assert (summary.total_outstanding, summary.amount_past_due, summary.days_past_due) == (
+        D("67.03"),
+        D("67.03"),
+        1,
+    )
+
+
+def test_accrued_to_date_with_a_fee_charged_before(operator):
+    loan = seven_percent_first_paid(
+        operator, policy="ACCRUED_TO_DATE", business_date=date(2024, 3, 1)
+    )
+    post_transaction(
+        loan=loan,
+        type=TransactionType.CHARGE,
+        on=date(2024, 2, 15),
+        amount=D("5.00"),
+        actor=operator,
+    )
+    tx = terminate_contract(loan=loan, actor=operator).transaction
+    assert (tx.amount, tx.principal_portion, tx.interest_portion, tx.fees_portion) == (
+        D("89.06"),
+        D("83.57"),
+        D("0.49"),
+        D("5.00"),
     )
 
 

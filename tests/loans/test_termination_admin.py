@@ -99,12 +99,12 @@ def test_terminate_page_previews_without_changing_anything(operator_client, base
     assert 'id="next-due-after">2026-02-18<' in page
     assert 'id="confirm-termination"' in page
     preview = response.context["previews"][0]
-    assert (preview.principal, preview.interest, preview.fees, str(preview.total)) == (
-        preview.principal,
-        preview.interest,
-        preview.fees,
+    assert [str(x) for x in (preview.principal, preview.interest, preview.fees, preview.total)] == [
+        "300.00",
+        "5.54",
+        "0.00",
         "305.54",
-    )
+    ]
 
 
 def test_terminate_from_the_loan_page(operator_client, baseline_b):
