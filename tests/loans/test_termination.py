@@ -883,16 +883,18 @@ def test_the_termination_cannot_be_undone_with_command_undo(baseline_b, operator
 
 def test_query_count_does_not_grow_with_the_schedule(operator, django_assert_max_num_queries):
     set_business_date(date(2026, 2, 18))
-    small = make_active_loan(actor=operator)
+    small = make_active_loan(actor=operator, loan_term=D("6"))
     post_transaction(
         loan=small,
         type=TransactionType.REPAYMENT,
         on=date(2026, 2, 1),
-        amount=D("88.85"),
+        amount=D("172.55"),
         actor=operator,
     )
     with CaptureQueriesContext(connection) as small_queries:
         terminate_contract(loan=small, actor=operator)
+    assert len(periods_of(small)) == 2
+    assert len(small_queries) <= 30, len(small_queries)
 
     # 360 monthly installments, 60 repayments posted (kept periods stay under one insert batch).
     set_business_date(date(2021, 1, 15))
