@@ -6,7 +6,7 @@ import django_filters
 from django.contrib.auth import authenticate
 from django.db.models import Prefetch
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
 from rest_framework import generics, permissions, status
 from rest_framework.authtoken.models import Token
 from rest_framework.response import Response
@@ -35,6 +35,7 @@ from loans.models import (
 )
 from loans.serializers import (
     BusinessDateSerializer,
+    ContractTerminationInputSerializer,
     LoanCreateSerializer,
     LoanDetailSerializer,
     LoanEventSerializer,
@@ -43,6 +44,7 @@ from loans.serializers import (
     ScheduleSerializer,
     SetupInputSerializer,
     SetupSerializer,
+    TerminationCommandSerializer,
     TokenRequestSerializer,
     TokenSerializer,
     TransactionSerializer,
@@ -301,8 +303,26 @@ class TransactionsView(LoanAPIView):
                 enum=[*TRANSACTION_COMMANDS, "contractTermination", "undoContractTermination"],
             )
         ],
-        request=RepaymentInputSerializer,
-        responses={200: TransactionSerializer, **COMMAND_ERRORS},
+        request=PolymorphicProxySerializer(
+            component_name="TransactionCommandInput",
+            serializers=[
+                RepaymentInputSerializer,
+                ContractTerminationInputSerializer,
+                UndoInputSerializer,
+            ],
+            resource_type_field_name=None,
+        ),
+        responses={
+            200: PolymorphicProxySerializer(
+                component_name="TransactionCommandResult",
+                serializers=[TransactionSerializer, TerminationCommandSerializer],
+                resource_type_field_name=None,
+            ),
+            **COMMAND_ERRORS,
+        },
+        description="repayment, charge, advancement, credit: a RepaymentInput body, the "
+        "transaction back. contractTermination (a ContractTerminationInput body) and "
+        "undoContractTermination (an UndoInput body): a TerminationCommand back.",
     )
     def post(self, request, **kwargs):
         command = request.query_params.get("command", "")
@@ -375,3 +395,50 @@ class LoanEventsView(LoanAPIView):
 
 
 __all__ = ["CommandPermission"]
+
+
+# ------------------------------------------------------------------ contract termination (seed 002)
+
+
+def termination_payload(result: services.TerminationResult, resource_external_id) -> dict:
+    return TerminationCommandSerializer(
+        {
+            "loanId": result.loan.pk,
+            "resourceId": result.transaction.pk,
+            "resourceExternalId": resource_external_id,
+            "subStatus": result.loan.sub_status,
+            "transaction": result.transaction,
+        }
+    ).data
+
+
+def contract_termination_command(view, request, loan: Loan) -> Response:
+    """``POST .../transactions?command=contractTermination``: dated on the business date."""
+    data = parse(ContractTerminationInputSerializer, request).validated_data
+    result = services.terminate_contract(
+        loan=loan,
+        actor=request.user,
+        note=data.get("note", ""),
+        external_id=data.get("externalId") or None,
+    )
+    return Response(termination_payload(result, result.transaction.external_id))
+
+
+def undo_contract_termination_command(view, request, loan: Loan) -> Response:
+    """``POST .../transactions?command=undoContractTermination``."""
+    data = parse(UndoInputSerializer, request).validated_data
+    result = services.undo_contract_termination(
+        loan=loan,
+        actor=request.user,
+        note=data.get("note", ""),
+        reversal_external_id=data.get("reversalExternalId") or None,
+    )
+    return Response(termination_payload(result, result.transaction.reversal_external_id))
+
+
+EXTRA_TRANSACTION_COMMANDS.update(
+    {
+        "contractTermination": ("terminate_contract", contract_termination_command),
+        "undoContractTermination": ("terminate_contract", undo_contract_termination_command),
+    }
+)

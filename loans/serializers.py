@@ -170,6 +170,18 @@ class UndoInputSerializer(serializers.Serializer):
     reversalExternalId = serializers.CharField(max_length=100, required=False, allow_null=True)
 
 
+class ContractTerminationInputSerializer(serializers.Serializer):
+    """Seed 002's body. ``locale`` and ``dateFormat`` are accepted for Fineract clients; the
+    termination is always dated on the business date, so any date in the payload is ignored."""
+
+    note = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    externalId = serializers.CharField(
+        max_length=100, required=False, allow_null=True, allow_blank=True
+    )
+    locale = serializers.CharField(max_length=35, required=False, allow_blank=True)
+    dateFormat = serializers.CharField(max_length=50, required=False, allow_blank=True)
+
+
 # ---------------------------------------------------------------- output
 
 
@@ -493,3 +505,16 @@ class LoanEventSerializer(serializers.ModelSerializer):
 
     def get_actor(self, obj) -> str | None:
         return obj.actor.get_username() if obj.actor_id else None
+
+
+class TerminationCommandSerializer(serializers.Serializer):
+    """The response of contractTermination and undoContractTermination (Fineract's shape)."""
+
+    loanId = serializers.IntegerField()
+    resourceId = serializers.IntegerField(help_text="the CONTRACT_TERMINATION transaction's id")
+    resourceExternalId = serializers.CharField(
+        allow_null=True,
+        help_text="the transaction's externalId (its reversalExternalId for the undo)",
+    )
+    subStatus = serializers.ChoiceField(LoanSubStatus.choices, allow_null=True)
+    transaction = TransactionSerializer()

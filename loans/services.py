@@ -18,7 +18,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from loans import ledger
+from loans import ledger, selectors
 from loans.exceptions import (
     ConflictError,
     DuplicateExternalIdError,
@@ -39,6 +39,7 @@ from loans.models import (
     LoanEvent,
     LoanSetup,
     LoanStatus,
+    LoanSubStatus,
     PaymentFrequency,
     RoundingMode,
     Schedule,
@@ -343,8 +344,17 @@ def rebuild_schedule(loan: Loan, *, schedule: Schedule | None = None) -> ledger.
     elif loan.status == LoanStatus.CLOSED and outstanding > 0:
         new_status = LoanStatus.ACTIVE
     if new_status:
-        loan.status = new_status
-        Loan.objects.filter(pk=loan.pk).update(status=new_status)
+        # The sub-status exists only on an ACTIVE loan (a database constraint): paying off a
+        # terminated loan closes it and clears the sub-status; reopening it (its last
+        # repayment undone) restores the sub-status while its termination stands.
+        terminated = any(t.type == TransactionType.CONTRACT_TERMINATION for t in transactions)
+        sub_status = (
+            LoanSubStatus.CONTRACT_TERMINATION
+            if new_status == LoanStatus.ACTIVE and terminated
+            else None
+        )
+        loan.status, loan.sub_status = new_status, sub_status
+        Loan.objects.filter(pk=loan.pk).update(status=new_status, sub_status=sub_status)
     return result
 
 
@@ -881,3 +891,426 @@ def reverse_transaction(
         },
     )
     return tx
+
+
+# --------------------------------------------------------------------------------------------
+# Contract termination and its undo (seed 002, DESIGN §3)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TerminationResult:
+    loan: Loan
+    transaction: Transaction
+
+
+@dataclass(frozen=True)
+class TerminationPreview:
+    """What terminating a loan on ``on`` would do, computed without writing anything.
+
+    ``principal``/``interest``/``fees`` are everything outstanding on the rewritten schedule
+    (overdue installments included): the portions of the CONTRACT_TERMINATION transaction.
+    ``accelerated`` is the installment due on ``on`` that the later installments collapse
+    into; it is None when ``on`` is on or after maturity (the periods are kept).
+    ``refusals`` lists the failed checks (empty when the termination is allowed).
+    """
+
+    loan: Loan
+    on: date
+    principal: Decimal
+    interest: Decimal
+    fees: Decimal
+    accelerated: ledger.PeriodState | None
+    periods: tuple[ledger.PeriodState, ...]
+    before: ledger.Summary | None
+    after: ledger.Summary | None
+    refusals: tuple[dict, ...] = ()
+
+    @property
+    def total(self) -> Decimal:
+        return self.principal + self.interest + self.fees
+
+    @property
+    def live_periods(self) -> list[ledger.PeriodState]:
+        return ledger.live(list(self.periods))
+
+    @property
+    def allowed(self) -> bool:
+        return not self.refusals
+
+
+@dataclass(frozen=True)
+class UndoTerminationPreview:
+    """What undoing a loan's contract termination would restore (nothing is written)."""
+
+    loan: Loan
+    termination: Transaction | None
+    periods: tuple[ledger.PeriodState, ...]
+    after: ledger.Summary | None
+    refusals: tuple[dict, ...] = ()
+
+    @property
+    def allowed(self) -> bool:
+        return not self.refusals
+
+    @property
+    def live_periods(self) -> list[ledger.PeriodState]:
+        return ledger.live(list(self.periods))
+
+
+def _refusal(code: str, detail: str) -> dict:
+    return {"field": None, "detail": detail, "code": code}
+
+
+def termination_refusals(loan: Loan, *, as_of: date) -> list[dict]:
+    """Every check ``terminate_contract`` makes, collected (DESIGN §3). Read-only."""
+    refusals = []
+    if loan.status != LoanStatus.ACTIVE:
+        refusals.append(
+            _refusal("loan_not_active", f"The loan is {loan.status}; only an ACTIVE loan can be.")
+        )
+    if loan.schedule_engine != ScheduleEngine.DYNAMIC:
+        refusals.append(
+            _refusal(
+                "engine_not_dynamic",
+                f"The loan uses the {loan.schedule_engine} schedule engine; contract "
+                "termination needs the DYNAMIC engine.",
+            )
+        )
+    if loan.charged_off:
+        refusals.append(_refusal("loan_charged_off", "The loan is charged off."))
+    if loan.is_terminated:
+        refusals.append(
+            _refusal("already_terminated", "The loan's contract is already terminated.")
+        )
+    if loan.modification_in_progress:
+        refusals.append(
+            _refusal(
+                "modification_in_progress",
+                "A modification is in progress: activate or cancel it first.",
+            )
+        )
+    # Choices where the spec is silent (as Fineract does for any transaction): the termination
+    # is dated on the business date, which may not precede the contract or the latest
+    # modification, and it must be the loan's latest transaction (so that it can be undone).
+    setup = loan.setup
+    if loan.status == LoanStatus.ACTIVE and setup is not None:
+        if setup.mod_id is None and as_of < setup.contract_date:
+            refusals.append(
+                _refusal(
+                    "date_before_contract",
+                    f"The business date {as_of} is before the contract date {setup.contract_date}.",
+                )
+            )
+        elif setup.mod_id is not None and as_of <= setup.contract_date:
+            refusals.append(
+                _refusal(
+                    "date_before_modification",
+                    f"The business date {as_of} is on or before the latest modification date "
+                    f"{setup.contract_date}.",
+                )
+            )
+        later = (
+            Transaction.objects.filter(loan=loan, reversed=False, date__gt=as_of)
+            .exclude(type=TransactionType.DISBURSEMENT)
+            .exists()
+        )
+        if later:
+            refusals.append(
+                _refusal(
+                    "transactions_after_business_date",
+                    f"The loan has transactions dated after the business date {as_of}.",
+                )
+            )
+    return refusals
+
+
+def _frozen_rows(schedule: Schedule) -> list[SchedulePeriod]:
+    return list(schedule.periods.filter(frozen=True).order_by("period"))
+
+
+def _live_totals(periods: list[ledger.PeriodState]) -> tuple[Decimal, Decimal, Decimal]:
+    current = ledger.live(periods)
+    return (
+        sum((p.principal_outstanding for p in current), ZERO),
+        sum((p.interest_outstanding for p in current), ZERO),
+        sum((p.fees_outstanding for p in current), ZERO),
+    )
+
+
+def preview_contract_termination(loan: Loan, *, as_of: date | None = None) -> TerminationPreview:
+    """Compute what ``terminate_contract`` would write, writing nothing.
+
+    The same computation gives the transaction's portions inside ``terminate_contract``, so
+    the admin's preview and the result cannot disagree. Constant query count.
+    """
+    as_of = as_of or get_business_date()
+    return _termination_preview(loan, as_of, tuple(termination_refusals(loan, as_of=as_of)))
+
+
+def _termination_preview(loan: Loan, as_of: date, refusals: tuple) -> TerminationPreview:
+    schedule = (
+        Schedule.objects.select_related("setup").filter(loan=loan, is_current=True).first()
+        if loan.status != LoanStatus.PENDING
+        else None
+    )
+    if schedule is None:
+        return TerminationPreview(
+            loan=loan,
+            on=as_of,
+            principal=ZERO,
+            interest=ZERO,
+            fees=ZERO,
+            accelerated=None,
+            periods=(),
+            before=None,
+            after=None,
+            refusals=refusals,
+        )
+    transactions = [
+        t
+        for t in replay_transactions(loan, schedule)
+        if t.type != TransactionType.CONTRACT_TERMINATION
+    ]
+    frozen_rows = _frozen_rows(schedule)
+    before = derive_periods(
+        loan, schedule, transactions, frozen=[_to_state(r) for r in frozen_rows]
+    )
+    pending = Transaction(
+        loan=loan, type=TransactionType.CONTRACT_TERMINATION, date=as_of, amount=ZERO
+    )
+    after = derive_periods(
+        loan, schedule, [*transactions, pending], frozen=[_to_state(r) for r in frozen_rows]
+    )
+    live_before = ledger.live(before.periods)
+    collapsed = (
+        loan.schedule_engine == ScheduleEngine.DYNAMIC
+        and bool(live_before)
+        and as_of < live_before[-1].due_date
+    )
+    principal, interest, fees = _live_totals(after.periods)
+    return TerminationPreview(
+        loan=loan,
+        on=as_of,
+        principal=principal,
+        interest=interest,
+        fees=fees,
+        accelerated=ledger.live(after.periods)[-1] if collapsed else None,
+        periods=tuple(after.periods),
+        before=ledger.summarize(before.periods, as_of=as_of),
+        after=ledger.summarize(after.periods, as_of=as_of),
+        refusals=refusals,
+    )
+
+
+def _summary_changes(before: ledger.Summary | None, after: ledger.Summary | None) -> dict:
+    def pick(s):
+        if s is None:
+            return {"nextDueDate": None, "outstanding": None}
+        return {"nextDueDate": s.next_due_date, "outstanding": s.total_outstanding}
+
+    b, a = pick(before), pick(after)
+    return {k: (b[k], a[k]) for k in b}
+
+
+@transaction.atomic
+def terminate_contract(
+    *,
+    loan: Loan,
+    actor,
+    note: str = "",
+    external_id: str | None = None,
+    as_of: date | None = None,
+) -> TerminationResult:
+    """Terminate a DYNAMIC loan's contract on the business date (seed 002).
+
+    Records a non-cash CONTRACT_TERMINATION transaction carrying everything outstanding on the
+    rewritten schedule, tags the loan ``CONTRACT_TERMINATION`` (it stays ACTIVE) and starts a
+    new schedule version in which every installment due on or after the date is collapsed into
+    one due on the date (kept as is on or after maturity).
+    """
+    as_of = as_of or get_business_date()
+    loan = lock_loan(loan)
+    refusals = termination_refusals(loan, as_of=as_of)
+    if refusals:
+        raise ConflictError(
+            "The contract cannot be terminated: " + " ".join(r["detail"] for r in refusals),
+            code="contract_termination_not_allowed",
+            errors=refusals,
+        )
+    _check_external_id(external_id)
+    preview = _termination_preview(loan, as_of, ())
+    try:
+        with transaction.atomic():
+            tx = Transaction.objects.create(
+                loan=loan,
+                type=TransactionType.CONTRACT_TERMINATION,
+                date=as_of,
+                amount=preview.total,
+                principal_portion=preview.principal,
+                interest_portion=preview.interest,
+                fees_portion=preview.fees,
+                external_id=external_id or None,
+                note=(note or "")[:500],
+                created_by=_actor(actor),
+            )
+    except IntegrityError:
+        raise DuplicateExternalIdError(
+            f"The external id {external_id!r} is already used.",
+            errors=[field_error("externalId", "Already used.", "duplicate_external_id")],
+        )
+    sub_status_before = loan.sub_status
+    loan.sub_status = LoanSubStatus.CONTRACT_TERMINATION
+    loan.save(update_fields=["sub_status", "updated_at"])
+    schedule = new_schedule_version(
+        loan=loan, reason=ScheduleReason.CONTRACT_TERMINATION, actor=actor, note=note
+    )
+    rebuild_schedule(loan, schedule=schedule)
+    record_event(
+        loan=loan,
+        command="terminate_contract",
+        actor=actor,
+        as_of=as_of,
+        reason=note,
+        input={"externalId": external_id, "note": note},
+        changes={
+            "subStatus": (sub_status_before, loan.sub_status),
+            **_summary_changes(preview.before, preview.after),
+        },
+        result={
+            "transactionId": tx.pk,
+            "amount": tx.amount,
+            "principalPortion": tx.principal_portion,
+            "interestPortion": tx.interest_portion,
+            "feesPortion": tx.fees_portion,
+            "scheduleVersion": schedule.version,
+        },
+    )
+    return TerminationResult(loan=loan, transaction=tx)
+
+
+def _undo_state(loan: Loan) -> tuple[Transaction | None, list[dict]]:
+    """The termination to undo and every failed check of ``undo_contract_termination``."""
+    refusals = []
+    if loan.status != LoanStatus.ACTIVE:
+        refusals.append(
+            _refusal("loan_not_active", f"The loan is {loan.status}; only an ACTIVE loan can be.")
+        )
+    user_transactions = (
+        Transaction.objects.filter(loan=loan, reversed=False)
+        .exclude(type=TransactionType.DISBURSEMENT)
+        .order_by("-date", "-id")
+    )
+    termination = user_transactions.filter(type=TransactionType.CONTRACT_TERMINATION).first()
+    if not loan.is_terminated or termination is None:
+        refusals.append(
+            _refusal("not_terminated", "The loan is not in CONTRACT_TERMINATION sub-status.")
+        )
+    else:
+        latest = user_transactions.first()
+        if latest.pk != termination.pk:
+            refusals.append(
+                _refusal(
+                    "termination_not_latest",
+                    f"The contract termination is not the loan's latest transaction: a "
+                    f"{latest.type} dated {latest.date} (id {latest.pk}) came after it; "
+                    "undo that first.",
+                )
+            )
+    return termination, refusals
+
+
+def preview_undo_contract_termination(
+    loan: Loan, *, as_of: date | None = None
+) -> UndoTerminationPreview:
+    """The schedule ``undo_contract_termination`` would restore, writing nothing."""
+    as_of = as_of or get_business_date()
+    termination, refusals = _undo_state(loan)
+    schedule = Schedule.objects.select_related("setup").filter(loan=loan, is_current=True).first()
+    if schedule is None:
+        return UndoTerminationPreview(
+            loan=loan, termination=termination, periods=(), after=None, refusals=tuple(refusals)
+        )
+    transactions = [
+        t
+        for t in replay_transactions(loan, schedule)
+        if t.type != TransactionType.CONTRACT_TERMINATION
+    ]
+    restored = derive_periods(loan, schedule, transactions)
+    return UndoTerminationPreview(
+        loan=loan,
+        termination=termination,
+        periods=tuple(restored.periods),
+        after=ledger.summarize(restored.periods, as_of=as_of),
+        refusals=tuple(refusals),
+    )
+
+
+@transaction.atomic
+def undo_contract_termination(
+    *,
+    loan: Loan,
+    actor,
+    note: str = "",
+    reversal_external_id: str | None = None,
+    as_of: date | None = None,
+) -> TerminationResult:
+    """Undo a contract termination: the termination transaction is reversed (kept), the
+    sub-status cleared and a new schedule version re-derived from the setup and the remaining
+    transactions."""
+    as_of = as_of or get_business_date()
+    loan = lock_loan(loan)
+    tx, refusals = _undo_state(loan)
+    if refusals:
+        raise ConflictError(
+            "The contract termination cannot be undone: " + " ".join(r["detail"] for r in refusals),
+            code=refusals[0]["code"],
+            errors=refusals,
+        )
+    _check_external_id(reversal_external_id, field="reversalExternalId")
+    before = selectors.loan_summary(loan, as_of=as_of)
+    tx.reversed = True
+    tx.reversed_on = as_of
+    tx.reversed_at = timezone.now()
+    tx.reversed_by = _actor(actor)
+    tx.reversal_note = (note or "")[:500]
+    tx.reversal_external_id = reversal_external_id or None
+    try:
+        with transaction.atomic():
+            tx.save(
+                update_fields=[
+                    "reversed",
+                    "reversed_on",
+                    "reversed_at",
+                    "reversed_by",
+                    "reversal_note",
+                    "reversal_external_id",
+                ]
+            )
+    except IntegrityError:
+        raise DuplicateExternalIdError(
+            f"The external id {reversal_external_id!r} is already used.",
+            errors=[field_error("reversalExternalId", "Already used.", "duplicate_external_id")],
+        )
+    sub_status_before = loan.sub_status
+    loan.sub_status = None
+    loan.save(update_fields=["sub_status", "updated_at"])
+    schedule = new_schedule_version(
+        loan=loan, reason=ScheduleReason.UNDO_CONTRACT_TERMINATION, actor=actor, note=note
+    )
+    result = rebuild_schedule(loan, schedule=schedule)
+    record_event(
+        loan=loan,
+        command="undo_contract_termination",
+        actor=actor,
+        as_of=as_of,
+        reason=note,
+        input={"reversalExternalId": reversal_external_id, "note": note},
+        changes={
+            "subStatus": (sub_status_before, loan.sub_status),
+            "transaction.reversed": (False, True),
+            **_summary_changes(before, ledger.summarize(result.periods, as_of=as_of)),
+        },
+        result={"transactionId": tx.pk, "scheduleVersion": schedule.version},
+    )
+    return TerminationResult(loan=loan, transaction=tx)

@@ -164,6 +164,42 @@ class Command(BaseCommand):
                 as_of=DEMO_DATE,
             )
 
+        terminated, new = demo_loan(
+            admin,
+            "DEMO-TERMINATED",
+            "Tess",
+            "Terminated",
+            loan_amount=Decimal("600.00"),
+            loan_rate=Decimal("24"),
+            loan_term=Decimal("6"),
+            payment_frequency="BIWEEKLY",
+            contract_date=date(2025, 12, 27),
+            first_payment_date=date(2026, 1, 10),
+            calc_type="EQUAL_PRINCIPAL",
+        )
+        if new:  # Baseline B's twin, terminated on the demo date (seed 002): 305.54 due now
+            services.activate_loan(loan=terminated, actor=admin, as_of=DEMO_DATE)
+            for on, amount in [
+                (date(2026, 1, 10), "105.54"),
+                (date(2026, 1, 24), "104.62"),
+                (date(2026, 2, 7), "103.69"),
+            ]:
+                services.post_transaction(
+                    loan=terminated,
+                    type=TransactionType.REPAYMENT,
+                    on=on,
+                    amount=Decimal(amount),
+                    actor=admin,
+                    as_of=DEMO_DATE,
+                )
+            services.terminate_contract(
+                loan=terminated,
+                actor=admin,
+                note="Merchant cancelled order XYZ",
+                external_id="CT-DEMO-0001",
+                as_of=DEMO_DATE,
+            )
+
         load_modified_loan(admin)
         servicing_demo = load_servicing_demo(admin)
 
