@@ -1,6 +1,5 @@
 """Tests for the pure-Python amortization engine (loans.schedules). No database."""
 
-import time
 from datetime import date, timedelta
 from decimal import Decimal as D
 
@@ -583,14 +582,16 @@ def test_solve_term_matches_numpy_financial_nper(amount, rate, term, frequency):
 
 
 @pytest.mark.parametrize("days_in_year", ["FREQUENCY", "ACTUAL_365", "ACTUAL_ACTUAL"])
-def test_360_monthly_periods_is_fast(days_in_year):
+def test_360_monthly_periods(days_in_year):
+    """Shape only: the speed figure is measured by ``make bench`` (bench/bench_core.py)."""
     t = monthly(
         "250000", "6.5", 360, date(2024, 1, 31), date(2024, 2, 29), days_in_year=days_in_year
     )
-    best = float("inf")
-    for _ in range(10):
-        start = time.perf_counter()
-        s = generate_schedule(t)
-        best = min(best, time.perf_counter() - start)
+    s = generate_schedule(t)
     assert len(s.periods) == 360
-    assert best < 0.005
+    assert s.periods[-1].balance_after == 0
+    assert [p.due_date for p in s.periods[:3]] == [
+        date(2024, 2, 29),
+        date(2024, 3, 29),  # the anchor day is the first payment date's day
+        date(2024, 4, 29),
+    ]
