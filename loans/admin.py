@@ -58,6 +58,15 @@ def register_loan_button(func) -> None:
     _LOAN_BUTTONS.append(func)
 
 
+_LOAN_SECTIONS: list = []
+
+
+def register_loan_section(func) -> None:
+    """``func(request, loan) -> {"template": ..., **context} | None``: a section of the loan
+    page rendered after the transactions (e.g. a loan's modifications)."""
+    _LOAN_SECTIONS.append(func)
+
+
 def as_money(value) -> str:
     """An aggregate as a two-decimal amount (SQLite's SUM comes back unquantized)."""
     if value is None:
@@ -248,7 +257,9 @@ class LoanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             "transactions": list(selectors.loan_transactions(loan)),
             "events": list(LoanEvent.objects.filter(loan=loan).select_related("actor")[:100]),
             "buttons": self.loan_buttons(request, loan),
-            "extra_sections": [],
+            "extra_sections": [
+                section for func in _LOAN_SECTIONS if (section := func(request, loan))
+            ],
         }
 
     def loan_buttons(self, request, loan: Loan) -> list[LoanButton]:

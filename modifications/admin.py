@@ -11,6 +11,7 @@ from loans.admin import (
     admin_url,
     loan_perm,
     register_loan_button,
+    register_loan_section,
     register_loan_view,
 )
 from loans.models import LoanStatus
@@ -45,6 +46,16 @@ def cancel_modification_button(request, loan):
 
 register_loan_button(modify_button)
 register_loan_button(cancel_modification_button)
+
+
+def modifications_section(request, loan):
+    rows = list(Modification.objects.filter(loan=loan).select_related("created_by").order_by("-id"))
+    if not rows:
+        return None
+    return {"template": "admin/modifications/loan_modifications_section.html", "rows": rows}
+
+
+register_loan_section(modifications_section)
 
 
 @admin.register(Modification)
