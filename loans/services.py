@@ -50,13 +50,15 @@ from loans.models import (
     Transaction,
     TransactionType,
 )
-from loans.schedules import PaymentTooSmallError, Terms, generate_schedule
+from loans.schedules import PERIODS_PER_YEAR, PaymentTooSmallError, Terms, generate_schedule
 from loans.selectors import get_business_date
 
 ZERO = Decimal("0.00")
 MAX_AMOUNT = Decimal("999999999999.99")
 MAX_TERM = Decimal("1200")
 MAX_RATE = Decimal("1000")
+MAX_YEARS = 50  # the longest tenor accepted: beyond it a cent-rounded payment can fall below
+# the interest of some periods and the balance compounds for centuries.
 
 SETUP_FIELDS = (
     "loan_amount",
@@ -448,6 +450,16 @@ def validate_terms(values: dict) -> dict:
         if not (0 < term <= MAX_TERM):
             errors.append(
                 field_error("loanTerm", f"Must be above 0 and at most {MAX_TERM}.", "out_of_range")
+            )
+        elif cleaned.get("payment_frequency") in PERIODS_PER_YEAR and term > (
+            MAX_YEARS * PERIODS_PER_YEAR[cleaned["payment_frequency"]]
+        ):
+            errors.append(
+                field_error(
+                    "loanTerm",
+                    f"At most {MAX_YEARS} years of installments.",
+                    "term_too_long",
+                )
             )
         elif term != term.to_integral_value() and payment is None:
             errors.append(

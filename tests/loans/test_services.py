@@ -244,3 +244,20 @@ def test_business_date_is_recorded(operator):
     services.set_business_date(new_date=date(2026, 5, 2), actor=operator)
     event = LoanEvent.objects.filter(command="set_business_date").first()
     assert event.changes == {"date": ["2026-05-01", "2026-05-02"]}
+
+
+def test_term_longer_than_fifty_years_is_refused(operator):
+    set_business_date(date(2026, 3, 1))
+    loan = make_loan(actor=operator)
+    with pytest.raises(InvalidRequestError) as exc:
+        services.update_setup(
+            setup=loan.setup,
+            changes={"payment_frequency": "ANNUALLY", "loan_term": D("51")},
+            actor=operator,
+        )
+    assert exc.value.errors[0]["code"] == "term_too_long"
+    services.update_setup(
+        setup=loan.setup,
+        changes={"payment_frequency": "ANNUALLY", "loan_term": D("50")},
+        actor=operator,
+    )
