@@ -10,12 +10,12 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, permissions, status
 from rest_framework.authtoken.models import Token
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from loans import selectors, services
 from loans.api_common import (
     COMMAND_ERRORS,
     READ_ERRORS,
+    APIView,
     CommandPermission,
     LoanAPIView,
     error_responses,
@@ -117,7 +117,7 @@ class LoanFilter(django_filters.FilterSet):
         fields: list = []
 
 
-class LoanListCreateView(generics.ListAPIView):
+class LoanListCreateView(APIView, generics.ListAPIView):
     serializer_class = LoanSerializer
     filterset_class = LoanFilter
     command_permissions = {"POST": "post_transaction"}
