@@ -17,8 +17,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from django.urls import path
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
-from rest_framework import exceptions, serializers
-from rest_framework import views
+from rest_framework import exceptions, serializers, views
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
