@@ -9,6 +9,7 @@ later are described correctly without each one repeating it:
   ``@extend_schema(responses=...)`` wins where it documents the same status;
 * the ``Idempotency-Key`` request header and ``Idempotent-Replayed`` response header on the
   methods ``loans.idempotency.IdempotentMixin`` handles;
+* distinct operation ids for commands on one item (``POST /x/{id}``);
 * decimal strings that need at least one digit (drf-spectacular's default pattern accepts
   ``""``, ``"-"`` and ``"."``, which the API rejects), without a sign when the field's minimum
   is not negative.
@@ -59,6 +60,14 @@ class AutoSchema(openapi.AutoSchema):
             statuses.append(409)
         statuses.append(429)
         return statuses
+
+    def get_operation_id(self):
+        """drf-spectacular names POST ``/x`` and POST ``/x/{id}`` both ``x_create``; the second
+        is a command on one item (e.g. ``?command=undo`` on a transaction)."""
+        operation_id = super().get_operation_id()
+        if self.method == "POST" and self.path.rstrip("/").endswith("}"):
+            return operation_id.removesuffix("_create") + "_item_command"
+        return operation_id
 
     def get_override_parameters(self):
         parameters = list(super().get_override_parameters())
