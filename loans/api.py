@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import django_filters
+from django import forms
 from django.contrib.auth import authenticate
 from django.db.models import Prefetch
 from drf_spectacular.types import OpenApiTypes
@@ -99,6 +100,17 @@ class BusinessDateView(APIView):
 # ------------------------------------------------------------------ loans
 
 
+class IdFilter(django_filters.NumberFilter):
+    """An id: a whole number a database key can hold (a float or 1e82 is a 400, not a 500)."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", 2**63 - 1)
+        super().__init__(*args, **kwargs)
+
+
 class LoanFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=LoanStatus.choices)
     subStatus = django_filters.ChoiceFilter(field_name="sub_status", choices=LoanSubStatus.choices)
@@ -109,7 +121,7 @@ class LoanFilter(django_filters.FilterSet):
         field_name="schedule_engine", choices=ScheduleEngine.choices
     )
     externalId = django_filters.CharFilter(field_name="external_id")
-    borrower = django_filters.NumberFilter(field_name="borrower_id")
+    borrower = IdFilter(field_name="borrower_id")
     chargedOff = django_filters.BooleanFilter(field_name="charged_off")
 
     class Meta:

@@ -9,6 +9,8 @@ later are described correctly without each one repeating it:
   ``@extend_schema(responses=...)`` wins where it documents the same status;
 * the ``Idempotency-Key`` request header and ``Idempotent-Replayed`` response header on the
   methods ``loans.idempotency.IdempotentMixin`` handles;
+* output fields a serializer only includes on request (``schema_optional_fields``) are not
+  marked required;
 * distinct operation ids for commands on one item (``POST /x/{id}``);
 * decimal strings that need at least one digit (drf-spectacular's default pattern accepts
   ``""``, ``"-"`` and ``"."``, which the API rejects), without a sign when the field's minimum
@@ -54,7 +56,8 @@ class AutoSchema(openapi.AutoSchema):
             statuses.append(401)
             if self.method in UNSAFE:
                 statuses.append(403)
-        if "{" in self.path:
+        paginated = self._is_list_view() and getattr(self.view, "pagination_class", None)
+        if "{" in self.path or paginated:  # an unknown id, or a page past the end
             statuses.append(404)
         if self.method in UNSAFE:
             statuses.append(409)
@@ -103,6 +106,17 @@ class AutoSchema(openapi.AutoSchema):
                     direction=direction,
                 )
         return responses
+
+    def _map_basic_serializer(self, serializer, direction):
+        """A serializer lists in ``schema_optional_fields`` the output fields it leaves out
+        unless asked for (drf-spectacular marks every read-only field required)."""
+        schema = super()._map_basic_serializer(serializer, direction)
+        optional = set(getattr(serializer, "schema_optional_fields", ()))
+        if optional and "required" in schema:
+            schema["required"] = [name for name in schema["required"] if name not in optional]
+            if not schema["required"]:
+                del schema["required"]
+        return schema
 
     def _map_serializer_field(self, field, direction, bypass_extensions=False):
         schema = super()._map_serializer_field(field, direction, bypass_extensions)

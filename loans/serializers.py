@@ -373,6 +373,9 @@ class LoanSerializer(serializers.ModelSerializer):
 class LoanDetailSerializer(LoanSerializer):
     """A loan with its summary and, on request (``associations``), schedule and transactions."""
 
+    # Present only when asked for with ``associations`` (see ``loans.api_schema``).
+    schema_optional_fields = ("repaymentSchedule", "transactions")
+
     summary = SummarySerializer(source="summary_figures")
     repaymentSchedule = serializers.SerializerMethodField()
     transactions = serializers.SerializerMethodField()
