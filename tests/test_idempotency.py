@@ -260,3 +260,19 @@ def test_the_schema_documents_the_header_on_every_post(api):
     for path, op in posts:
         names = {p["name"] for p in op.get("parameters", []) if p["in"] == "header"}
         assert "Idempotency-Key" in names, path
+
+
+def test_purge_deletes_only_expired_keys(operator):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    now = timezone.now()
+    for key, expires in (("old", now - timedelta(seconds=1)), ("new", now + timedelta(hours=1))):
+        IdempotencyRecord.objects.create(
+            key=key, user=operator, method="POST", path="/p", request_hash="h", expires_at=expires
+        )
+    out = StringIO()
+    call_command("purge_idempotency_keys", stdout=out)
+    assert out.getvalue() == "Deleted 1 expired idempotency key(s).\n"
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["new"]
