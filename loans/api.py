@@ -7,7 +7,7 @@ from django import forms
 from django.contrib.auth import authenticate
 from django.db.models import Prefetch
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import generics, permissions, status
 from rest_framework.authtoken.models import Token
 from rest_framework.response import Response
@@ -142,6 +142,29 @@ class LoanListCreateView(APIView, generics.ListAPIView):
     @extend_schema(
         request=LoanCreateSerializer,
         responses={201: LoanSerializer, **error_responses(400, 401, 403, 404)},
+        examples=[
+            OpenApiExample(
+                "A new borrower",
+                request_only=True,
+                value={
+                    "borrower": {
+                        "firstName": "Grace",
+                        "lastName": "Hopper",
+                        "email": "grace@example.com",
+                        "timezone": "America/New_York",
+                    },
+                    "scheduleEngine": "DYNAMIC",
+                    "setup": {
+                        "loanAmount": "1000.00",
+                        "loanRate": "12.0000",
+                        "loanTerm": "12",
+                        "paymentFrequency": "MONTHLY",
+                        "contractDate": "2026-01-01",
+                        "firstPaymentDate": "2026-02-01",
+                    },
+                },
+            )
+        ],
     )
     def post(self, request):
         data = parse(LoanCreateSerializer, request).validated_data
@@ -252,6 +275,13 @@ class SetupUpdateView(APIView):
     @extend_schema(
         request=SetupInputSerializer,
         responses={200: SetupSerializer, **COMMAND_ERRORS},
+        examples=[
+            OpenApiExample(
+                "New amount and rate",
+                request_only=True,
+                value={"loanAmount": "1500.00", "loanRate": "9.5000"},
+            )
+        ],
     )
     def patch(self, request, setup_id):
         setup = self.get_setup()
@@ -314,6 +344,13 @@ class TransactionsView(LoanAPIView):
             )
         ],
         request=RepaymentInputSerializer,
+        examples=[
+            OpenApiExample(
+                "A repayment",
+                request_only=True,
+                value={"transactionDate": "2026-02-18", "transactionAmount": "10.00"},
+            )
+        ],
         responses={200: TransactionSerializer, **COMMAND_ERRORS},
     )
     def post(self, request, **kwargs):
