@@ -32,6 +32,7 @@ from tests.factories import make_loan
 pytestmark = pytest.mark.django_db
 
 UNKNOWN = 999999
+HUGE_ID = "9" * 30  # more than a database key holds
 HUGE = "x" * 10_000
 
 # Bad values per field kind. Each must be refused with a 400 on its own.
@@ -170,7 +171,7 @@ ENDPOINTS = [
             "/api/v1/loan-setups/{setup_id}",
             {"loanAmount": "1500.00"},
             SETUP_KINDS,
-            unknown_ids=(f"/api/v1/loan-setups/{UNKNOWN}",),
+            unknown_ids=(f"/api/v1/loan-setups/{UNKNOWN}", f"/api/v1/loan-setups/{HUGE_ID}"),
         )
         for method in ("PATCH", "PUT")
     ],
@@ -206,6 +207,7 @@ ENDPOINTS = [
             required=("transactionDate", "transactionAmount"),
             unknown_ids=(
                 f"/api/v1/loans/{UNKNOWN}/transactions?command=repayment",
+                f"/api/v1/loans/{HUGE_ID}/transactions?command=repayment",
                 "/api/v1/loans/external-id/NO-SUCH-LOAN/transactions?command=repayment",
             ),
             extra=(
@@ -245,6 +247,7 @@ ENDPOINTS = [
             {"note": "text500", "reversalExternalId": "text100"},
             unknown_ids=(
                 f"/api/v1/loans/{{loan_id}}/transactions/{UNKNOWN}?command=undo",
+                f"/api/v1/loans/{{loan_id}}/transactions/{HUGE_ID}?command=undo",
                 f"/api/v1/loans/{UNKNOWN}/transactions/{{tx_id}}?command=undo",
             ),
             extra=(("unknown command", template + "?command=redo", {}, 400),),
