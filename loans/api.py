@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import django_filters
+from django import forms
 from django.contrib.auth import authenticate
 from django.db.models import Prefetch
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
 from rest_framework import generics, permissions, status
 from rest_framework.authtoken.models import Token
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from loans import selectors, services
 from loans.api_common import (
     COMMAND_ERRORS,
     READ_ERRORS,
+    APIView,
     CommandPermission,
     LoanAPIView,
     error_responses,
@@ -101,6 +107,17 @@ class BusinessDateView(APIView):
 # ------------------------------------------------------------------ loans
 
 
+class IdFilter(django_filters.NumberFilter):
+    """An id: a whole number a database key can hold (a float or 1e82 is a 400, not a 500)."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", 2**63 - 1)
+        super().__init__(*args, **kwargs)
+
+
 class LoanFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=LoanStatus.choices)
     subStatus = django_filters.ChoiceFilter(field_name="sub_status", choices=LoanSubStatus.choices)
@@ -111,7 +128,7 @@ class LoanFilter(django_filters.FilterSet):
         field_name="schedule_engine", choices=ScheduleEngine.choices
     )
     externalId = django_filters.CharFilter(field_name="external_id")
-    borrower = django_filters.NumberFilter(field_name="borrower_id")
+    borrower = IdFilter(field_name="borrower_id")
     chargedOff = django_filters.BooleanFilter(field_name="charged_off")
 
     class Meta:
@@ -119,7 +136,7 @@ class LoanFilter(django_filters.FilterSet):
         fields: list = []
 
 
-class LoanListCreateView(generics.ListAPIView):
+class LoanListCreateView(APIView, generics.ListAPIView):
     serializer_class = LoanSerializer
     filterset_class = LoanFilter
     command_permissions = {"POST": "post_transaction"}
@@ -132,6 +149,29 @@ class LoanListCreateView(generics.ListAPIView):
     @extend_schema(
         request=LoanCreateSerializer,
         responses={201: LoanSerializer, **error_responses(400, 401, 403, 404)},
+        examples=[
+            OpenApiExample(
+                "A new borrower",
+                request_only=True,
+                value={
+                    "borrower": {
+                        "firstName": "Grace",
+                        "lastName": "Hopper",
+                        "email": "grace@example.com",
+                        "timezone": "America/New_York",
+                    },
+                    "scheduleEngine": "DYNAMIC",
+                    "setup": {
+                        "loanAmount": "1000.00",
+                        "loanRate": "12.0000",
+                        "loanTerm": "12",
+                        "paymentFrequency": "MONTHLY",
+                        "contractDate": "2026-01-01",
+                        "firstPaymentDate": "2026-02-01",
+                    },
+                },
+            )
+        ],
     )
     def post(self, request):
         data = parse(LoanCreateSerializer, request).validated_data
@@ -242,6 +282,13 @@ class SetupUpdateView(APIView):
     @extend_schema(
         request=SetupInputSerializer,
         responses={200: SetupSerializer, **COMMAND_ERRORS},
+        examples=[
+            OpenApiExample(
+                "New amount and rate",
+                request_only=True,
+                value={"loanAmount": "1500.00", "loanRate": "9.5000"},
+            )
+        ],
     )
     def patch(self, request, setup_id):
         setup = self.get_setup()
@@ -323,6 +370,13 @@ class TransactionsView(LoanAPIView):
         description="repayment, charge, advancement, credit: a RepaymentInput body, the "
         "transaction back. contractTermination (a ContractTerminationInput body) and "
         "undoContractTermination (an UndoInput body): a TerminationCommand back.",
+        examples=[
+            OpenApiExample(
+                "A repayment",
+                request_only=True,
+                value={"transactionDate": "2026-02-18", "transactionAmount": "10.00"},
+            )
+        ],
     )
     def post(self, request, **kwargs):
         command = request.query_params.get("command", "")

@@ -1,5 +1,12 @@
 """What every API module shares: the one exception handler (the error shape of DESIGN §6),
-pagination, per-command permissions and the two path forms of a loan."""
+pagination, per-command permissions, the API view base class and the two path forms of a loan.
+
+**Every API view must inherit from ``loans.api_common.APIView``** (or ``LoanAPIView``), never
+from ``rest_framework.views.APIView`` directly; generic views combine it first, e.g.
+``class V(APIView, generics.ListAPIView)``. The base gives every POST command the
+``Idempotency-Key`` behaviour of ``loans.idempotency``. ``tests/test_idempotency.py`` walks the
+URLconf and fails for a view that does not inherit it.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +17,13 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from django.urls import path
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
-from rest_framework import exceptions, serializers
+from rest_framework import exceptions, serializers, views
 from rest_framework.response import Response
-from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from loans.api_policies import CommandPermission
 from loans.exceptions import DomainError
+from loans.idempotency import IdempotentMixin
 from loans.selectors import get_loan
 
 logger = logging.getLogger(__name__)
@@ -98,6 +105,10 @@ def exception_handler(exc, context):
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     response.data = error_body(code, str(detail))
     return response
+
+
+class APIView(IdempotentMixin, views.APIView):
+    """The base of every API view: DRF's APIView plus ``Idempotency-Key`` on POST."""
 
 
 class LoanAPIView(APIView):

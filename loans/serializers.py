@@ -28,17 +28,28 @@ from loans.models import (
 )
 
 MAX_MONEY = Decimal("999999999999.99")
+MAX_ID = 2**63 - 1  # what a database key holds; a bigger id is a 400, not a 500
+
+
+class StrictDecimalField(serializers.DecimalField):
+    """A decimal that refuses a blank string. DRF turns ``""`` into ``None`` on a nullable
+    field; a blank amount is a mistake, not "no amount" (send ``null`` for that)."""
+
+    def validate_empty_values(self, data):
+        if isinstance(data, str) and not data.strip():
+            self.fail("invalid")
+        return super().validate_empty_values(data)
 
 
 def Money(**kwargs):  # noqa: N802 - a field factory reads like a field class
-    return serializers.DecimalField(max_digits=14, decimal_places=2, **kwargs)
+    return StrictDecimalField(max_digits=14, decimal_places=2, **kwargs)
 
 
 def PositiveMoney(**kwargs):  # noqa: N802
     return Money(min_value=Decimal("0.01"), max_value=MAX_MONEY, **kwargs)
 
 
-class TermField(serializers.DecimalField):
+class TermField(StrictDecimalField):
     """A term: whole numbers print without decimals ("36"), fractional ones with up to four."""
 
     def __init__(self, **kwargs):
@@ -87,7 +98,7 @@ class SetupInputSerializer(serializers.Serializer):
     """Setup terms; every field optional here (the service checks the complete set)."""
 
     loanAmount = PositiveMoney(source="loan_amount", required=False)
-    loanRate = serializers.DecimalField(
+    loanRate = StrictDecimalField(
         max_digits=9,
         decimal_places=4,
         min_value=Decimal("0"),
@@ -119,7 +130,9 @@ class LoanCreateSerializer(serializers.Serializer):
         max_length=100, required=False, allow_blank=False, source="external_id"
     )
     borrower = BorrowerInputSerializer(required=False)
-    borrowerId = serializers.IntegerField(required=False, min_value=1, source="borrower_id")
+    borrowerId = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_ID, source="borrower_id"
+    )
     scheduleEngine = serializers.ChoiceField(
         ScheduleEngine.choices, default=ScheduleEngine.DYNAMIC, source="schedule_engine"
     )
@@ -451,6 +464,9 @@ class LoanSerializer(serializers.ModelSerializer):
 
 class LoanDetailSerializer(LoanSerializer):
     """A loan with its summary and, on request (``associations``), schedule and transactions."""
+
+    # Present only when asked for with ``associations`` (see ``loans.api_schema``).
+    schema_optional_fields = ("repaymentSchedule", "transactions")
 
     summary = SummarySerializer(source="summary_figures")
     repaymentSchedule = serializers.SerializerMethodField()

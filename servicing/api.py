@@ -18,10 +18,9 @@ from django.db.models import Prefetch
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from loans import selectors as loan_selectors
-from loans.api_common import COMMAND_ERRORS, READ_ERRORS, LoanAPIView, error_responses
+from loans.api_common import COMMAND_ERRORS, READ_ERRORS, APIView, LoanAPIView, error_responses
 from loans.models import StopServicingReason
 from loans.serializers import LoanSerializer
 from servicing import services

@@ -156,10 +156,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["loans.api_policies.CommandPermission"],
+    # A JSON API: no form or multipart bodies (smaller attack surface, one documented media type).
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "loans.api_policies.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "loans.api_schema.AutoSchema",
     "EXCEPTION_HANDLER": "loans.api_common.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.AnonRateThrottle",
@@ -170,6 +172,7 @@ REST_FRAMEWORK = {
         "user": os.environ.get("THROTTLE_USER", "100000/hour"),
     },
     "COERCE_DECIMAL_TO_STRING": True,
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 if TESTING:
@@ -194,6 +197,8 @@ SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
         "ScheduledPaymentStatusEnum": "servicing.models.ScheduledPaymentStatus",
         "CommunicationStatusEnum": "servicing.models.CommunicationStatus",
         "CommunicationScheduleStatusEnum": "servicing.models.CommunicationScheduleStatus",
+        "PaymentMethodEnum": "servicing.models.PaymentMethod",
+        "RollPaymentMethodEnum": "modifications.services.ROLL_METHODS",
     }
 )
 

@@ -324,7 +324,7 @@ def test_openapi_schema_documents_cancel_servicing(api):
     assert response.status_code == 200
     schema = response.json()
     operation = schema["paths"]["/api/v1/loans/{loan_id}/cancel-servicing"]["post"]
-    assert set(operation["responses"]) == {"200", "400", "401", "403", "404"}
+    assert {"200", "400", "401", "403", "404"} <= set(operation["responses"])
     result = schema["components"]["schemas"]["CancelServicingResult"]
     assert list(result["properties"]) == RESPONSE_KEYS
     assert "/api/v1/loans/external-id/{external_id}/cancel-servicing" in schema["paths"]

@@ -1,0 +1,134 @@
+"""The project's OpenAPI schema class (``DEFAULT_SCHEMA_CLASS``).
+
+It documents, for every operation, what the cross-cutting machinery can answer, so views added
+later are described correctly without each one repeating it:
+
+* the error responses (one shape, ``loans.api_common.ERROR_SERIALIZER``): 400 everywhere, 401
+  where authentication is required, 403 and 409 on commands (unsafe methods; 409 also covers a
+  reused ``Idempotency-Key``), 404 on paths with parameters, 429 (throttling). A view's own
+  ``@extend_schema(responses=...)`` wins where it documents the same status;
+* the ``Idempotency-Key`` request header and ``Idempotent-Replayed`` response header on the
+  methods ``loans.idempotency.IdempotentMixin`` handles;
+* output fields a serializer only includes on request (``schema_optional_fields``) are not
+  marked required;
+* distinct operation ids for commands on one item (``POST /x/{id}``);
+* decimal strings that need at least one digit (drf-spectacular's default pattern accepts
+  ``""``, ``"-"`` and ``"."``, which the API rejects), without a sign when the field's minimum
+  is not negative.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular import openapi
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from rest_framework import permissions, serializers
+from rest_framework.settings import api_settings
+
+from loans.idempotency import HEADER, MAX_KEY_LENGTH, REPLAYED_HEADER, IdempotentMixin
+
+# What a stored response can be (a 401 or a throttled request never reaches the view).
+REPLAYABLE_STATUSES = [200, 201, 202, 204, 400, 403, 404, 409]
+UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+ERROR_DESCRIPTIONS = {
+    400: "Invalid input",
+    401: "Not authenticated",
+    403: "Permission denied",
+    404: "Not found",
+    409: "Conflict with the loan's state, or a reused Idempotency-Key",
+    429: "Too many requests (throttled)",
+}
+
+
+class AutoSchema(openapi.AutoSchema):
+    def _requires_auth(self) -> bool:
+        if not self.view.get_authenticators():
+            return False
+        return not any(isinstance(p, permissions.AllowAny) for p in self.view.get_permissions())
+
+    def _is_idempotent(self) -> bool:
+        return isinstance(self.view, IdempotentMixin) and self.method in getattr(
+            self.view, "idempotent_methods", ()
+        )
+
+    def default_error_statuses(self) -> list[int]:
+        statuses = [400]
+        if self._requires_auth():
+            statuses.append(401)
+            if self.method in UNSAFE:
+                statuses.append(403)
+        paginated = self._is_list_view() and getattr(self.view, "pagination_class", None)
+        if "{" in self.path or paginated:  # an unknown id, or a page past the end
+            statuses.append(404)
+        if self.method in UNSAFE:
+            statuses.append(409)
+        statuses.append(429)
+        return statuses
+
+    def get_operation_id(self):
+        """drf-spectacular names POST ``/x`` and POST ``/x/{id}`` both ``x_create``; the second
+        is a command on one item (e.g. ``?command=undo`` on a transaction)."""
+        operation_id = super().get_operation_id()
+        if self.method == "POST" and self.path.rstrip("/").endswith("}"):
+            return operation_id.removesuffix("_create") + "_item_command"
+        return operation_id
+
+    def get_override_parameters(self):
+        parameters = list(super().get_override_parameters())
+        if self._is_idempotent() and self._requires_auth():
+            parameters += [
+                OpenApiParameter(
+                    HEADER,
+                    {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
+                    OpenApiParameter.HEADER,
+                    required=False,
+                    description="Makes a retry safe: the same key, user, path and body replay "
+                    "the stored response instead of running the command again (24 h).",
+                ),
+                OpenApiParameter(
+                    REPLAYED_HEADER,
+                    {"type": "string", "enum": ["true"]},
+                    OpenApiParameter.HEADER,
+                    response=REPLAYABLE_STATUSES,
+                    description="Present when the response is a replay of a stored one.",
+                ),
+            ]
+        return parameters
+
+    def _get_response_bodies(self, direction="response"):
+        from loans.api_common import ERROR_SERIALIZER  # api_common imports DRF views
+
+        responses = super()._get_response_bodies(direction)
+        for status in self.default_error_statuses():
+            if str(status) not in responses:
+                responses[str(status)] = self._get_response_for_code(
+                    OpenApiResponse(ERROR_SERIALIZER, description=ERROR_DESCRIPTIONS[status]),
+                    str(status),
+                    direction=direction,
+                )
+        return responses
+
+    def _map_basic_serializer(self, serializer, direction):
+        """A serializer lists in ``schema_optional_fields`` the output fields it leaves out
+        unless asked for (drf-spectacular marks every read-only field required)."""
+        schema = super()._map_basic_serializer(serializer, direction)
+        optional = set(getattr(serializer, "schema_optional_fields", ()))
+        if optional and "required" in schema:
+            schema["required"] = [name for name in schema["required"] if name not in optional]
+            if not schema["required"]:
+                del schema["required"]
+        return schema
+
+    def _map_serializer_field(self, field, direction, bypass_extensions=False):
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        if (
+            isinstance(field, serializers.DecimalField)
+            and isinstance(schema, dict)
+            and "pattern" in schema
+            and getattr(field, "coerce_to_string", None) is not False
+            and api_settings.COERCE_DECIMAL_TO_STRING
+            and field.max_whole_digits
+        ):
+            sign = "" if field.min_value is not None and field.min_value >= 0 else "-?"
+            places = rf"(?:\.\d{{1,{field.decimal_places}}})?" if field.decimal_places else ""
+            schema["pattern"] = rf"^{sign}\d{{1,{field.max_whole_digits}}}{places}$"
+        return schema

@@ -1,0 +1,278 @@
+"""Idempotency-Key on API commands (DESIGN §6, issue 6)."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from unittest import mock
+
+import pytest
+from django.utils import timezone
+from drf_spectacular.generators import EndpointEnumerator
+
+from loans.idempotency import IdempotentMixin, request_fingerprint
+from loans.models import IdempotencyRecord, IdempotencyRecordState, LoanEvent, Transaction
+from tests.conftest import token_client
+
+pytestmark = pytest.mark.django_db
+
+REPAYMENT = {"transactionDate": "2026-02-18", "transactionAmount": "10.00"}
+
+
+@pytest.fixture
+def loan(baseline_b):
+    return baseline_b
+
+
+def repay(client, loan, body=REPAYMENT, key="key-1", command="repayment"):
+    headers = {"HTTP_IDEMPOTENCY_KEY": key} if key is not None else {}
+    return client.post(
+        f"/api/v1/loans/{loan.pk}/transactions?command={command}", body, format="json", **headers
+    )
+
+
+def counts():
+    return (Transaction.objects.count(), LoanEvent.objects.count())
+
+
+def test_replay_returns_the_stored_response_and_does_nothing_again(api, loan):
+    first = repay(api, loan)
+    assert first.status_code == 200, first.content
+    assert "Idempotent-Replayed" not in first.headers
+    before = counts()
+
+    second = repay(api, loan)
+
+    assert second.status_code == 200
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert second.json() == first.json()
+    assert counts() == before
+    record = IdempotencyRecord.objects.get(key="key-1")
+    assert record.state == IdempotencyRecordState.DONE
+    assert record.status_code == 200
+    assert record.method == "POST"
+    assert record.path == f"/api/v1/loans/{loan.pk}/transactions?command=repayment"
+    assert record.response_body == first.json()
+
+
+def test_json_key_order_and_spacing_do_not_change_the_request(api, loan):
+    first = repay(api, loan, body={"transactionAmount": "10.00", "transactionDate": "2026-02-18"})
+    before = counts()
+    raw = '{ "transactionDate" : "2026-02-18",  "transactionAmount": "10.00" }'
+    second = api.post(
+        f"/api/v1/loans/{loan.pk}/transactions?command=repayment",
+        raw,
+        content_type="application/json",
+        HTTP_IDEMPOTENCY_KEY="key-1",
+    )
+    assert second.status_code == 200
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert second.json() == first.json()
+    assert counts() == before
+
+
+def test_same_key_with_a_different_body_is_409(api, loan):
+    repay(api, loan)
+    before = counts()
+
+    response = repay(api, loan, body={**REPAYMENT, "transactionAmount": "11.00"})
+
+    assert response.status_code == 409
+    assert response.json() == {
+        "code": "idempotency_key_reused",
+        "detail": "The Idempotency-Key 'key-1' was already used for a different request; "
+        "use a new key.",
+        "errors": [],
+    }
+    assert counts() == before
+
+
+def test_same_key_on_another_path_is_409(api, loan):
+    repay(api, loan)
+    before = counts()
+
+    response = repay(
+        api, loan, command="charge", body={"transactionDate": "2026-02-18", "amount": "10.00"}
+    )
+
+    assert response.status_code == 409
+    assert response.json()["code"] == "idempotency_key_reused"
+    assert counts() == before
+
+
+def test_retry_while_the_first_request_runs_is_409(api, operator, loan):
+    path = f"/api/v1/loans/{loan.pk}/transactions?command=repayment"
+    IdempotencyRecord.objects.create(
+        key="key-1",
+        user=operator,
+        method="POST",
+        path=path,
+        request_hash=request_fingerprint("POST", path, json.dumps(REPAYMENT).encode()),
+        state=IdempotencyRecordState.IN_PROGRESS,
+        expires_at=timezone.now() + timedelta(hours=1),
+    )
+    before = counts()
+
+    response = repay(api, loan)
+
+    assert response.status_code == 409
+    assert response.json() == {
+        "code": "request_in_progress",
+        "detail": "A request with the Idempotency-Key 'key-1' is still being processed; "
+        "retry later.",
+        "errors": [],
+    }
+    assert counts() == before
+
+
+def test_an_expired_key_is_treated_as_new(api, operator, loan):
+    IdempotencyRecord.objects.create(
+        key="key-1",
+        user=operator,
+        method="POST",
+        path="/api/v1/elsewhere",
+        request_hash="0" * 64,
+        state=IdempotencyRecordState.DONE,
+        status_code=201,
+        response_body={"old": True},
+        expires_at=timezone.now() - timedelta(seconds=1),
+    )
+    before = counts()
+
+    response = repay(api, loan)
+
+    assert response.status_code == 200
+    assert "Idempotent-Replayed" not in response.headers
+    assert counts() == (before[0] + 1, before[1] + 1)
+    record = IdempotencyRecord.objects.get(key="key-1")
+    assert record.state == IdempotencyRecordState.DONE
+    assert record.status_code == 200
+    assert record.path == f"/api/v1/loans/{loan.pk}/transactions?command=repayment"
+    assert record.expires_at > timezone.now() + timedelta(hours=23)
+
+
+def test_ttl_comes_from_settings(api, loan, settings):
+    settings.IDEMPOTENCY_KEY_TTL_SECONDS = 60
+    repay(api, loan)
+    record = IdempotencyRecord.objects.get(key="key-1")
+    assert timedelta(seconds=55) < record.expires_at - record.created_at <= timedelta(seconds=60)
+
+
+def test_keys_are_per_user(api, loan, django_user_model, operator):
+    other = django_user_model.objects.create_user(username="operator2", password="x-pass-123-x")
+    other.user_permissions.set(operator.user_permissions.all())
+    before = counts()
+
+    first = repay(api, loan)
+    second = repay(token_client(other), loan)
+
+    assert first.status_code == second.status_code == 200
+    assert "Idempotent-Replayed" not in second.headers
+    assert first.json()["id"] != second.json()["id"]
+    assert counts() == (before[0] + 2, before[1] + 2)
+    assert IdempotencyRecord.objects.filter(key="key-1").count() == 2
+
+
+def test_a_400_is_stored_and_replayed(api, loan):
+    future = {"transactionDate": "2026-03-01", "transactionAmount": "10.00"}
+    first = repay(api, loan, body=future)
+    assert first.status_code == 400
+    assert first.json()["code"] == "future_date"
+    before = counts()
+
+    second = repay(api, loan, body=future)
+
+    assert second.status_code == 400
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert second.json() == first.json()
+    assert counts() == before
+
+
+def test_a_server_error_releases_the_key(api, loan):
+    client = api
+    client.raise_request_exception = False
+    with mock.patch("loans.services.post_transaction", side_effect=RuntimeError("boom")):
+        failed = repay(client, loan)
+    assert failed.status_code == 500
+    assert not IdempotencyRecord.objects.filter(key="key-1").exists()
+
+    retried = repay(client, loan)
+
+    assert retried.status_code == 200
+    assert "Idempotent-Replayed" not in retried.headers
+
+
+def test_anonymous_and_unpermitted_requests_are_refused_before_the_key(anon_api, viewer_api, loan):
+    assert repay(anon_api, loan).status_code == 401
+    assert repay(viewer_api, loan).status_code == 403
+    assert not IdempotencyRecord.objects.exists()
+
+
+@pytest.mark.parametrize("key", ["", " ", "k" * 256])
+def test_an_invalid_key_is_400(api, loan, key):
+    before = counts()
+    response = repay(api, loan, key=key)
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_idempotency_key"
+    assert counts() == before
+
+
+def test_requests_without_a_key_run_every_time(api, loan):
+    before = counts()
+    assert repay(api, loan, key=None).status_code == 200
+    assert repay(api, loan, key=None).status_code == 200
+    assert counts() == (before[0] + 2, before[1] + 2)
+    assert not IdempotencyRecord.objects.exists()
+
+
+def test_only_post_is_idempotent(api, business_date):
+    for _ in range(2):
+        response = api.put(
+            "/api/v1/business-date", {"date": "2026-02-19"}, format="json", HTTP_IDEMPOTENCY_KEY="k"
+        )
+        assert response.status_code == 200
+        assert "Idempotent-Replayed" not in response.headers
+    assert not IdempotencyRecord.objects.exists()
+
+
+def test_every_api_view_inherits_the_idempotent_base():
+    """A view added later that subclasses DRF's APIView directly fails here: inherit
+    ``loans.api_common.APIView`` (or ``LoanAPIView``)."""
+    offenders = []
+    for path, _regex, method, callback in EndpointEnumerator().get_api_endpoints():
+        view = callback.cls
+        if view.__module__.startswith("drf_spectacular."):
+            continue
+        if not issubclass(view, IdempotentMixin):
+            offenders.append(f"{method} {path} ({view.__module__}.{view.__qualname__})")
+    assert offenders == []
+
+
+def test_the_schema_documents_the_header_on_every_post(api):
+    schema = api.get("/api/v1/schema", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    posts = [
+        (path, op)
+        for path, item in schema["paths"].items()
+        for method, op in item.items()
+        if method == "post" and op.get("security")
+    ]
+    assert posts
+    for path, op in posts:
+        names = {p["name"] for p in op.get("parameters", []) if p["in"] == "header"}
+        assert "Idempotency-Key" in names, path
+
+
+def test_purge_deletes_only_expired_keys(operator):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    now = timezone.now()
+    for key, expires in (("old", now - timedelta(seconds=1)), ("new", now + timedelta(hours=1))):
+        IdempotencyRecord.objects.create(
+            key=key, user=operator, method="POST", path="/p", request_hash="h", expires_at=expires
+        )
+    out = StringIO()
+    call_command("purge_idempotency_keys", stdout=out)
+    assert out.getvalue() == "Deleted 1 expired idempotency key(s).\n"
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["new"]
