@@ -20,23 +20,45 @@ from decimal import Decimal
 from unittest import mock
 
 import pytest
+from django.apps import apps
 from django.db import connection, connections
 
 from loans import services
-from loans.exceptions import DomainError
+from loans.exceptions import ConflictError, DomainError
 from loans.models import (
+    BusinessDate,
     IdempotencyRecord,
     Loan,
     LoanEvent,
     LoanSetup,
     LoanStatus,
+    LoanSubStatus,
     Schedule,
     SchedulePeriod,
+    ScheduleReason,
+    ServicingStatus,
     Transaction,
     TransactionType,
 )
+from modifications import services as mod_services
+from modifications.models import Modification, ModificationStatus
+from servicing import services as servicing_services
+from servicing.models import (
+    CommunicationSchedule,
+    CommunicationScheduleStatus,
+    CommunicationStatus,
+    ScheduledCommunication,
+    ScheduledPayment,
+    ScheduledPaymentStatus,
+    ServicingEvent,
+)
 from tests.conftest import token_client
 from tests.factories import make_active_loan, make_loan, set_business_date
+from tests.servicing.helpers import add_seed_000_mix
+
+MOD_DATE = date(2026, 2, 7)
+LATE_REPAYMENT = date(2026, 2, 10)
+APPS = ("loans", "servicing", "modifications")
 
 AS_OF = date(2026, 2, 18)
 
@@ -81,6 +103,27 @@ def loan_state(loan_id: int) -> dict:
         "transactions": list(Transaction.objects.filter(loan_id=loan_id).order_by("id").values()),
         "events": LoanEvent.objects.filter(loan_id=loan_id).count(),
         "all_events": LoanEvent.objects.count(),
+        "modifications": list(Modification.objects.filter(loan_id=loan_id).order_by("id").values()),
+        "scheduled_payments": list(
+            ScheduledPayment.objects.filter(loan_id=loan_id).order_by("id").values()
+        ),
+        "communications": list(
+            ScheduledCommunication.objects.filter(loan_id=loan_id).order_by("id").values()
+        ),
+        "communication_schedules": list(
+            CommunicationSchedule.objects.filter(loan_id=loan_id).order_by("id").values()
+        ),
+        "business_date": list(BusinessDate.objects.values("pk", "date", "updated_by")),
+        "row_counts": row_counts(),
+    }
+
+
+def row_counts() -> dict[str, int]:
+    """The number of rows of every model of the three apps."""
+    return {
+        model._meta.label: model._default_manager.count()
+        for label in APPS
+        for model in apps.get_app_config(label).get_models()
     }
 
 
@@ -195,6 +238,214 @@ def race_same_idempotency_key(operator):
     assert IdempotencyRecord.objects.get(key=key).status_code == 200
 
 
+# Builders shared by the races, the injected failures and the audit-trail tests.
+
+
+def repay_on(loan, on, amount, operator):
+    return services.post_transaction(
+        loan=Loan.objects.get(pk=loan.pk),
+        type=TransactionType.REPAYMENT,
+        on=on,
+        amount=Decimal(amount),
+        actor=operator,
+        as_of=AS_OF,
+    )
+
+
+def with_servicing_items(operator):
+    """An active loan with seed 000's mix: 3 payments, 10 communications, 3 schedules."""
+    (loan,) = make_twin_loans(operator, n=1)
+    add_seed_000_mix(loan, operator)
+    return Loan.objects.get(pk=loan.pk)
+
+
+def not_servicing(operator):
+    loan = with_servicing_items(operator)
+    servicing_services.cancel_servicing(loan=loan.pk, actor=operator, as_of=AS_OF)
+    return Loan.objects.get(pk=loan.pk)
+
+
+def terminated(operator):
+    (loan,) = make_twin_loans(operator, n=1)
+    services.terminate_contract(loan=loan, actor=operator, as_of=AS_OF)
+    return Loan.objects.get(pk=loan.pk)
+
+
+def with_draft_modification(operator):
+    """A draft modification dated 2026-02-07; a repayment dated after it (2026-02-10) that the
+    activation reverses (it is not kept) and the cancellation reinstates."""
+    (loan,) = make_twin_loans(operator, n=1)
+    repay_on(loan, LATE_REPAYMENT, "50.00", operator)
+    mod_services.create_modification(
+        loan=Loan.objects.get(pk=loan.pk), modification_date=MOD_DATE, actor=operator, as_of=AS_OF
+    )
+    return Loan.objects.get(pk=loan.pk)
+
+
+def with_active_modification(operator):
+    loan = with_draft_modification(operator)
+    assert mod_services.activate_loan(loan=loan, actor=operator, as_of=AS_OF).activated
+    return Loan.objects.get(pk=loan.pk)
+
+
+def pending_counts(loan_id) -> dict[str, int]:
+    return {
+        "payments": ScheduledPayment.objects.filter(
+            loan_id=loan_id, status=ScheduledPaymentStatus.PENDING
+        ).count(),
+        "communications": ScheduledCommunication.objects.filter(
+            loan_id=loan_id, status=CommunicationStatus.PENDING
+        ).count(),
+        "schedules": CommunicationSchedule.objects.filter(
+            loan_id=loan_id, status=CommunicationScheduleStatus.ACTIVE
+        ).count(),
+    }
+
+
+def race_two_cancel_servicing(operator):
+    loan = with_servicing_items(operator)
+    before = pending_counts(loan.pk)
+    assert before == {"payments": 3, "communications": 10, "schedules": 3}
+
+    def cancel():
+        return servicing_services.cancel_servicing(loan=loan.pk, actor=operator, as_of=AS_OF)
+
+    results = run_together(cancel, cancel)
+    assert sorted(r.changed for r in results) == [False, True], results
+    done = next(r for r in results if r.changed)
+    assert done.cancelled_scheduled_payments == 3
+    assert done.cancelled_calls + done.cancelled_emails + done.cancelled_sms == 10
+    assert (
+        done.cancelled_call_schedules
+        + done.cancelled_email_schedules
+        + done.cancelled_sms_schedules
+        == 3
+    )
+    assert next(r for r in results if not r.changed).total == 0
+    assert pending_counts(loan.pk) == {"payments": 0, "communications": 0, "schedules": 0}
+    assert ServicingEvent.objects.filter(loan=loan).count() == 1
+    assert LoanEvent.objects.filter(loan=loan, command="cancel_servicing").count() == 1
+    assert Loan.objects.get(pk=loan.pk).servicing_status == ServicingStatus.NOT_SERVICING
+
+
+def race_two_create_modifications(operator):
+    (loan,) = make_twin_loans(operator, n=1)
+
+    def create():
+        return mod_services.create_modification(
+            loan=Loan.objects.get(pk=loan.pk),
+            modification_date=MOD_DATE,
+            actor=operator,
+            as_of=AS_OF,
+        )
+
+    results = run_together(create, create)
+    kinds = sorted(type(r).__name__ for r in results)
+    assert kinds == ["Modification", "ModificationInProgressError"], results
+    assert Modification.objects.filter(loan=loan).count() == 1
+    assert Modification.objects.get(loan=loan).status == ModificationStatus.DRAFT
+    assert LoanSetup.objects.filter(loan=loan).count() == 2
+    assert LoanEvent.objects.filter(loan=loan, command="create_modification").count() == 1
+    assert Loan.objects.get(pk=loan.pk).modification_in_progress is True
+
+
+def race_activate_vs_cancel_modification(operator):
+    """Either the activation ran first (the cancellation then cancels the activated
+    modification: two more schedule versions, the reversed repayment reinstated) or the draft
+    was cancelled first (the activation finds nothing: ``activated=False``)."""
+    loan = with_draft_modification(operator)
+    original_setup = loan.setup_id
+    figures_before = period_figures(loan.pk)
+    late = Transaction.objects.get(loan=loan, date=LATE_REPAYMENT)
+
+    def activate():
+        return mod_services.activate_loan(
+            loan=Loan.objects.get(pk=loan.pk), actor=operator, as_of=AS_OF
+        )
+
+    def cancel():
+        return mod_services.cancel_modification(
+            loan=Loan.objects.get(pk=loan.pk), actor=operator, note="race"
+        )
+
+    activation, cancellation = run_together(activate, cancel)
+    assert isinstance(activation, services.ActivationResult), activation
+    assert isinstance(cancellation, Modification), cancellation
+
+    loan = Loan.objects.get(pk=loan.pk)
+    modification = Modification.objects.get(loan=loan)
+    assert modification.status == ModificationStatus.CANCELLED
+    assert (loan.mod_total, loan.modification_in_progress) == (0, False)
+    assert loan.setup_id == original_setup
+    late.refresh_from_db()
+    assert (late.reversed, late.reversed_by_modification_id) == (False, None)
+    assert Transaction.objects.filter(loan=loan).count() == 2  # disbursement + repayment
+    assert LoanEvent.objects.filter(loan=loan, command="cancel_modification").count() == 1
+    schedules = list(Schedule.objects.filter(loan=loan).order_by("version"))
+    if activation.activated:  # serial order: activate, then cancel the active modification
+        assert [s.reason for s in schedules] == [
+            ScheduleReason.ACTIVATION,
+            ScheduleReason.MODIFICATION,
+            ScheduleReason.MODIFICATION_CANCELLED,
+        ]
+        assert LoanEvent.objects.filter(loan=loan, command="activate_modification").count() == 1
+        assert modification.activated_at is not None
+        assert modification.reversed_transaction_ids == [late.pk]
+        assert LoanSetup.objects.filter(loan=loan).count() == 2
+    else:  # serial order: cancel the draft, then the activation has nothing to activate
+        assert [s.reason for s in schedules] == [ScheduleReason.ACTIVATION]
+        assert LoanEvent.objects.filter(loan=loan, command="activate_modification").count() == 0
+        assert modification.activated_at is None
+        assert LoanSetup.objects.filter(loan=loan).count() == 1  # the draft is deleted
+    assert [s.is_current for s in schedules] == [False] * (len(schedules) - 1) + [True]
+    assert period_figures(loan.pk) == figures_before
+    return activation.activated
+
+
+def race_undo_termination_vs_repayment(operator):
+    """Undo first: both succeed. Repayment first: it is the latest transaction, so the undo is
+    refused (termination_not_latest). Either way the figures equal the serial twin's."""
+    loan = terminated(operator)
+    termination = Transaction.objects.get(loan=loan, type=TransactionType.CONTRACT_TERMINATION)
+
+    def undo():
+        return services.undo_contract_termination(
+            loan=Loan.objects.get(pk=loan.pk), actor=operator, as_of=AS_OF
+        )
+
+    undone, repayment = run_together(undo, repay(loan.pk, "50.00", operator))
+    assert isinstance(repayment, Transaction), repayment
+    assert Transaction.objects.filter(loan=loan, type=TransactionType.REPAYMENT).count() == 1
+    termination.refresh_from_db()
+    twin = terminated(operator)
+    loan = Loan.objects.get(pk=loan.pk)
+    if isinstance(undone, services.TerminationResult):  # undo, then the repayment
+        assert termination.reversed is True
+        assert loan.sub_status is None
+        assert Schedule.objects.filter(loan=loan).count() == 3
+        assert LoanEvent.objects.filter(loan=loan, command="undo_contract_termination").count() == 1
+        services.undo_contract_termination(loan=twin, actor=operator, as_of=AS_OF)
+        repay(twin.pk, "50.00", operator)()
+    else:  # the repayment, then a refused undo
+        assert isinstance(undone, ConflictError), undone
+        assert undone.code == "termination_not_latest"
+        assert termination.reversed is False
+        assert loan.sub_status == LoanSubStatus.CONTRACT_TERMINATION
+        assert Schedule.objects.filter(loan=loan).count() == 2
+        assert LoanEvent.objects.filter(loan=loan, command="undo_contract_termination").count() == 0
+        repay(twin.pk, "50.00", operator)()
+    assert period_figures(loan.pk) == period_figures(twin.pk)
+    assert list(
+        Transaction.objects.filter(loan=loan)
+        .order_by("id")
+        .values_list("type", "amount", "principal_portion", "interest_portion", "reversed")
+    ) == list(
+        Transaction.objects.filter(loan=twin)
+        .order_by("id")
+        .values_list("type", "amount", "principal_portion", "interest_portion", "reversed")
+    )
+
+
 @dataclass(frozen=True)
 class Race:
     name: str
@@ -205,6 +456,10 @@ RACES = [
     Race("repayment vs repayment", race_two_repayments),
     Race("activate vs activate", race_two_activations),
     Race("same Idempotency-Key twice", race_same_idempotency_key),
+    Race("cancel_servicing vs cancel_servicing", race_two_cancel_servicing),
+    Race("create_modification vs create_modification", race_two_create_modifications),
+    Race("activate modification vs cancel_modification", race_activate_vs_cancel_modification),
+    Race("undo_contract_termination vs repayment", race_undo_termination_vs_repayment),
 ]
 
 
@@ -272,6 +527,56 @@ def _update_setup(loan, operator):
     )
 
 
+def _set_business_date(loan, operator):
+    services.set_business_date(new_date=date(2026, 2, 19), actor=operator, reason="x")
+
+
+def _cancel_servicing(loan, operator):
+    servicing_services.cancel_servicing(loan=loan.pk, actor=operator, as_of=AS_OF)
+
+
+def _resume_servicing(loan, operator):
+    servicing_services.resume_servicing(loan=loan.pk, actor=operator, note="x", as_of=AS_OF)
+
+
+def _schedule_payment(loan, operator):
+    servicing_services.schedule_payment(
+        loan=loan.pk,
+        amount=Decimal("40.00"),
+        scheduled_date=date(2026, 3, 2),
+        actor=operator,
+        as_of=AS_OF,
+    )
+
+
+def _terminate(loan, operator):
+    services.terminate_contract(loan=loan, actor=operator, note="x", as_of=AS_OF)
+
+
+def _undo_termination(loan, operator):
+    services.undo_contract_termination(loan=loan, actor=operator, note="x", as_of=AS_OF)
+
+
+def _create_modification(loan, operator):
+    mod_services.create_modification(
+        loan=loan, modification_date=MOD_DATE, actor=operator, as_of=AS_OF
+    )
+
+
+def _roll_payment(loan, operator):
+    mod_services.roll_payment(
+        loan=loan, amount="60.00", method=mod_services.ROLL_METHODS[0], actor=operator
+    )
+
+
+def _activate_modification(loan, operator):
+    assert mod_services.activate_loan(loan=loan, actor=operator, as_of=AS_OF).activated
+
+
+def _cancel_modification(loan, operator):
+    mod_services.cancel_modification(loan=loan, actor=operator, note="x")
+
+
 FAILURES = [
     Failure("post_transaction / rebuild", _active, _repay, "loans.services.rebuild_schedule"),
     Failure("post_transaction / audit", _active, _repay, "loans.services.record_event"),
@@ -290,6 +595,98 @@ FAILURES = [
     Failure("activate_loan / rebuild", _pending, _activate, "loans.services.rebuild_schedule"),
     Failure("activate_loan / audit", _pending, _activate, "loans.services.record_event"),
     Failure("update_setup / audit", _pending, _update_setup, "loans.services.record_event"),
+    Failure(
+        "set_business_date / audit",
+        _active,
+        _set_business_date,
+        "loans.services.record_event",
+    ),
+    Failure(
+        "cancel_servicing / audit",
+        with_servicing_items,
+        _cancel_servicing,
+        "servicing.services.record_event",
+    ),
+    Failure(
+        "resume_servicing / audit",
+        not_servicing,
+        _resume_servicing,
+        "servicing.services.record_event",
+    ),
+    Failure(
+        "schedule_payment / audit",
+        _active,
+        _schedule_payment,
+        "servicing.services.record_event",
+    ),
+    Failure(
+        "terminate_contract / new version",
+        _active,
+        _terminate,
+        "loans.services.new_schedule_version",
+    ),
+    Failure("terminate_contract / rebuild", _active, _terminate, "loans.services.rebuild_schedule"),
+    Failure("terminate_contract / audit", _active, _terminate, "loans.services.record_event"),
+    Failure(
+        "undo_contract_termination / rebuild",
+        terminated,
+        _undo_termination,
+        "loans.services.rebuild_schedule",
+    ),
+    Failure(
+        "undo_contract_termination / audit",
+        terminated,
+        _undo_termination,
+        "loans.services.record_event",
+    ),
+    Failure(
+        "create_modification / audit",
+        _active,
+        _create_modification,
+        "loans.services.record_event",
+    ),
+    Failure(
+        "roll_payment / audit",
+        with_draft_modification,
+        _roll_payment,
+        "loans.services.record_event",
+    ),
+    Failure(
+        "activate modification / new version",
+        with_draft_modification,
+        _activate_modification,
+        "loans.services.new_schedule_version",
+    ),
+    Failure(
+        "activate modification / rebuild",
+        with_draft_modification,
+        _activate_modification,
+        "loans.services.rebuild_schedule",
+    ),
+    Failure(
+        "activate modification / audit",
+        with_draft_modification,
+        _activate_modification,
+        "loans.services.record_event",
+    ),
+    Failure(
+        "cancel_modification (draft) / audit",
+        with_draft_modification,
+        _cancel_modification,
+        "loans.services.record_event",
+    ),
+    Failure(
+        "cancel_modification (active) / rebuild",
+        with_active_modification,
+        _cancel_modification,
+        "loans.services.rebuild_schedule",
+    ),
+    Failure(
+        "cancel_modification (active) / audit",
+        with_active_modification,
+        _cancel_modification,
+        "loans.services.record_event",
+    ),
 ]
 
 
