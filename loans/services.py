@@ -631,6 +631,7 @@ def update_setup(*, setup: LoanSetup, changes: dict, actor) -> LoanSetup:
         loan=setup.loan,
         command="update_setup",
         actor=actor,
+        as_of=get_business_date(),
         input={API_NAMES.get(k, k): v for k, v in changes.items()},
         changes={
             k: (before[k], cleaned[k]) for k in before if k in cleaned and before[k] != cleaned[k]

@@ -449,6 +449,7 @@ def roll_payment(*, loan: Loan, amount, method: str, actor) -> RollResult:
         loan=loan,
         command="roll_payment",
         actor=actor,
+        as_of=get_business_date(),
         input={"amount": amount, "method": method},
         changes={k: (before[k], after[k]) for k in before if before[k] != after[k]},
         result={"setupId": setup.pk, "payment": setup.payment, "solution": solution},
@@ -654,6 +655,7 @@ def cancel_modification(*, loan: Loan, actor, note: str = "") -> Modification:
         actor=actor,
         as_of=as_of,
         reason=note,
+        input={"note": note},
         changes=changes,
         result={"modificationId": modification.pk},
     )
