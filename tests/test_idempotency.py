@@ -276,3 +276,82 @@ def test_purge_deletes_only_expired_keys(operator):
     call_command("purge_idempotency_keys", stdout=out)
     assert out.getvalue() == "Deleted 1 expired idempotency key(s).\n"
     assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["new"]
+
+
+# ------------------------------------------------------------------ the later commands
+
+
+def _new_command_rows():
+    from tests import test_concurrency as c
+
+    return [
+        ("cancel-servicing", c.with_servicing_items, "/cancel-servicing", {"reason": "PAID_OFF"}),
+        ("resume-servicing", c.not_servicing, "/resume-servicing", {"note": "back"}),
+        (
+            "contractTermination",
+            c._active,
+            "/transactions?command=contractTermination",
+            {"note": "x", "externalId": "CT-IDEM-1"},
+        ),
+        (
+            "undoContractTermination",
+            c.terminated,
+            "/transactions?command=undoContractTermination",
+            {"note": "x"},
+        ),
+        ("modifications", c._active, "/modifications", {"modificationDate": "2026-02-07"}),
+        (
+            "roll-payment",
+            c.with_draft_modification,
+            "/roll-payment",
+            {"amount": "60.00", "method": "loan.rollPayment.termExact"},
+        ),
+        ("activate modification", c.with_draft_modification, "/activate", {}),
+        ("cancel modification", c.with_draft_modification, "/modifications/cancel", {}),
+    ]
+
+
+NEW_COMMANDS = _new_command_rows()
+
+
+@pytest.mark.parametrize(
+    ("name", "prepare", "suffix", "body"), NEW_COMMANDS, ids=[r[0] for r in NEW_COMMANDS]
+)
+@pytest.mark.parametrize("form", ["id", "external-id"])
+def test_later_commands_replay_and_do_nothing_twice(
+    api, operator, name, prepare, suffix, body, form
+):
+    from tests import test_concurrency as c
+    from tests.factories import set_business_date
+
+    set_business_date(c.AS_OF)
+    loan = prepare(operator)
+    base = (
+        f"/api/v1/loans/{loan.pk}"
+        if form == "id"
+        else f"/api/v1/loans/external-id/{loan.external_id}"
+    )
+    url = f"{base}{suffix}"
+    before = c.loan_state(loan.pk)
+    key = f"idem-{name}"
+
+    first = api.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY=key)
+    assert first.status_code in (200, 201), first.content
+    assert "Idempotent-Replayed" not in first.headers
+    done = c.loan_state(loan.pk)
+    assert done["all_events"] == before["all_events"] + 1  # the command ran once
+    assert done["row_counts"]["loans.IdempotencyRecord"] == (
+        before["row_counts"]["loans.IdempotencyRecord"] + 1
+    )
+
+    second = api.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY=key)
+
+    assert second.status_code == first.status_code
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert second.json() == first.json()
+    assert c.loan_state(loan.pk) == done  # nothing done twice, nothing else stored
+
+    other = api.post(url, {**body, "unexpected": "x"}, format="json", HTTP_IDEMPOTENCY_KEY=key)
+    assert other.status_code == 409
+    assert other.json()["code"] == "idempotency_key_reused"
+    assert c.loan_state(loan.pk) == done
