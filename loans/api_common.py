@@ -65,17 +65,15 @@ def _flatten(detail, prefix: str = "") -> list[dict]:
     return items
 
 
-def error_body(code: str, detail: str, errors: list | None = None, **extra) -> dict:
-    body = {"code": code, "detail": detail, "errors": errors or []}
-    body.update(extra)
-    return body
+def error_body(code: str, detail: str, errors: list | None = None) -> dict:
+    """The one error shape: exactly ``{code, detail, errors}`` (anything more about one field,
+    e.g. the values it accepts, goes in that field's item of ``errors``)."""
+    return {"code": code, "detail": detail, "errors": errors or []}
 
 
 def exception_handler(exc, context):
     if isinstance(exc, DomainError):
-        return Response(
-            error_body(exc.code, exc.message, exc.errors, **exc.extra), status=exc.status
-        )
+        return Response(error_body(exc.code, exc.message, exc.errors), status=exc.status)
     if isinstance(exc, DjangoValidationError):
         messages = exc.messages
         return Response(

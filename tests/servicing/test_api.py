@@ -83,7 +83,8 @@ def test_invalid_reason_is_400_listing_the_valid_values(api, seeded_loan, reason
     assert response.status_code == 400
     body = response.json()
     assert body["code"] == "invalid_reason"
-    assert body["validReasons"] == StopServicingReason.values
+    assert set(body) == {"code", "detail", "errors"}
+    assert body["errors"][0]["validValues"] == StopServicingReason.values
     for value in StopServicingReason.values:
         assert value in body["detail"]
     assert body["errors"][0]["field"] == "reason"
