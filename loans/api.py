@@ -40,6 +40,7 @@ from loans.models import (
     TransactionType,
 )
 from loans.serializers import (
+    ActivationResultSerializer,
     BusinessDateSerializer,
     ContractTerminationInputSerializer,
     LoanCreateSerializer,
@@ -304,7 +305,7 @@ class ActivateView(LoanAPIView):
         loan = self.get_loan()
         return "modify_loan" if loan.modification_in_progress else "post_transaction"
 
-    @extend_schema(request=None, responses={200: LoanDetailSerializer, **COMMAND_ERRORS})
+    @extend_schema(request=None, responses={200: ActivationResultSerializer, **COMMAND_ERRORS})
     def post(self, request, **kwargs):
         from modifications.services import activate_loan  # handles PENDING and modifications
 
