@@ -77,7 +77,7 @@ BAD = {
     "channel": ["FAX", "", 1, None, []],
     "every_days": [0, -1, 367, "abc", 1.5, "", None, [], "9" * 30],
     "occurrences": [0, -1, 501, "abc", 1.5, "", [], "9" * 30],
-    "reason": ["NOT_A_REASON", "paid_off", HUGE, ["x"], {"a": 1}, 1],
+    "reason": ["NOT_A_REASON", "paid_off", "", HUGE, ["x"], {"a": 1}, 1],
     "roll_method": ["loan.rollPayment.nope", "", HUGE, None, [], {}],
     "tx_ids": ["12", [UNKNOWN], ["x" * 41], [None], [[]], {"a": 1}, ["9" * 30], ["abc"]],
 }
