@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import django_filters
-from django import forms
 from django.contrib.auth import authenticate
 from django.db.models import Prefetch
 from drf_spectacular.types import OpenApiTypes
@@ -23,6 +22,7 @@ from loans.api_common import (
     READ_ERRORS,
     APIView,
     CommandPermission,
+    IdFilter,
     LoanAPIView,
     error_responses,
 )
@@ -106,17 +106,6 @@ class BusinessDateView(APIView):
 
 
 # ------------------------------------------------------------------ loans
-
-
-class IdFilter(django_filters.NumberFilter):
-    """An id: a whole number a database key can hold (a float or 1e82 is a 400, not a 500)."""
-
-    field_class = forms.IntegerField
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("min_value", 1)
-        kwargs.setdefault("max_value", 2**63 - 1)
-        super().__init__(*args, **kwargs)
 
 
 class LoanFilter(django_filters.FilterSet):

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 
+import django_filters
+from django import forms
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
@@ -156,3 +158,14 @@ LOAN_ID_PARAMETERS = [
     OpenApiParameter("loan_id", int, OpenApiParameter.PATH, required=False),
     OpenApiParameter("external_id", str, OpenApiParameter.PATH, required=False),
 ]
+
+
+class IdFilter(django_filters.NumberFilter):
+    """An id: a whole number a database key can hold (a float or 1e82 is a 400, not a 500)."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", 2**63 - 1)
+        super().__init__(*args, **kwargs)

@@ -20,7 +20,14 @@ from rest_framework import generics, status
 from rest_framework.response import Response
 
 from loans import selectors as loan_selectors
-from loans.api_common import COMMAND_ERRORS, READ_ERRORS, APIView, LoanAPIView, error_responses
+from loans.api_common import (
+    COMMAND_ERRORS,
+    READ_ERRORS,
+    APIView,
+    IdFilter,
+    LoanAPIView,
+    error_responses,
+)
 from loans.models import StopServicingReason
 from loans.serializers import LoanSerializer
 from servicing import services
@@ -120,7 +127,7 @@ class ScheduledPaymentFilter(django_filters.FilterSet):
 class ScheduledCommunicationFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=CommunicationStatus.choices)
     channel = django_filters.ChoiceFilter(choices=Channel.choices)
-    scheduleId = django_filters.NumberFilter(field_name="schedule_id")
+    scheduleId = IdFilter(field_name="schedule_id")
     scheduledFrom = django_filters.IsoDateTimeFilter(field_name="scheduled_at", lookup_expr="gte")
     scheduledTo = django_filters.IsoDateTimeFilter(field_name="scheduled_at", lookup_expr="lte")
 

@@ -347,3 +347,28 @@ def test_cancel_unknown_items_are_404(api, as_of):
         response = api.post(f"/api/v1/{kind}/424242/cancel")
         assert response.status_code == 404
         assert response.json()["code"] == "not_found"
+
+
+@pytest.mark.parametrize("value", ["-1.3132721793801743e+154", "9" * 30, "1.5", "0", "abc"])
+def test_schedule_id_filter_outside_a_key_is_400(api, loan, value):
+    """Found by the fuzzer: a float or a number past a database key reached SQLite (500)."""
+    response = api.get(f"/api/v1/loans/{loan.pk}/scheduled-communications?scheduleId={value}")
+    assert response.status_code == 400
+    assert set(response.json()) == {"code", "detail", "errors"}
+
+
+def test_schedule_id_filter_selects_the_schedule(api, loan, operator):
+    first, second = (
+        services.create_communication_schedule(
+            loan=loan,
+            channel="SMS",
+            every_days=7,
+            start_date=AS_OF,
+            occurrences=2,
+            actor=operator,
+        )
+        for _ in range(2)
+    )
+    url = f"/api/v1/loans/{loan.pk}/scheduled-communications?scheduleId={second.pk}"
+    rows = api.get(url).json()["results"]
+    assert len(rows) == 2 and {r["scheduleId"] for r in rows} == {second.pk}
