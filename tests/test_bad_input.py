@@ -4,7 +4,10 @@ documented 4xx with the error shape ``{code, detail, errors}``, never a 500, not
 
 The table is ``ENDPOINTS``: one row per write endpoint, with a valid body and the kind of each
 field; ``cases()`` derives the bad requests from the kinds. A command added later is covered
-by adding its row (``test_every_write_operation_has_a_row`` fails until it is).
+by adding its row (``test_every_write_operation_has_a_row`` fails until it is). Where a row
+gives ``valid_status``, ``test_the_valid_body_is_accepted`` checks that its valid body succeeds,
+so each derived case fails for its one bad value. "Nothing written" covers the servicing items
+and modifications too.
 """
 
 from __future__ import annotations
@@ -126,6 +129,7 @@ class Endpoint:
     has_body: bool = True
     unknown_ids: tuple = ()  # (url, ...) naming nothing -> 404
     extra: tuple = ()  # (label, url, body, status)
+    valid_status: int | None = None  # when set, the valid body is accepted with it
 
 
 VALID_SCHEDULED_PAYMENT = {"amount": "25.00", "scheduledDate": "2026-03-01", "method": "ACH"}
@@ -166,6 +170,7 @@ def loan_command_rows(prefix: str, pending_prefix: str, unknown: tuple) -> list[
             template("/cancel-servicing"),
             {"reason": "BANKRUPTCY"},
             {"reason": "reason"},
+            valid_status=200,
             unknown_ids=unknown_ids("/cancel-servicing"),
         ),
         Endpoint(
@@ -191,6 +196,7 @@ def loan_command_rows(prefix: str, pending_prefix: str, unknown: tuple) -> list[
             VALID_SCHEDULED_PAYMENT,
             {"amount": "money", "scheduledDate": "date", "method": "method"},
             required=("amount", "scheduledDate"),
+            valid_status=201,
             unknown_ids=unknown_ids(payments),
             extra=(
                 (
@@ -219,6 +225,7 @@ def loan_command_rows(prefix: str, pending_prefix: str, unknown: tuple) -> list[
                 "body": "text10000",
             },
             required=("channel", "scheduledAt"),
+            valid_status=201,
             unknown_ids=unknown_ids(communications),
             extra=(
                 (
@@ -243,6 +250,7 @@ def loan_command_rows(prefix: str, pending_prefix: str, unknown: tuple) -> list[
                 "body": "text10000",
             },
             required=("channel", "everyDays", "startDate"),
+            valid_status=201,
             unknown_ids=unknown_ids(schedules),
             extra=(
                 *(
@@ -309,6 +317,7 @@ def loan_command_rows(prefix: str, pending_prefix: str, unknown: tuple) -> list[
                 "note": "text500",
             },
             required=("modificationDate",),
+            valid_status=201,
             unknown_ids=unknown_ids("/modifications"),
             extra=(
                 (
@@ -612,6 +621,7 @@ ENDPOINTS = [
             f"/api/v1/{kind}/{{{name}}}/cancel",
             {"reason": "the borrower called"},
             {"reason": "text500"},
+            valid_status=200,
             unknown_ids=(
                 f"/api/v1/{kind}/{UNKNOWN}/cancel",
                 f"/api/v1/{kind}/{HUGE_ID}/cancel",
@@ -813,6 +823,20 @@ def test_bad_input_is_refused_with_the_error_shape(request, ids, endpoint):
         failures += [f"{label}: {p}" for p in problems]
     assert count > 0
     assert failures == []
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [e for e in ENDPOINTS if e.valid_status],
+    ids=[f"{e.method} {e.url}" for e in ENDPOINTS if e.valid_status],
+)
+def test_the_valid_body_is_accepted(request, ids, endpoint):
+    """So each bad case is refused for its one bad value, not for the rest of the body."""
+    client = request.getfixturevalue(endpoint.client)
+    response = getattr(client, endpoint.method.lower())(
+        endpoint.url.format(**ids), json.dumps(endpoint.valid), content_type="application/json"
+    )
+    assert response.status_code == endpoint.valid_status, response.content[:300]
 
 
 def test_every_write_operation_has_a_row():
