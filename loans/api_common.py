@@ -11,6 +11,7 @@ URLconf and fails for a view that does not inherit it.
 from __future__ import annotations
 
 import logging
+from datetime import UTC
 
 import django_filters
 from django import forms
@@ -18,6 +19,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from django.urls import path
+from django_filters.fields import IsoDateTimeField
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
 from rest_framework import exceptions, serializers, views
 from rest_framework.response import Response
@@ -169,3 +171,19 @@ class IdFilter(django_filters.NumberFilter):
         kwargs.setdefault("min_value", 1)
         kwargs.setdefault("max_value", 2**63 - 1)
         super().__init__(*args, **kwargs)
+
+
+class UtcIsoDateTimeField(IsoDateTimeField):
+    """An ISO 8601 date and time, converted to UTC: Python accepts offsets PostgreSQL refuses
+    (+21:24), and a time near year 1 or 9999 can fall outside the range once shifted."""
+
+    def to_python(self, value):
+        try:
+            value = super().to_python(value)
+            return value if value is None else value.astimezone(UTC)
+        except OverflowError:
+            raise forms.ValidationError("Out of the supported date range.", code="overflow")
+
+
+class DateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField

@@ -24,6 +24,7 @@ from loans.api_common import (
     COMMAND_ERRORS,
     READ_ERRORS,
     APIView,
+    DateTimeFilter,
     IdFilter,
     LoanAPIView,
     error_responses,
@@ -128,8 +129,8 @@ class ScheduledCommunicationFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=CommunicationStatus.choices)
     channel = django_filters.ChoiceFilter(choices=Channel.choices)
     scheduleId = IdFilter(field_name="schedule_id")
-    scheduledFrom = django_filters.IsoDateTimeFilter(field_name="scheduled_at", lookup_expr="gte")
-    scheduledTo = django_filters.IsoDateTimeFilter(field_name="scheduled_at", lookup_expr="lte")
+    scheduledFrom = DateTimeFilter(field_name="scheduled_at", lookup_expr="gte")
+    scheduledTo = DateTimeFilter(field_name="scheduled_at", lookup_expr="lte")
 
     class Meta:
         model = ScheduledCommunication

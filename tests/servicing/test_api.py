@@ -372,3 +372,30 @@ def test_schedule_id_filter_selects_the_schedule(api, loan, operator):
     url = f"/api/v1/loans/{loan.pk}/scheduled-communications?scheduleId={second.pk}"
     rows = api.get(url).json()["results"]
     assert len(rows) == 2 and {r["scheduleId"] for r in rows} == {second.pk}
+
+
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        # Found by the fuzzer on PostgreSQL: an offset Python accepts and PostgreSQL refuses.
+        ("scheduledFrom=0148-12-28T22:46:33%2B21:24", 200),
+        ("scheduledTo=0001-01-01T00:00:00%2B14:00", 400),  # before year 1 in UTC
+        ("scheduledFrom=9999-12-31T23:59:59-12:00", 400),  # after year 9999 in UTC
+        ("scheduledFrom=tomorrow", 400),
+    ],
+)
+def test_scheduled_at_filters_take_any_offset_or_refuse(api, loan, query, expected):
+    response = api.get(f"/api/v1/loans/{loan.pk}/scheduled-communications?{query}")
+    assert response.status_code == expected, response.content[:300]
+    if expected == 400:
+        assert set(response.json()) == {"code", "detail", "errors"}
+
+
+def test_scheduled_at_filters_compare_instants(api, loan, operator):
+    services.schedule_communication(
+        loan=loan, channel="SMS", scheduled_at=at(2, 15), actor=operator
+    )
+    url = f"/api/v1/loans/{loan.pk}/scheduled-communications?scheduledFrom="
+    # 15:00 UTC is 10:00 at -05:00: from 09:59 there it is included, from 10:01 it is not.
+    assert api.get(url + "2026-03-02T09:59:00-05:00").json()["count"] == 1
+    assert api.get(url + "2026-03-02T10:01:00-05:00").json()["count"] == 0
