@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import django_filters
-from django import forms
 from django.contrib.auth import authenticate
 from django.db.models import Prefetch
 from drf_spectacular.types import OpenApiTypes
@@ -23,6 +22,7 @@ from loans.api_common import (
     READ_ERRORS,
     APIView,
     CommandPermission,
+    IdFilter,
     LoanAPIView,
     error_responses,
 )
@@ -40,6 +40,7 @@ from loans.models import (
     TransactionType,
 )
 from loans.serializers import (
+    ActivationResultSerializer,
     BusinessDateSerializer,
     ContractTerminationInputSerializer,
     LoanCreateSerializer,
@@ -105,17 +106,6 @@ class BusinessDateView(APIView):
 
 
 # ------------------------------------------------------------------ loans
-
-
-class IdFilter(django_filters.NumberFilter):
-    """An id: a whole number a database key can hold (a float or 1e82 is a 400, not a 500)."""
-
-    field_class = forms.IntegerField
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("min_value", 1)
-        kwargs.setdefault("max_value", 2**63 - 1)
-        super().__init__(*args, **kwargs)
 
 
 class LoanFilter(django_filters.FilterSet):
@@ -304,7 +294,7 @@ class ActivateView(LoanAPIView):
         loan = self.get_loan()
         return "modify_loan" if loan.modification_in_progress else "post_transaction"
 
-    @extend_schema(request=None, responses={200: LoanDetailSerializer, **COMMAND_ERRORS})
+    @extend_schema(request=None, responses={200: ActivationResultSerializer, **COMMAND_ERRORS})
     def post(self, request, **kwargs):
         from modifications.services import activate_loan  # handles PENDING and modifications
 

@@ -11,11 +11,15 @@ URLconf and fails for a view that does not inherit it.
 from __future__ import annotations
 
 import logging
+from datetime import UTC
 
+import django_filters
+from django import forms
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from django.urls import path
+from django_filters.fields import IsoDateTimeField
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
 from rest_framework import exceptions, serializers, views
 from rest_framework.response import Response
@@ -65,17 +69,15 @@ def _flatten(detail, prefix: str = "") -> list[dict]:
     return items
 
 
-def error_body(code: str, detail: str, errors: list | None = None, **extra) -> dict:
-    body = {"code": code, "detail": detail, "errors": errors or []}
-    body.update(extra)
-    return body
+def error_body(code: str, detail: str, errors: list | None = None) -> dict:
+    """The one error shape: exactly ``{code, detail, errors}`` (anything more about one field,
+    e.g. the values it accepts, goes in that field's item of ``errors``)."""
+    return {"code": code, "detail": detail, "errors": errors or []}
 
 
 def exception_handler(exc, context):
     if isinstance(exc, DomainError):
-        return Response(
-            error_body(exc.code, exc.message, exc.errors, **exc.extra), status=exc.status
-        )
+        return Response(error_body(exc.code, exc.message, exc.errors), status=exc.status)
     if isinstance(exc, DjangoValidationError):
         messages = exc.messages
         return Response(
@@ -158,3 +160,30 @@ LOAN_ID_PARAMETERS = [
     OpenApiParameter("loan_id", int, OpenApiParameter.PATH, required=False),
     OpenApiParameter("external_id", str, OpenApiParameter.PATH, required=False),
 ]
+
+
+class IdFilter(django_filters.NumberFilter):
+    """An id: a whole number a database key can hold (a float or 1e82 is a 400, not a 500)."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", 2**63 - 1)
+        super().__init__(*args, **kwargs)
+
+
+class UtcIsoDateTimeField(IsoDateTimeField):
+    """An ISO 8601 date and time, converted to UTC: Python accepts offsets PostgreSQL refuses
+    (+21:24), and a time near year 1 or 9999 can fall outside the range once shifted."""
+
+    def to_python(self, value):
+        try:
+            value = super().to_python(value)
+            return value if value is None else value.astimezone(UTC)
+        except OverflowError:
+            raise forms.ValidationError("Out of the supported date range.", code="overflow")
+
+
+class DateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField

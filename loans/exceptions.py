@@ -13,12 +13,11 @@ class DomainError(Exception):
     status = 400
     default_code = "invalid_request"
 
-    def __init__(self, message: str, *, code: str | None = None, errors=None, extra=None):
+    def __init__(self, message: str, *, code: str | None = None, errors=None):
         super().__init__(message)
         self.message = message
         self.code = code or self.default_code
         self.errors = list(errors or [])
-        self.extra = dict(extra or {})
 
     def __str__(self) -> str:
         return self.message

@@ -498,6 +498,16 @@ class LoanDetailSerializer(LoanSerializer):
 _ATTRS = {"repaymentSchedule": "current_schedule_version", "transactions": "transaction_rows"}
 
 
+class ActivationResultSerializer(LoanDetailSerializer):
+    """The activate command's response: ``activated`` (false when there was nothing to
+    activate) and the loan with its summary."""
+
+    activated = serializers.BooleanField(source="activation_result")
+
+    class Meta(LoanDetailSerializer.Meta):
+        fields = ["activated", *LoanDetailSerializer.Meta.fields]
+
+
 class LoanEventSerializer(serializers.ModelSerializer):
     loanId = serializers.IntegerField(source="loan_id", allow_null=True)
     actor = serializers.SerializerMethodField()

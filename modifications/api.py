@@ -15,6 +15,7 @@ from loans.models import LoanStatus
 from modifications import services
 from modifications.models import Modification
 from modifications.serializers import (
+    CancelModificationSerializer,
     CreateModificationSerializer,
     ModificationSerializer,
     PreModTestSerializer,
@@ -115,9 +116,14 @@ class CancelModificationView(LoanAPIView):
 
     command_permissions = {"POST": "modify_loan"}
 
-    @extend_schema(request=None, responses={200: ModificationSerializer, **COMMAND_ERRORS})
+    @extend_schema(
+        request=CancelModificationSerializer,
+        responses={200: ModificationSerializer, **COMMAND_ERRORS},
+    )
     def post(self, request, **kwargs):
         loan = self.get_loan()
-        note = request.data.get("note", "") if isinstance(request.data, dict) else ""
-        modification = services.cancel_modification(loan=loan, actor=request.user, note=str(note))
+        data = _parse(CancelModificationSerializer, request)
+        modification = services.cancel_modification(
+            loan=loan, actor=request.user, note=data.get("note", "")
+        )
         return Response(ModificationSerializer(_modifications(loan).get(pk=modification.pk)).data)

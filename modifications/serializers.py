@@ -36,6 +36,10 @@ class CreateModificationSerializer(serializers.Serializer):
     note = serializers.CharField(max_length=500, required=False, allow_blank=True)
 
 
+class CancelModificationSerializer(serializers.Serializer):
+    note = serializers.CharField(max_length=500, required=False, allow_blank=True)
+
+
 class RollPaymentSerializer(serializers.Serializer):
     amount = PositiveMoney()
     method = serializers.CharField(max_length=64)

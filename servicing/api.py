@@ -20,7 +20,15 @@ from rest_framework import generics, status
 from rest_framework.response import Response
 
 from loans import selectors as loan_selectors
-from loans.api_common import COMMAND_ERRORS, READ_ERRORS, APIView, LoanAPIView, error_responses
+from loans.api_common import (
+    COMMAND_ERRORS,
+    READ_ERRORS,
+    APIView,
+    DateTimeFilter,
+    IdFilter,
+    LoanAPIView,
+    error_responses,
+)
 from loans.models import StopServicingReason
 from loans.serializers import LoanSerializer
 from servicing import services
@@ -120,9 +128,9 @@ class ScheduledPaymentFilter(django_filters.FilterSet):
 class ScheduledCommunicationFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=CommunicationStatus.choices)
     channel = django_filters.ChoiceFilter(choices=Channel.choices)
-    scheduleId = django_filters.NumberFilter(field_name="schedule_id")
-    scheduledFrom = django_filters.IsoDateTimeFilter(field_name="scheduled_at", lookup_expr="gte")
-    scheduledTo = django_filters.IsoDateTimeFilter(field_name="scheduled_at", lookup_expr="lte")
+    scheduleId = IdFilter(field_name="schedule_id")
+    scheduledFrom = DateTimeFilter(field_name="scheduled_at", lookup_expr="gte")
+    scheduledTo = DateTimeFilter(field_name="scheduled_at", lookup_expr="lte")
 
     class Meta:
         model = ScheduledCommunication

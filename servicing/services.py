@@ -113,8 +113,10 @@ def validate_reason(reason) -> str:
         raise InvalidRequestError(
             f"{reason!r} is not a valid stop servicing reason; use one of {valid}.",
             code="invalid_reason",
-            errors=[field_error("reason", f"Must be one of {valid}.", "invalid_reason")],
-            extra={"validReasons": list(VALID_REASONS)},
+            errors=[
+                field_error("reason", f"Must be one of {valid}.", "invalid_reason")
+                | {"validValues": list(VALID_REASONS)}
+            ],
         )
     return reason
 
@@ -401,7 +403,13 @@ def schedule_communication(
     as_of = as_of or get_business_date()
     with transaction.atomic():
         loan = _lock_with_borrower(loan)
-        local_date = scheduled_at.astimezone(borrower_zone(loan)).date()
+        try:
+            local_date = scheduled_at.astimezone(borrower_zone(loan)).date()
+        except OverflowError:  # e.g. 0001-01-01T00:00Z is still year 0 in New York
+            raise InvalidRequestError(
+                "scheduledAt is out of the supported range in the borrower's time zone.",
+                errors=[field_error("scheduledAt", "Out of range.", "overflow")],
+            )
         _check_not_past(local_date, as_of, "scheduledAt")
         _check_can_schedule(loan)
         _check_channel_allowed(loan, channel)

@@ -4,13 +4,18 @@ documented 4xx with the error shape ``{code, detail, errors}``, never a 500, not
 
 The table is ``ENDPOINTS``: one row per write endpoint, with a valid body and the kind of each
 field; ``cases()`` derives the bad requests from the kinds. A command added later is covered
-by adding its row (``test_every_write_operation_has_a_row`` fails until it is).
+by adding its row (``test_every_write_operation_has_a_row`` fails until it is). Where a row
+gives ``valid_status``, ``test_the_valid_body_is_accepted`` checks that its valid body succeeds,
+so each derived case fails for its one bad value. "Nothing written" covers the servicing items
+and modifications too.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
 
 import pytest
 from django.db import transaction
@@ -26,6 +31,9 @@ from loans.models import (
     SchedulePeriod,
     Transaction,
 )
+from modifications.models import Modification
+from servicing import services as servicing_services
+from servicing.models import CommunicationSchedule, ScheduledCommunication, ScheduledPayment
 from tests.api_catalog import UNSAFE, api_operations, operation
 from tests.factories import make_loan
 
@@ -55,6 +63,26 @@ BAD = {
     "rounding": ["HALF_DOWN", ""],
     "termination": ["NONE", ""],
     "engine": ["TURBO", "", 1],
+    "text200": [HUGE, "x" * 201, ["x"], {"a": 1}],
+    "text10000": ["x" * 10_001, ["x"], {"a": 1}],
+    "datetime": [
+        "2026-02-30T10:00:00Z",
+        "tomorrow",
+        "",
+        20260218,
+        [],
+        None,
+        "9999-12-31T23:59:59-12:00",  # past the last datetime in UTC
+        "0001-01-01T00:00:00Z",  # before the first datetime in the borrower's zone (New York)
+        "0001-01-01T00:00:00+14:00",  # before the first datetime in UTC
+    ],
+    "method": ["WIRE", "", 1, None, []],
+    "channel": ["FAX", "", 1, None, []],
+    "every_days": [0, -1, 367, "abc", 1.5, "", None, [], "9" * 30],
+    "occurrences": [0, -1, 501, "abc", 1.5, "", [], "9" * 30],
+    "reason": ["NOT_A_REASON", "paid_off", "", HUGE, ["x"], {"a": 1}, 1],
+    "roll_method": ["loan.rollPayment.nope", "", HUGE, None, [], {}],
+    "tx_ids": ["12", [UNKNOWN], ["x" * 41], [None], [[]], {"a": 1}, ["9" * 30], ["abc"]],
 }
 # Bodies that are not a JSON object at all.
 MALFORMED = ['{"not json', "[]", '"a string"', "123", "null", "{}{}"]
@@ -101,6 +129,265 @@ class Endpoint:
     has_body: bool = True
     unknown_ids: tuple = ()  # (url, ...) naming nothing -> 404
     extra: tuple = ()  # (label, url, body, status)
+    valid_status: int | None = None  # when set, the valid body is accepted with it
+
+
+VALID_SCHEDULED_PAYMENT = {"amount": "25.00", "scheduledDate": "2026-03-01", "method": "ACH"}
+VALID_COMMUNICATION = {
+    "channel": "EMAIL",
+    "scheduledAt": "2026-03-01T10:00:00Z",
+    "subject": "Reminder",
+    "body": "Your payment is due.",
+}
+VALID_COMMUNICATION_SCHEDULE = {
+    "channel": "SMS",
+    "everyDays": 7,
+    "startDate": "2026-03-01",
+    "occurrences": 3,
+    "subject": "Reminder",
+    "body": "Your payment is due.",
+}
+
+
+def loan_command_rows(prefix: str, pending_prefix: str, unknown: tuple) -> list[Endpoint]:
+    """The servicing and modification commands under one loan path form. ``{loan_id}``
+    (``{external_id}``) is Baseline B, active and serviced, with no modification."""
+
+    def template(suffix):
+        return prefix + suffix
+
+    def unknown_ids(suffix):
+        return tuple(u + suffix for u in unknown)
+
+    payments = "/scheduled-payments"
+    communications = "/scheduled-communications"
+    schedules = "/communication-schedules"
+    schedule_without = {k: v for k, v in VALID_COMMUNICATION_SCHEDULE.items() if k != "occurrences"}
+    return [
+        Endpoint(
+            "POST",
+            template("/cancel-servicing"),
+            template("/cancel-servicing"),
+            {"reason": "BANKRUPTCY"},
+            {"reason": "reason"},
+            valid_status=200,
+            unknown_ids=unknown_ids("/cancel-servicing"),
+        ),
+        Endpoint(
+            "POST",
+            template("/resume-servicing"),
+            template("/resume-servicing"),
+            {"note": "the borrower is back"},
+            {"note": "text500"},
+            unknown_ids=unknown_ids("/resume-servicing"),
+            extra=(
+                (
+                    "a loan that is being serviced",
+                    template("/resume-servicing"),
+                    {"note": "again"},
+                    409,
+                ),
+            ),
+        ),
+        Endpoint(
+            "POST",
+            template(payments),
+            template(payments),
+            VALID_SCHEDULED_PAYMENT,
+            {"amount": "money", "scheduledDate": "date", "method": "method"},
+            required=("amount", "scheduledDate"),
+            valid_status=201,
+            unknown_ids=unknown_ids(payments),
+            extra=(
+                (
+                    "before the business date",
+                    template(payments),
+                    {**VALID_SCHEDULED_PAYMENT, "scheduledDate": "2026-02-17"},
+                    400,
+                ),
+                (
+                    "a pending loan",
+                    pending_prefix + payments,
+                    VALID_SCHEDULED_PAYMENT,
+                    409,
+                ),
+            ),
+        ),
+        Endpoint(
+            "POST",
+            template(communications),
+            template(communications),
+            VALID_COMMUNICATION,
+            {
+                "channel": "channel",
+                "scheduledAt": "datetime",
+                "subject": "text200",
+                "body": "text10000",
+            },
+            required=("channel", "scheduledAt"),
+            valid_status=201,
+            unknown_ids=unknown_ids(communications),
+            extra=(
+                (
+                    "before the business date",
+                    template(communications),
+                    {**VALID_COMMUNICATION, "scheduledAt": "2026-02-17T10:00:00Z"},
+                    400,
+                ),
+            ),
+        ),
+        Endpoint(
+            "POST",
+            template(schedules),
+            template(schedules),
+            VALID_COMMUNICATION_SCHEDULE,
+            {
+                "channel": "channel",
+                "everyDays": "every_days",
+                "startDate": "date",
+                "occurrences": "occurrences",
+                "subject": "text200",
+                "body": "text10000",
+            },
+            required=("channel", "everyDays", "startDate"),
+            valid_status=201,
+            unknown_ids=unknown_ids(schedules),
+            extra=(
+                *(
+                    (
+                        f"endDate {value!r}",
+                        template(schedules),
+                        {**schedule_without, "endDate": value},
+                        400,
+                    )
+                    for value in BAD["date"]
+                ),
+                (
+                    "neither endDate nor occurrences",
+                    template(schedules),
+                    schedule_without,
+                    400,
+                ),
+                (
+                    "both endDate and occurrences",
+                    template(schedules),
+                    {**VALID_COMMUNICATION_SCHEDULE, "endDate": "2026-04-01"},
+                    400,
+                ),
+                (
+                    "endDate before startDate",
+                    template(schedules),
+                    {**schedule_without, "endDate": "2026-02-28"},
+                    400,
+                ),
+                (
+                    "too many occurrences",
+                    template(schedules),
+                    {**schedule_without, "everyDays": 1, "endDate": "2030-01-01"},
+                    400,
+                ),
+                (
+                    "endDate in the year 9999",
+                    template(schedules),
+                    {**schedule_without, "everyDays": 366, "endDate": "9999-12-31"},
+                    400,
+                ),
+                (
+                    "start before the business date",
+                    template(schedules),
+                    {**VALID_COMMUNICATION_SCHEDULE, "startDate": "2026-02-17"},
+                    400,
+                ),
+            ),
+        ),
+        Endpoint(
+            "POST",
+            template("/modifications"),
+            template("/modifications"),
+            {
+                "modificationDate": "2026-02-18",
+                "persistentTransactions": {"payments": []},
+                "note": "rate cut",
+            },
+            {
+                "modificationDate": "date",
+                "persistentTransactions": "object",
+                "persistentTransactions.payments": "tx_ids",
+                "persistentTransactions.charges": "tx_ids",
+                "note": "text500",
+            },
+            required=("modificationDate",),
+            valid_status=201,
+            unknown_ids=unknown_ids("/modifications"),
+            extra=(
+                (
+                    "an unknown group",
+                    template("/modifications"),
+                    {"modificationDate": "2026-02-18", "persistentTransactions": {"refunds": []}},
+                    400,
+                ),
+                (
+                    "a repayment dated before the modification",
+                    template("/modifications"),
+                    {
+                        "modificationDate": "2026-02-18",
+                        "persistentTransactions": {"payments": ["{tx_id}"]},
+                    },
+                    400,
+                ),
+                (
+                    "after the business date",
+                    template("/modifications"),
+                    {"modificationDate": "2026-02-19"},
+                    400,
+                ),
+                (
+                    "before the contract date",
+                    template("/modifications"),
+                    {"modificationDate": "2025-01-01"},
+                    409,
+                ),
+                (
+                    "a pending loan",
+                    pending_prefix + "/modifications",
+                    {"modificationDate": "2026-02-18"},
+                    409,
+                ),
+            ),
+        ),
+        Endpoint(
+            "POST",
+            template("/modifications/cancel"),
+            template("/modifications/cancel"),
+            {"note": "entered by mistake"},
+            {"note": "text500"},
+            unknown_ids=unknown_ids("/modifications/cancel"),
+            extra=(("no modification to cancel", template("/modifications/cancel"), {}, 409),),
+        ),
+        Endpoint(
+            "POST",
+            template("/roll-payment"),
+            template("/roll-payment"),
+            {"amount": "150.00", "method": "loan.rollPayment.term"},
+            {"amount": "money", "method": "roll_method"},
+            required=("amount", "method"),
+            unknown_ids=unknown_ids("/roll-payment"),
+            extra=(
+                (
+                    "no modification in progress",
+                    template("/roll-payment"),
+                    {"amount": "150.00", "method": "loan.rollPayment.term"},
+                    409,
+                ),
+                (
+                    "a payment too small on a pending loan",
+                    pending_prefix + "/roll-payment",
+                    {"amount": "0.01", "method": "loan.rollPayment.term"},
+                    400,
+                ),
+            ),
+        ),
+    ]
 
 
 ENDPOINTS = [
@@ -231,6 +518,57 @@ ENDPOINTS = [
                     {"transactionDate": "2026-02-18", "transactionAmount": "999999.00"},
                     400,
                 ),
+                # contractTermination: {note?, externalId?, locale?, dateFormat?}
+                *(
+                    (
+                        f"contractTermination {name}",
+                        template + "?command=contractTermination",
+                        body,
+                        400,
+                    )
+                    for name, body in (
+                        ("externalId of 101 characters", {"externalId": "x" * 101}),
+                        ("externalId a list", {"externalId": ["x"]}),
+                        ("note of 501 characters", {"note": "x" * 501}),
+                        ("note an object", {"note": {"a": 1}}),
+                        ("locale of 36 characters", {"locale": "x" * 36}),
+                        ("dateFormat of 51 characters", {"dateFormat": "x" * 51}),
+                    )
+                ),
+                (
+                    "contractTermination: an externalId already used",
+                    template + "?command=contractTermination",
+                    {"externalId": "USED-TX-1"},
+                    400,
+                ),
+                (
+                    "contractTermination on a pending loan",
+                    template.replace("{loan_id}", "{pending_loan_id}").replace(
+                        "{external_id}", "{pending_external_id}"
+                    )
+                    + "?command=contractTermination",
+                    {},
+                    409,
+                ),
+                # undoContractTermination: {note?, reversalExternalId?}
+                (
+                    "undoContractTermination on a loan that is not terminated",
+                    template + "?command=undoContractTermination",
+                    {"note": "undo"},
+                    409,
+                ),
+                (
+                    "undoContractTermination: reversalExternalId of 101 characters",
+                    template + "?command=undoContractTermination",
+                    {"reversalExternalId": "x" * 101},
+                    400,
+                ),
+                (
+                    "undoContractTermination: note of 501 characters",
+                    template + "?command=undoContractTermination",
+                    {"note": "x" * 501},
+                    400,
+                ),
             ),
         )
         for template in (
@@ -255,6 +593,52 @@ ENDPOINTS = [
         for template in (
             "/api/v1/loans/{loan_id}/transactions/{tx_id}",
             "/api/v1/loans/external-id/{external_id}/transactions/{tx_id}",
+        )
+    ],
+    *[
+        row
+        for prefix, pending_prefix, unknown in (
+            (
+                "/api/v1/loans/{loan_id}",
+                "/api/v1/loans/{pending_loan_id}",
+                (f"/api/v1/loans/{UNKNOWN}", f"/api/v1/loans/{HUGE_ID}"),
+            ),
+            (
+                "/api/v1/loans/external-id/{external_id}",
+                "/api/v1/loans/external-id/{pending_external_id}",
+                (
+                    "/api/v1/loans/external-id/NO-SUCH-LOAN",
+                    "/api/v1/loans/external-id/" + "x" * 300,
+                ),
+            ),
+        )
+        for row in loan_command_rows(prefix, pending_prefix, unknown)
+    ],
+    *[
+        Endpoint(
+            "POST",
+            f"/api/v1/{kind}/{{item_id}}/cancel",
+            f"/api/v1/{kind}/{{{name}}}/cancel",
+            {"reason": "the borrower called"},
+            {"reason": "text500"},
+            valid_status=200,
+            unknown_ids=(
+                f"/api/v1/{kind}/{UNKNOWN}/cancel",
+                f"/api/v1/{kind}/{HUGE_ID}/cancel",
+            ),
+            extra=(
+                (
+                    "already cancelled",
+                    f"/api/v1/{kind}/{{cancelled_{name}}}/cancel",
+                    {"reason": "again"},
+                    409,
+                ),
+            ),
+        )
+        for kind, name in (
+            ("scheduled-payments", "payment_id"),
+            ("scheduled-communications", "communication_id"),
+            ("communication-schedules", "comm_schedule_id"),
         )
     ],
 ]
@@ -296,14 +680,57 @@ def cases(e: Endpoint):
 
 
 @pytest.fixture
-def ids(baseline_b):
+def ids(baseline_b, operator):
+    """Baseline B (active, serviced) with one pending and one cancelled item of each kind, a
+    repayment with an external id, and a PENDING loan."""
     pending = make_loan(external_id="PENDING-1")
     repayment = baseline_b.transactions.filter(type="REPAYMENT").order_by("id").first()
+    repayment.external_id = "USED-TX-1"
+    repayment.save(update_fields=["external_id"])
+    items = {}
+    for prefix in ("", "cancelled_"):
+        payment = servicing_services.schedule_payment(
+            loan=baseline_b,
+            amount=Decimal("20.00"),
+            scheduled_date=date(2026, 3, 2),
+            actor=operator,
+        )
+        communication = servicing_services.schedule_communication(
+            loan=baseline_b,
+            channel="EMAIL",
+            scheduled_at=datetime(2026, 3, 2, 15, tzinfo=UTC),
+            actor=operator,
+        )
+        schedule = servicing_services.create_communication_schedule(
+            loan=baseline_b,
+            channel="SMS",
+            every_days=7,
+            start_date=date(2026, 3, 2),
+            occurrences=2,
+            actor=operator,
+        )
+        items |= {
+            f"{prefix}payment_id": payment.pk,
+            f"{prefix}communication_id": communication.pk,
+            f"{prefix}comm_schedule_id": schedule.pk,
+        }
+    servicing_services.cancel_scheduled_payment(
+        payment_id=items["cancelled_payment_id"], actor=operator
+    )
+    servicing_services.cancel_scheduled_communication(
+        communication_id=items["cancelled_communication_id"], actor=operator
+    )
+    servicing_services.cancel_communication_schedule(
+        schedule_id=items["cancelled_comm_schedule_id"], actor=operator
+    )
     return {
         "loan_id": baseline_b.pk,
         "external_id": baseline_b.external_id,
         "tx_id": repayment.pk,
         "setup_id": pending.setup_id,
+        "pending_loan_id": pending.pk,
+        "pending_external_id": pending.external_id,
+        **items,
     }
 
 
@@ -319,15 +746,32 @@ def snapshot():
             Transaction,
             LoanEvent,
             IdempotencyRecord,
+            ScheduledPayment,
+            ScheduledCommunication,
+            CommunicationSchedule,
+            Modification,
         )
     } | {
+        "loans": list(
+            Loan.objects.order_by("id").values_list(
+                "status", "sub_status", "servicing_status", "modification_in_progress", "setup_id"
+            )
+        ),
+        "items": [
+            list(model.objects.order_by("id").values_list("status", flat=True))
+            for model in (ScheduledPayment, ScheduledCommunication, CommunicationSchedule)
+        ],
         "business_date": list(BusinessDate.objects.values_list("date", flat=True)),
         "transactions": list(
             Transaction.objects.order_by("id").values_list(
                 "reversed", "principal_portion", "interest_portion"
             )
         ),
-        "setups": list(LoanSetup.objects.order_by("id").values_list("loan_amount", "active")),
+        "setups": list(
+            LoanSetup.objects.order_by("id").values_list(
+                "loan_amount", "loan_term", "payment", "active"
+            )
+        ),
     }
 
 
@@ -372,11 +816,27 @@ def test_bad_input_is_refused_with_the_error_shape(request, ids, endpoint):
     for label, url, body, status in cases(endpoint):
         count += 1
         with transaction.atomic():
+            for name, value in ids.items():  # ids named in a body, e.g. "{tx_id}"
+                body = body.replace(f'"{{{name}}}"', json.dumps(str(value)))
             problems = check(client, endpoint, url.format(**ids), body, status)
             transaction.set_rollback(True)
         failures += [f"{label}: {p}" for p in problems]
     assert count > 0
     assert failures == []
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [e for e in ENDPOINTS if e.valid_status],
+    ids=[f"{e.method} {e.url}" for e in ENDPOINTS if e.valid_status],
+)
+def test_the_valid_body_is_accepted(request, ids, endpoint):
+    """So each bad case is refused for its one bad value, not for the rest of the body."""
+    client = request.getfixturevalue(endpoint.client)
+    response = getattr(client, endpoint.method.lower())(
+        endpoint.url.format(**ids), json.dumps(endpoint.valid), content_type="application/json"
+    )
+    assert response.status_code == endpoint.valid_status, response.content[:300]
 
 
 def test_every_write_operation_has_a_row():

@@ -83,7 +83,8 @@ def test_invalid_reason_is_400_listing_the_valid_values(api, seeded_loan, reason
     assert response.status_code == 400
     body = response.json()
     assert body["code"] == "invalid_reason"
-    assert body["validReasons"] == StopServicingReason.values
+    assert set(body) == {"code", "detail", "errors"}
+    assert body["errors"][0]["validValues"] == StopServicingReason.values
     for value in StopServicingReason.values:
         assert value in body["detail"]
     assert body["errors"][0]["field"] == "reason"
@@ -346,3 +347,55 @@ def test_cancel_unknown_items_are_404(api, as_of):
         response = api.post(f"/api/v1/{kind}/424242/cancel")
         assert response.status_code == 404
         assert response.json()["code"] == "not_found"
+
+
+@pytest.mark.parametrize("value", ["-1.3132721793801743e+154", "9" * 30, "1.5", "0", "abc"])
+def test_schedule_id_filter_outside_a_key_is_400(api, loan, value):
+    """Found by the fuzzer: a float or a number past a database key reached SQLite (500)."""
+    response = api.get(f"/api/v1/loans/{loan.pk}/scheduled-communications?scheduleId={value}")
+    assert response.status_code == 400
+    assert set(response.json()) == {"code", "detail", "errors"}
+
+
+def test_schedule_id_filter_selects_the_schedule(api, loan, operator):
+    first, second = (
+        services.create_communication_schedule(
+            loan=loan,
+            channel="SMS",
+            every_days=7,
+            start_date=AS_OF,
+            occurrences=2,
+            actor=operator,
+        )
+        for _ in range(2)
+    )
+    url = f"/api/v1/loans/{loan.pk}/scheduled-communications?scheduleId={second.pk}"
+    rows = api.get(url).json()["results"]
+    assert len(rows) == 2 and {r["scheduleId"] for r in rows} == {second.pk}
+
+
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        # Found by the fuzzer on PostgreSQL: an offset Python accepts and PostgreSQL refuses.
+        ("scheduledFrom=0148-12-28T22:46:33%2B21:24", 200),
+        ("scheduledTo=0001-01-01T00:00:00%2B14:00", 400),  # before year 1 in UTC
+        ("scheduledFrom=9999-12-31T23:59:59-12:00", 400),  # after year 9999 in UTC
+        ("scheduledFrom=tomorrow", 400),
+    ],
+)
+def test_scheduled_at_filters_take_any_offset_or_refuse(api, loan, query, expected):
+    response = api.get(f"/api/v1/loans/{loan.pk}/scheduled-communications?{query}")
+    assert response.status_code == expected, response.content[:300]
+    if expected == 400:
+        assert set(response.json()) == {"code", "detail", "errors"}
+
+
+def test_scheduled_at_filters_compare_instants(api, loan, operator):
+    services.schedule_communication(
+        loan=loan, channel="SMS", scheduled_at=at(2, 15), actor=operator
+    )
+    url = f"/api/v1/loans/{loan.pk}/scheduled-communications?scheduledFrom="
+    # 15:00 UTC is 10:00 at -05:00: from 09:59 there it is included, from 10:01 it is not.
+    assert api.get(url + "2026-03-02T09:59:00-05:00").json()["count"] == 1
+    assert api.get(url + "2026-03-02T10:01:00-05:00").json()["count"] == 0

@@ -123,7 +123,7 @@ def test_invalid_reason_is_refused_before_anything_changes(seeded_loan, operator
     with pytest.raises(InvalidRequestError) as info:
         services.cancel_servicing(loan=seeded_loan, reason=reason, actor=operator)
     assert info.value.code == "invalid_reason"
-    assert info.value.extra["validReasons"] == StopServicingReason.values
+    assert info.value.errors[0]["validValues"] == StopServicingReason.values
     assert "PAID_OFF" in info.value.message and "LMS_CLOSED" in info.value.message
     assert info.value.errors[0]["field"] == "reason"
     assert snapshot() == before
