@@ -231,12 +231,19 @@ def bench_changelist(user, count: int = 100_000) -> None:
     print(
         f"created {count:,} loans with 6-period schedules in {time.perf_counter() - started:.1f} s"
     )
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:  # fresh statistics, as autovacuum would gather
+            cursor.execute("ANALYZE")
+    measure_changelist(user, count)
+
+
+def measure_changelist(user, count: int) -> None:
     client = Client()
     client.force_login(user)
     for label, url in (
         ("page 1", "/admin/loans/loan/"),
         ("page 1000", "/admin/loans/loan/?p=1000"),
-        ("filter ACTIVE, sorted by outstanding", "/admin/loans/loan/?status__exact=ACTIVE&o=9"),
+        ("filter status ACTIVE", "/admin/loans/loan/?status__exact=ACTIVE"),
         ("search by borrower name", "/admin/loans/loan/?q=Borrower4242"),
     ):
         client.get(url)

@@ -15,6 +15,7 @@ from decimal import Decimal
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch
 from django.http import Http404, HttpResponseRedirect
@@ -118,6 +119,25 @@ class BooleanStateFilter(admin.SimpleListFilter):
         return queryset
 
 
+class LoanChangeList(ChangeList):
+    """Adds each listed loan's outstanding and past-due figures after pagination: one grouped
+    query for the page, whatever the page number or the number of loans."""
+
+    def get_results(self, request):
+        super().get_results(request)
+        as_of = selectors.get_business_date()
+        loans = list(self.result_list)
+        summaries = selectors.page_summaries([loan.pk for loan in loans], as_of=as_of)
+        for loan in loans:
+            figures = summaries.get(loan.pk, {})
+            loan.total_outstanding = figures.get("total_outstanding")
+            loan.principal_outstanding = figures.get("principal_outstanding")
+            loan.amount_past_due = figures.get("amount_past_due")
+            oldest = figures.get("oldest_past_due_date")
+            loan.days_past_due = (as_of - oldest).days if oldest else 0
+        self.result_list = loans
+
+
 @admin.register(Loan)
 class LoanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
@@ -182,11 +202,10 @@ class LoanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         )
 
     def get_queryset(self, request):
-        queryset = super().get_queryset(request).select_related("borrower", "setup")
-        if request.resolver_match and request.resolver_match.url_name == "loans_loan_changelist":
-            request._business_date = selectors.get_business_date()
-            queryset = selectors.with_summary(queryset, as_of=request._business_date)
-        return queryset
+        return super().get_queryset(request).select_related("borrower", "setup")
+
+    def get_changelist(self, request, **kwargs):
+        return LoanChangeList
 
     @admin.display(description="Engine", ordering="schedule_engine")
     def engine(self, obj):
@@ -200,7 +219,7 @@ class LoanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def principal_outstanding_col(self, obj):
         return as_money(getattr(obj, "principal_outstanding", None))
 
-    @admin.display(description="Total out.", ordering="total_outstanding")
+    @admin.display(description="Total out.")
     def total_outstanding_col(self, obj):
         return as_money(getattr(obj, "total_outstanding", None))
 
@@ -210,15 +229,7 @@ class LoanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="DPD")
     def days_past_due_col(self, obj):
-        as_of = getattr(self, "_as_of", None)
-        oldest = getattr(obj, "oldest_past_due_date", None)
-        if oldest is None:
-            return 0
-        return (as_of - oldest).days if as_of else None
-
-    def changelist_view(self, request, extra_context=None):
-        self._as_of = selectors.get_business_date()
-        return super().changelist_view(request, extra_context)
+        return getattr(obj, "days_past_due", None)
 
     # ------------------------------------------------------------------ loan page
 

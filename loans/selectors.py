@@ -10,11 +10,10 @@ from django.db.models import (
     DecimalField,
     ExpressionWrapper,
     F,
-    OuterRef,
+    Min,
     Prefetch,
     Q,
     QuerySet,
-    Subquery,
     Sum,
 )
 from django.db.models.functions import Coalesce
@@ -64,15 +63,10 @@ def loan_transactions(loan: Loan) -> QuerySet[Transaction]:
     return loan.transactions.select_related("created_by", "reversed_by").order_by("date", "id")
 
 
-def with_summary(queryset: QuerySet[Loan], *, as_of: date) -> QuerySet[Loan]:
-    """Annotate loans with outstanding amounts and past-due figures in one SQL statement.
-
-    ``oldest_past_due_date`` is annotated; days past due is ``as_of`` minus it (see
-    ``days_past_due``).
-    """
-    live = SchedulePeriod.objects.filter(
-        schedule__loan=OuterRef("pk"), schedule__is_current=True, frozen=False
-    )
+def page_summaries(loan_ids: list[int], *, as_of: date) -> dict[int, dict]:
+    """Outstanding, past-due and oldest past-due date for a page of loans, in ONE grouped
+    query over their current schedules' live installments. Run after pagination, so a deep
+    page costs what the first one does (no correlated subquery evaluated for skipped rows)."""
     outstanding = ExpressionWrapper(
         F("principal_due")
         + F("interest_due")
@@ -82,35 +76,24 @@ def with_summary(queryset: QuerySet[Loan], *, as_of: date) -> QuerySet[Loan]:
         - F("fees_paid"),
         output_field=MONEY_FIELD,
     )
-    principal = ExpressionWrapper(
-        F("principal_due") - F("principal_paid"), output_field=MONEY_FIELD
-    )
-
-    def total(expression, extra: Q | None = None):
-        rows = live.filter(extra) if extra is not None else live
-        return Coalesce(
-            Subquery(
-                rows.order_by()
-                .values("schedule__loan")
-                .annotate(total=Sum(expression))
-                .values("total")[:1],
-                output_field=MONEY_FIELD,
-            ),
-            ZERO,
-            output_field=MONEY_FIELD,
+    past_due = Q(complete=False, due_date__lt=as_of)
+    rows = (
+        SchedulePeriod.objects.filter(
+            schedule__loan_id__in=loan_ids, schedule__is_current=True, frozen=False
         )
-
-    oldest = (
-        live.filter(complete=False, due_date__lt=as_of).order_by("due_date").values("due_date")[:1]
+        .values("schedule__loan_id")
+        .annotate(
+            total_outstanding=Sum(outstanding),
+            principal_outstanding=Sum(
+                ExpressionWrapper(
+                    F("principal_due") - F("principal_paid"), output_field=MONEY_FIELD
+                )
+            ),
+            amount_past_due=Coalesce(
+                Sum(outstanding, filter=past_due), ZERO, output_field=MONEY_FIELD
+            ),
+            oldest_past_due_date=Min("due_date", filter=past_due),
+        )
+        .order_by()
     )
-    return queryset.annotate(
-        total_outstanding=total(outstanding),
-        principal_outstanding=total(principal),
-        amount_past_due=total(outstanding, Q(complete=False, due_date__lt=as_of)),
-        oldest_past_due_date=Subquery(oldest),
-    )
-
-
-def days_past_due(loan: Loan, *, as_of: date) -> int:
-    oldest = getattr(loan, "oldest_past_due_date", None)
-    return (as_of - oldest).days if oldest else 0
+    return {row.pop("schedule__loan_id"): row for row in rows}
