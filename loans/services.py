@@ -830,6 +830,36 @@ def post_transaction(
     return tx
 
 
+def mark_reversed(
+    tx: Transaction, *, actor, as_of: date, note: str = "", reversal_external_id=None
+) -> None:
+    """Mark a transaction reversed (kept, never deleted): on the business date, by whom, why,
+    with its optional unique reversal external id."""
+    tx.reversed = True
+    tx.reversed_on = as_of
+    tx.reversed_at = timezone.now()
+    tx.reversed_by = _actor(actor)
+    tx.reversal_note = (note or "")[:500]
+    tx.reversal_external_id = reversal_external_id or None
+    try:
+        with transaction.atomic():
+            tx.save(
+                update_fields=[
+                    "reversed",
+                    "reversed_on",
+                    "reversed_at",
+                    "reversed_by",
+                    "reversal_note",
+                    "reversal_external_id",
+                ]
+            )
+    except IntegrityError:
+        raise DuplicateExternalIdError(
+            f"The external id {reversal_external_id!r} is already used.",
+            errors=[field_error("reversalExternalId", "Already used.", "duplicate_external_id")],
+        )
+
+
 @transaction.atomic
 def reverse_transaction(
     *,
@@ -869,26 +899,9 @@ def reverse_transaction(
             code="transaction_before_modification",
         )
     _check_external_id(reversal_external_id, field="reversalExternalId")
-    tx.reversed = True
-    tx.reversed_on = as_of
-    tx.reversed_at = timezone.now()
-    tx.reversed_by = _actor(actor)
-    tx.reversal_note = (note or "")[:500]
-    tx.reversal_external_id = reversal_external_id or None
-    try:
-        with transaction.atomic():
-            tx.save(
-                update_fields=[
-                    "reversed",
-                    "reversed_on",
-                    "reversed_at",
-                    "reversed_by",
-                    "reversal_note",
-                    "reversal_external_id",
-                ]
-            )
-    except IntegrityError:
-        raise DuplicateExternalIdError(f"The external id {reversal_external_id!r} is already used.")
+    mark_reversed(
+        tx, actor=actor, as_of=as_of, note=note, reversal_external_id=reversal_external_id
+    )
     status_before = loan.status
     rebuild_schedule(loan)
     record_event(
@@ -1282,29 +1295,9 @@ def undo_contract_termination(
         )
     _check_external_id(reversal_external_id, field="reversalExternalId")
     before = selectors.loan_summary(loan, as_of=as_of)
-    tx.reversed = True
-    tx.reversed_on = as_of
-    tx.reversed_at = timezone.now()
-    tx.reversed_by = _actor(actor)
-    tx.reversal_note = (note or "")[:500]
-    tx.reversal_external_id = reversal_external_id or None
-    try:
-        with transaction.atomic():
-            tx.save(
-                update_fields=[
-                    "reversed",
-                    "reversed_on",
-                    "reversed_at",
-                    "reversed_by",
-                    "reversal_note",
-                    "reversal_external_id",
-                ]
-            )
-    except IntegrityError:
-        raise DuplicateExternalIdError(
-            f"The external id {reversal_external_id!r} is already used.",
-            errors=[field_error("reversalExternalId", "Already used.", "duplicate_external_id")],
-        )
+    mark_reversed(
+        tx, actor=actor, as_of=as_of, note=note, reversal_external_id=reversal_external_id
+    )
     sub_status_before = loan.sub_status
     loan.sub_status = None
     loan.save(update_fields=["sub_status", "updated_at"])

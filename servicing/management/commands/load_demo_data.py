@@ -36,6 +36,27 @@ def demo_loan(actor, external_id: str, first: str, last: str, engine: str = "DYN
     return loan, True
 
 
+BASELINE_B_REPAYMENTS = [
+    (date(2026, 1, 10), "105.54"),
+    (date(2026, 1, 24), "104.62"),
+    (date(2026, 2, 7), "103.69"),
+]
+
+
+def activate_and_repay(loan, actor, repayments) -> None:
+    """Activate on the demo date, then post ``(date, amount)`` repayments."""
+    services.activate_loan(loan=loan, actor=actor, as_of=DEMO_DATE)
+    for on, amount in repayments:
+        services.post_transaction(
+            loan=loan,
+            type=TransactionType.REPAYMENT,
+            on=on,
+            amount=Decimal(amount),
+            actor=actor,
+            as_of=DEMO_DATE,
+        )
+
+
 class Command(BaseCommand):
     help = "Load demo borrowers and loans, and create an admin user."
 
@@ -68,20 +89,7 @@ class Command(BaseCommand):
             calc_type="EQUAL_PRINCIPAL",
         )
         if new:
-            services.activate_loan(loan=baseline, actor=admin, as_of=DEMO_DATE)
-            for on, amount in [
-                (date(2026, 1, 10), "105.54"),
-                (date(2026, 1, 24), "104.62"),
-                (date(2026, 2, 7), "103.69"),
-            ]:
-                services.post_transaction(
-                    loan=baseline,
-                    type=TransactionType.REPAYMENT,
-                    on=on,
-                    amount=Decimal(amount),
-                    actor=admin,
-                    as_of=DEMO_DATE,
-                )
+            activate_and_repay(baseline, admin, BASELINE_B_REPAYMENTS)
 
         demo_loan(
             admin,
@@ -107,16 +115,9 @@ class Command(BaseCommand):
             first_payment_date=date(2025, 7, 1),
         )
         if new:
-            services.activate_loan(loan=active, actor=admin, as_of=DEMO_DATE)
-            for month in range(7, 13):
-                services.post_transaction(
-                    loan=active,
-                    type=TransactionType.REPAYMENT,
-                    on=date(2025, month, 1),
-                    amount=Decimal("237.90"),
-                    actor=admin,
-                    as_of=DEMO_DATE,
-                )
+            activate_and_repay(
+                active, admin, [(date(2025, month, 1), "237.90") for month in range(7, 13)]
+            )
 
         late, new = demo_loan(
             admin,
@@ -131,15 +132,7 @@ class Command(BaseCommand):
             first_payment_date=date(2025, 11, 15),
         )
         if new:
-            services.activate_loan(loan=late, actor=admin, as_of=DEMO_DATE)
-            services.post_transaction(
-                loan=late,
-                type=TransactionType.REPAYMENT,
-                on=date(2025, 11, 15),
-                amount=Decimal("220.03"),
-                actor=admin,
-                as_of=DEMO_DATE,
-            )
+            activate_and_repay(late, admin, [(date(2025, 11, 15), "220.03")])
 
         paid, new = demo_loan(
             admin,
@@ -154,15 +147,7 @@ class Command(BaseCommand):
             first_payment_date=date(2025, 9, 1),
         )
         if new:
-            services.activate_loan(loan=paid, actor=admin, as_of=DEMO_DATE)
-            services.post_transaction(
-                loan=paid,
-                type=TransactionType.REPAYMENT,
-                on=date(2026, 1, 15),
-                amount=Decimal("102.05"),
-                actor=admin,
-                as_of=DEMO_DATE,
-            )
+            activate_and_repay(paid, admin, [(date(2026, 1, 15), "102.05")])
 
         terminated, new = demo_loan(
             admin,
@@ -178,20 +163,7 @@ class Command(BaseCommand):
             calc_type="EQUAL_PRINCIPAL",
         )
         if new:  # Baseline B's twin, terminated on the demo date (seed 002): 305.54 due now
-            services.activate_loan(loan=terminated, actor=admin, as_of=DEMO_DATE)
-            for on, amount in [
-                (date(2026, 1, 10), "105.54"),
-                (date(2026, 1, 24), "104.62"),
-                (date(2026, 2, 7), "103.69"),
-            ]:
-                services.post_transaction(
-                    loan=terminated,
-                    type=TransactionType.REPAYMENT,
-                    on=on,
-                    amount=Decimal(amount),
-                    actor=admin,
-                    as_of=DEMO_DATE,
-                )
+            activate_and_repay(terminated, admin, BASELINE_B_REPAYMENTS)
             services.terminate_contract(
                 loan=terminated,
                 actor=admin,
@@ -202,6 +174,7 @@ class Command(BaseCommand):
 
         load_modified_loan(admin)
         servicing_demo = load_servicing_demo(admin)
+        load_not_serviced_loan(admin)
 
         self.stdout.write(
             self.style.SUCCESS(
@@ -231,16 +204,7 @@ def load_modified_loan(admin) -> None:
     )
     if not new:
         return
-    services.activate_loan(loan=loan, actor=admin, as_of=DEMO_DATE)
-    for month in range(2, 8):
-        services.post_transaction(
-            loan=loan,
-            type=TransactionType.REPAYMENT,
-            on=date(2025, month, 1),
-            amount=Decimal("237.90"),
-            actor=admin,
-            as_of=DEMO_DATE,
-        )
+    activate_and_repay(loan, admin, [(date(2025, month, 1), "237.90") for month in range(2, 8)])
     kept = services.post_transaction(
         loan=loan,
         type=TransactionType.REPAYMENT,
@@ -364,3 +328,32 @@ def load_servicing_demo(admin) -> str:
             )
         seeded.append(external_id)
     return f"Scheduled items added to: {', '.join(seeded) or 'none (already there)'}."
+
+
+def load_not_serviced_loan(admin) -> None:
+    """A loan whose servicing was stopped (BANKRUPTCY): its scheduled payments are cancelled."""
+    from servicing import services as servicing_services
+
+    loan, new = demo_loan(
+        admin,
+        "DEMO-NOT-SERVICING",
+        "Nico",
+        "Stopped",
+        loan_amount=Decimal("3000.00"),
+        loan_rate=Decimal("19.9"),
+        loan_term=Decimal("24"),
+        contract_date=date(2025, 11, 1),
+        first_payment_date=date(2025, 12, 1),
+    )
+    if not new:
+        return
+    activate_and_repay(loan, admin, [(date(2025, 12, 1), "152.54")])
+    for month in (3, 4):
+        servicing_services.schedule_payment(
+            loan=loan,
+            amount=Decimal("152.54"),
+            scheduled_date=date(2026, month, 1),
+            actor=admin,
+            as_of=DEMO_DATE,
+        )
+    servicing_services.cancel_servicing(loan=loan, reason="BANKRUPTCY", actor=admin)
