@@ -21,7 +21,6 @@ from loans.api_common import (
     COMMAND_ERRORS,
     READ_ERRORS,
     APIView,
-    CommandPermission,
     IdFilter,
     LoanAPIView,
     error_responses,
@@ -436,9 +435,6 @@ class LoanEventsView(LoanAPIView):
         loan = self.get_loan()
         events = LoanEvent.objects.filter(loan=loan).select_related("actor")
         return Response(LoanEventSerializer(events, many=True).data)
-
-
-__all__ = ["CommandPermission"]
 
 
 # ------------------------------------------------------------------ contract termination (seed 002)

@@ -8,7 +8,7 @@ from datetime import date
 from decimal import Decimal
 
 from loans import services as loan_services
-from loans.models import Loan, Schedule, SchedulePeriod
+from loans.models import Loan, SchedulePeriod
 from loans.schedules import Terms, generate_schedule
 from modifications.models import Modification
 
@@ -179,7 +179,3 @@ def balance_chart(
         "x_max": date.fromordinal(x_max),
         "label_y": height - bottom + 16,
     }
-
-
-def current_schedule_version(loan: Loan) -> Schedule | None:
-    return Schedule.objects.filter(loan=loan, is_current=True).first()
