@@ -648,81 +648,88 @@ def undo_contract_termination(modeladmin, request, queryset):
 LoanAdmin.actions += [terminate_contract, undo_contract_termination]
 
 
-def terminate_contract_view(model_admin: LoanAdmin, request, loan: Loan):
+def _termination_page(
+    model_admin: LoanAdmin,
+    request,
+    loan: Loan,
+    *,
+    form_class,
+    run,
+    preview,
+    message,
+    template,
+    title,
+):
+    """The per-loan page of a termination command: preview on GET; on POST re-check the
+    business date the preview was made for, run the command, report."""
     if not loan_perm(request, "terminate_contract"):
         raise PermissionDenied
     as_of = selectors.get_business_date()
-    form = TerminateContractForm(initial={"business_date": as_of})
+    form = form_class(initial={"business_date": as_of})
     if request.method == "POST":
-        form = TerminateContractForm(request.POST)
+        form = form_class(request.POST)
         if form.is_valid() and not _stale_business_date(form, as_of):
-            data = form.cleaned_data
             try:
-                result = services.terminate_contract(
-                    loan=loan,
-                    actor=request.user,
-                    note=data["note"],
-                    external_id=data["external_id"] or None,
-                    as_of=as_of,
-                )
+                result = run(form.cleaned_data, as_of)
             except DomainError as exc:
                 form.add_error(None, _refusal_text(exc))
             else:
-                model_admin.message_user(request, _terminated_message(result), messages.SUCCESS)
+                model_admin.message_user(request, message(result), messages.SUCCESS)
                 return model_admin.back_to_loan(loan)
-    preview = services.preview_contract_termination(loan, as_of=as_of)
+    shown = preview(loan, as_of=as_of)
     return model_admin.render_command(
         request,
         loan,
-        "admin/loans/loan/terminate_contract_confirmation.html",
+        template,
         {
-            "title": f"Terminate the contract of {loan}",
+            "title": f"{title} {loan}",
             "base_template": "admin/loans/loan/command_base.html",
             "form": form,
             "as_of": as_of,
-            "previews": [preview],
-            "any_allowed": preview.allowed,
+            "previews": [shown],
+            "any_allowed": shown.allowed,
             "single": True,
         },
     )
 
 
-def undo_contract_termination_view(model_admin: LoanAdmin, request, loan: Loan):
-    if not loan_perm(request, "terminate_contract"):
-        raise PermissionDenied
-    as_of = selectors.get_business_date()
-    form = UndoContractTerminationForm(initial={"business_date": as_of})
-    if request.method == "POST":
-        form = UndoContractTerminationForm(request.POST)
-        if form.is_valid() and not _stale_business_date(form, as_of):
-            data = form.cleaned_data
-            try:
-                result = services.undo_contract_termination(
-                    loan=loan,
-                    actor=request.user,
-                    note=data["note"],
-                    reversal_external_id=data["reversal_external_id"] or None,
-                    as_of=as_of,
-                )
-            except DomainError as exc:
-                form.add_error(None, _refusal_text(exc))
-            else:
-                model_admin.message_user(request, _undone_message(result), messages.SUCCESS)
-                return model_admin.back_to_loan(loan)
-    preview = services.preview_undo_contract_termination(loan, as_of=as_of)
-    return model_admin.render_command(
+def terminate_contract_view(model_admin: LoanAdmin, request, loan: Loan):
+    return _termination_page(
+        model_admin,
         request,
         loan,
-        "admin/loans/loan/undo_contract_termination_confirmation.html",
-        {
-            "title": f"Undo the contract termination of {loan}",
-            "base_template": "admin/loans/loan/command_base.html",
-            "form": form,
-            "as_of": as_of,
-            "previews": [preview],
-            "any_allowed": preview.allowed,
-            "single": True,
-        },
+        form_class=TerminateContractForm,
+        run=lambda data, as_of: services.terminate_contract(
+            loan=loan,
+            actor=request.user,
+            note=data["note"],
+            external_id=data["external_id"] or None,
+            as_of=as_of,
+        ),
+        preview=services.preview_contract_termination,
+        message=_terminated_message,
+        template="admin/loans/loan/terminate_contract_confirmation.html",
+        title="Terminate the contract of",
+    )
+
+
+def undo_contract_termination_view(model_admin: LoanAdmin, request, loan: Loan):
+    return _termination_page(
+        model_admin,
+        request,
+        loan,
+        form_class=UndoContractTerminationForm,
+        run=lambda data, as_of: services.undo_contract_termination(
+            loan=loan,
+            actor=request.user,
+            note=data["note"],
+            reversal_external_id=data["reversal_external_id"] or None,
+            as_of=as_of,
+        ),
+        preview=services.preview_undo_contract_termination,
+        message=_undone_message,
+        template="admin/loans/loan/undo_contract_termination_confirmation.html",
+        title="Undo the contract termination of",
     )
 
 
