@@ -22,6 +22,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from loans import search, selectors, services
+from loans.admin_messages import message_for
 from loans.exceptions import DomainError
 from loans.models import (
     Borrower,
@@ -278,10 +279,8 @@ class LoanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         buttons = []
         if loan.status == LoanStatus.PENDING and loan_perm(request, "post_transaction"):
             buttons.append(LoanButton("Activate loan", admin_url("activate", loan)))
-        if (
-            loan.status == LoanStatus.ACTIVE
-            and not loan.modification_in_progress
-            and loan_perm(request, "post_transaction")
+        if loan_perm(request, "post_transaction") and not selectors.transaction_refusals(
+            loan, type=TransactionType.REPAYMENT
         ):
             buttons.append(LoanButton("Post repayment", admin_url("post_repayment", loan)))
         for func in _LOAN_BUTTONS:
@@ -369,7 +368,7 @@ def post_repayment_view(model_admin: LoanAdmin, request, loan: Loan):
                     as_of=as_of,
                 )
             except DomainError as exc:
-                form.add_error(None, exc.message)
+                form.add_error(None, message_for(exc)[1])
             else:
                 model_admin.message_user(
                     request,
@@ -411,7 +410,8 @@ def activate_view(model_admin: LoanAdmin, request, loan: Loan):
         try:
             result = services.activate_loan(loan=loan, actor=request.user)
         except DomainError as exc:
-            model_admin.message_user(request, exc.message, messages.ERROR)
+            level, text = message_for(exc)
+            model_admin.message_user(request, text, level)
         else:
             if result.activated:
                 model_admin.message_user(request, f"{loan} activated.", messages.SUCCESS)

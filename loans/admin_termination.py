@@ -21,8 +21,9 @@ from loans.admin import (
     register_loan_button,
     register_loan_view,
 )
+from loans.admin_messages import message_for
 from loans.exceptions import DomainError
-from loans.models import Loan, LoanStatus, ScheduleEngine
+from loans.models import Loan
 
 
 class TerminationNoteForm(forms.Form):
@@ -57,12 +58,6 @@ def _stale_business_date(form, as_of) -> bool:
     return False
 
 
-def _refusal_text(exc: DomainError) -> str:
-    if exc.errors:
-        return " ".join(e["detail"] for e in exc.errors)
-    return exc.message
-
-
 def _terminated_message(result) -> str:
     tx = result.transaction
     return (
@@ -86,9 +81,8 @@ def _run_for_each(modeladmin, request, loans, command, success_message) -> None:
         try:
             result = command(loan)
         except DomainError as exc:
-            modeladmin.message_user(
-                request, f"{loan}: not done. {_refusal_text(exc)}", messages.ERROR
-            )
+            level, text = message_for(exc)
+            modeladmin.message_user(request, f"{loan}: not done. {text}", level)
         else:
             modeladmin.message_user(request, success_message(result), messages.SUCCESS)
 
@@ -209,7 +203,7 @@ def _termination_page(
             try:
                 result = run(form.cleaned_data, as_of)
             except DomainError as exc:
-                form.add_error(None, _refusal_text(exc))
+                form.add_error(None, message_for(exc)[1])
             else:
                 model_admin.message_user(request, message(result), messages.SUCCESS)
                 return model_admin.back_to_loan(loan)
@@ -271,17 +265,16 @@ def undo_contract_termination_view(model_admin: LoanAdmin, request, loan: Loan):
 
 
 def termination_button(request, loan: Loan) -> LoanButton | None:
-    if not loan_perm(request, "terminate_contract") or loan.status != LoanStatus.ACTIVE:
+    """The button of the command that would run: the same refusal checks as the commands."""
+    if not loan_perm(request, "terminate_contract"):
         return None
     if loan.is_terminated:
+        if selectors.undo_termination_state(loan)[1]:
+            return None
         return LoanButton("Undo termination", admin_url("undo_contract_termination", loan))
-    if (
-        loan.schedule_engine == ScheduleEngine.DYNAMIC
-        and not loan.charged_off
-        and not loan.modification_in_progress
-    ):
-        return LoanButton("Terminate contract", admin_url("terminate_contract", loan), "danger")
-    return None
+    if selectors.termination_refusals(loan, as_of=selectors.get_business_date()):
+        return None
+    return LoanButton("Terminate contract", admin_url("terminate_contract", loan), "danger")
 
 
 register_loan_view("terminate-contract", terminate_contract_view, "terminate_contract")

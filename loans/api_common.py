@@ -78,6 +78,32 @@ def _flatten(detail, prefix: str = "") -> list[dict]:
     return items
 
 
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def django_validation_errors(exc: DjangoValidationError) -> list[dict]:
+    """A Django ``ValidationError`` as field errors, keeping its field names (in the API's
+    camelCase; ``__all__`` is no field)."""
+    if not hasattr(exc, "error_dict"):
+        return [
+            {"field": None, "detail": m, "code": e.code or "invalid"}
+            for e in exc.error_list
+            for m in e.messages
+        ]
+    return [
+        {
+            "field": None if field == "__all__" else _camel(field),
+            "detail": m,
+            "code": e.code or "invalid",
+        }
+        for field, errors in exc.error_dict.items()
+        for e in errors
+        for m in e.messages
+    ]
+
+
 def error_body(code: str, detail: str, errors: list | None = None) -> dict:
     """The one error shape: exactly ``{code, detail, errors}`` (anything more about one field,
     e.g. the values it accepts, goes in that field's item of ``errors``)."""
@@ -88,14 +114,9 @@ def exception_handler(exc, context):
     if isinstance(exc, DomainError):
         return Response(error_body(exc.code, exc.message, exc.errors), status=exc.status)
     if isinstance(exc, DjangoValidationError):
-        messages = exc.messages
+        errors = django_validation_errors(exc)
         return Response(
-            error_body(
-                "invalid",
-                "; ".join(messages),
-                [{"field": None, "detail": m, "code": "invalid"} for m in messages],
-            ),
-            status=400,
+            error_body("invalid", "; ".join(e["detail"] for e in errors), errors), status=400
         )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()

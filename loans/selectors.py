@@ -370,3 +370,32 @@ def preview_undo_contract_termination(
         after=ledger.summarize(restored.periods, as_of=as_of),
         refusals=tuple(refusals),
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Posting transactions: the state checks of ``post_transaction`` (the loan page asks them too)
+# --------------------------------------------------------------------------------------------
+
+
+def transaction_refusals(loan: Loan, *, type: str) -> list[dict]:
+    """Every state check ``post_transaction`` makes for a transaction of ``type``, in the order
+    it makes them (the first is the one it raises). Read-only, no query."""
+    refusals = []
+    if loan.status == LoanStatus.PENDING:
+        refusals.append(
+            _refusal("loan_not_active", "The loan is not active yet: activate it first.")
+        )
+    elif loan.status == LoanStatus.CLOSED and type != TransactionType.CHARGE:
+        refusals.append(_refusal("loan_closed", "The loan is closed (paid off)."))
+    if loan.modification_in_progress:
+        refusals.append(
+            _refusal(
+                "modification_in_progress",
+                "A modification is in progress: activate or cancel it first.",
+            )
+        )
+    if type == TransactionType.ADVANCEMENT and loan.is_terminated:
+        refusals.append(
+            _refusal("loan_terminated", "No principal can be advanced on a terminated contract.")
+        )
+    return refusals

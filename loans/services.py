@@ -315,21 +315,12 @@ def post_transaction(
             errors=[field_error("amount", "Must be positive.", "min_value")],
         )
     loan = versions.lock_loan(loan)
-    if loan.status == LoanStatus.PENDING:
-        raise LoanStateError(
-            "The loan is not active yet: activate it first.", code="loan_not_active"
-        )
-    if loan.status == LoanStatus.CLOSED and type != TransactionType.CHARGE:
-        raise LoanStateError("The loan is closed (paid off).", code="loan_closed")
-    if loan.modification_in_progress:
-        raise ConflictError(
-            "A modification is in progress: activate or cancel it first.",
-            code="modification_in_progress",
-        )
-    if type == TransactionType.ADVANCEMENT and loan.is_terminated:
-        raise LoanStateError(
-            "No principal can be advanced on a terminated contract.", code="loan_terminated"
-        )
+    refusals = selectors.transaction_refusals(loan, type=type)
+    if refusals:
+        first = refusals[0]
+        # A modification in progress is a plain conflict; the others are the loan's state.
+        error = ConflictError if first["code"] == "modification_in_progress" else LoanStateError
+        raise error(first["detail"], code=first["code"])
     _check_transaction_date(loan, on, as_of)
     versions.check_external_id(external_id)
     if type in (TransactionType.REPAYMENT, TransactionType.CREDIT):

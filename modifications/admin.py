@@ -14,7 +14,6 @@ from loans.admin import (
     register_loan_section,
     register_loan_view,
 )
-from loans.models import LoanStatus
 from modifications import selectors
 from modifications.models import Modification
 from modifications.views import (
@@ -35,7 +34,7 @@ def modify_button(request, loan):
         return None
     if loan.modification_in_progress:
         return LoanButton("Resume modification", admin_url("modify", loan))
-    if loan.status == LoanStatus.ACTIVE and not loan.is_terminated:
+    if not selectors.modification_refusals(loan):
         return LoanButton("Modify loan", admin_url("modify", loan))
     return None
 

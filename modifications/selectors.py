@@ -10,7 +10,7 @@ from datetime import date
 from decimal import Decimal
 
 from loans import ledger, terms, versions
-from loans.models import Loan, Schedule, SchedulePeriod, Transaction, TransactionType
+from loans.models import Loan, LoanStatus, Schedule, SchedulePeriod, Transaction, TransactionType
 from loans.schedules import generate_schedule
 from modifications.models import PERSISTENT_GROUPS, Modification, ModificationStatus
 
@@ -261,3 +261,34 @@ def newest_modification(loan: Loan) -> Modification | None:
         .order_by("-id")
         .first()
     )
+
+
+def modification_refusals(loan: Loan) -> list[dict]:
+    """The state checks ``create_modification`` makes before anything else (the loan page's
+    "Modify loan" button asks them too), in order; the first is the one it raises."""
+    refusals = []
+    if loan.status != LoanStatus.ACTIVE:
+        refusals.append(
+            {
+                "field": None,
+                "code": "loan_not_active",
+                "detail": f"Only an active loan can be modified; this loan is {loan.status}.",
+            }
+        )
+    if loan.is_terminated:
+        refusals.append(
+            {
+                "field": None,
+                "code": "loan_terminated",
+                "detail": "The contract of this loan is terminated.",
+            }
+        )
+    if loan.modification_in_progress or draft_modification(loan) is not None:
+        refusals.append(
+            {
+                "field": None,
+                "code": "modification_in_progress",
+                "detail": "A modification is already in progress: activate or cancel it first.",
+            }
+        )
+    return refusals

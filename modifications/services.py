@@ -76,17 +76,12 @@ class NoModificationError(ConflictError):
 
 
 def _check_can_modify(loan: Loan) -> None:
-    if loan.status != LoanStatus.ACTIVE:
-        raise LoanStateError(
-            f"Only an active loan can be modified; this loan is {loan.status}.",
-            code="loan_not_active",
-        )
-    if loan.is_terminated:
-        raise LoanStateError("The contract of this loan is terminated.", code="loan_terminated")
-    if loan.modification_in_progress or selectors.draft_modification(loan) is not None:
-        raise ModificationInProgressError(
-            "A modification is already in progress: activate or cancel it first."
-        )
+    refusals = selectors.modification_refusals(loan)
+    if refusals:
+        first = refusals[0]
+        if first["code"] == "modification_in_progress":
+            raise ModificationInProgressError(first["detail"])
+        raise LoanStateError(first["detail"], code=first["code"])
 
 
 def _check_date(loan: Loan, on: date, as_of: date) -> None:
@@ -466,6 +461,37 @@ def _activate_modification(
         },
     )
     return ActivationResult(activated=True, loan=loan)
+
+
+@transaction.atomic
+def replace_modification(
+    *,
+    loan: Loan,
+    modification_date: date,
+    persistent_transactions: dict | None = None,
+    actor,
+    note: str = "",
+    as_of: date | None = None,
+) -> Modification:
+    """Start a modification, replacing the loan's draft when it has one (the wizard's step back
+    to another date or other kept transactions): a draft with the same date and the same kept
+    transactions is returned as it is; another is cancelled and a new one created, in one
+    transaction (a failure of the new one keeps the old draft)."""
+    locked = versions.lock_loan(loan)
+    draft = selectors.draft_modification(locked)
+    if draft is not None:
+        wanted = sorted(int(i) for ids in (persistent_transactions or {}).values() for i in ids)
+        if draft.modification_date == modification_date and sorted(draft.persistent_ids) == wanted:
+            return draft
+        cancel_modification(loan=locked, actor=actor, note="Replaced in the wizard")
+    return create_modification(
+        loan=locked,
+        modification_date=modification_date,
+        persistent_transactions=persistent_transactions,
+        actor=actor,
+        note=note,
+        as_of=as_of,
+    )
 
 
 @transaction.atomic

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from formtools.wizard.views import SessionWizardView
 
 from loans import services as loan_services
+from loans.admin_messages import message_for
 from loans.exceptions import DomainError
 from loans.models import LoanEvent
 from loans.selectors import get_business_date
@@ -209,10 +209,7 @@ class ModificationWizard(SessionWizardView):
                     actor=self.request.user,
                 )
         except DomainError as exc:
-            form.add_error(None, exc.message)
-            for error in exc.errors:
-                if error.get("field") and error.get("detail"):
-                    form.add_error(None, f"{error['field']}: {error['detail']}")
+            form.add_error(None, message_for(exc)[1])
             raise StepFailed(form)
         self.forget_draft()
         return super().process_step(form)
@@ -227,28 +224,13 @@ class ModificationWizard(SessionWizardView):
         return draft
 
     def save_transactions(self, form):
-        """Create the draft, reuse it when the date and the kept transactions are the same, or
-        replace it (cancel + create, in one transaction) when they changed."""
-        on = self.get_cleaned_data_for_step("date")["modification_date"]
-        persistent = form.persistent()
-        draft = self.draft()
-        if draft is not None:
-            same_keep = sorted(draft.persistent_ids) == sorted(
-                int(i) for ids in persistent.values() for i in ids
-            )
-            if draft.modification_date == on and same_keep:
-                return draft
-        with transaction.atomic():
-            if draft is not None:
-                services.cancel_modification(
-                    loan=self.loan, actor=self.request.user, note="Replaced in the wizard"
-                )
-            return services.create_modification(
-                loan=self.loan,
-                modification_date=on,
-                persistent_transactions=persistent,
-                actor=self.request.user,
-            )
+        """Start the draft, or replace it when the date or the kept transactions changed."""
+        return services.replace_modification(
+            loan=self.loan,
+            modification_date=self.get_cleaned_data_for_step("date")["modification_date"],
+            persistent_transactions=form.persistent(),
+            actor=self.request.user,
+        )
 
     # ------------------------------------------------------------------ rendering
 
@@ -263,9 +245,7 @@ class ModificationWizard(SessionWizardView):
                 try:
                     preview = selectors.preview_rows(draft, form.changes())
                 except DomainError as exc:
-                    form.add_error(None, exc.message)
-                    for error in exc.errors:
-                        form.add_error(None, f"{error['field']}: {error['detail']}")
+                    form.add_error(None, message_for(exc)[1])
         return self.render(form, preview_rows=preview, previewed=True)
 
     def get_context_data(self, form, **kwargs):
@@ -320,7 +300,8 @@ class ModificationWizard(SessionWizardView):
         try:
             result = services.activate_modification(loan=self.loan, actor=self.request.user)
         except DomainError as exc:
-            messages.error(self.request, exc.message)
+            level, text = message_for(exc)
+            messages.add_message(self.request, level, text)
             return HttpResponseRedirect(reverse("admin:loans_loan_modify", args=[self.loan.pk]))
         if result.activated:
             messages.success(
@@ -356,7 +337,7 @@ def schedule_preview_view(model_admin, request, loan):
         try:
             rows = selectors.preview_rows(draft, form.changes())
         except DomainError as exc:
-            errors = [exc.message] + [f"{e['field']}: {e['detail']}" for e in exc.errors]
+            errors = [message_for(exc)[1]]
     return TemplateResponse(
         request,
         "admin/modifications/schedule_preview.html",
@@ -373,7 +354,8 @@ def cancel_modification_view(model_admin, request, loan):
         try:
             modification = services.cancel_modification(loan=loan, actor=request.user)
         except DomainError as exc:
-            model_admin.message_user(request, exc.message, messages.ERROR)
+            level, text = message_for(exc)
+            model_admin.message_user(request, text, level)
         else:
             model_admin.message_user(
                 request,
@@ -415,7 +397,8 @@ def activate_modification_view(model_admin, request, loan):
         try:
             result = services.activate_modification(loan=loan, actor=request.user)
         except DomainError as exc:
-            model_admin.message_user(request, exc.message, messages.ERROR)
+            level, text = message_for(exc)
+            model_admin.message_user(request, text, level)
         else:
             if result.activated:
                 model_admin.message_user(

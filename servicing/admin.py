@@ -28,6 +28,7 @@ from loans.admin import (
     register_loan_button,
     register_loan_view,
 )
+from loans.admin_messages import message_for
 from loans.exceptions import DomainError
 from loans.models import Loan, ServicingStatus
 from loans.selectors import get_business_date
@@ -286,6 +287,7 @@ def _run_cancel_servicing(modeladmin, request, loan_ids: list[int], reason: str)
     of 1,000 (a commit waits for the WAL flush)."""
     as_of = get_business_date()
     outcomes: list[tuple[str, str]] = []  # (level, text)
+    failures: list[tuple[str, str]] = []
     done = unchanged = failed = 0
     totals = CancelCounts()
     for start in range(0, len(loan_ids), CHUNK):
@@ -294,6 +296,7 @@ def _run_cancel_servicing(modeladmin, request, loan_ids: list[int], reason: str)
                 level, text, result = _cancel_one_loan(request, loan_id, reason, as_of)
                 outcomes.append((level, text))
                 if result is None:
+                    failures.append((level, text))
                     failed += 1
                 elif not result.changed:
                     unchanged += 1
@@ -311,9 +314,8 @@ def _run_cancel_servicing(modeladmin, request, loan_ids: list[int], reason: str)
         f"{unchanged} already stopped; {failed} failed.",
         messages.SUCCESS if not failed else messages.WARNING,
     )
-    for level, text in outcomes:
-        if level == messages.ERROR:
-            modeladmin.message_user(request, text, level)
+    for level, text in failures:
+        modeladmin.message_user(request, text, level)
 
 
 def _cancel_one_loan(request, loan_id: int, reason: str, as_of):
@@ -323,7 +325,8 @@ def _cancel_one_loan(request, loan_id: int, reason: str, as_of):
             loan=loan_id, reason=reason, actor=request.user, as_of=as_of
         )
     except DomainError as exc:
-        return messages.ERROR, f"Loan {loan_id}: not cancelled: {exc.message}", None
+        level, text = message_for(exc)
+        return level, f"Loan {loan_id}: not cancelled: {text}", None
     except DatabaseError:
         logger.exception("cancel_servicing failed for loan %s", loan_id)
         return messages.ERROR, f"Loan {loan_id}: not cancelled: database error.", None
@@ -365,7 +368,8 @@ def cancel_servicing_view(model_admin: LoanAdmin, request, loan: Loan):
                 loan=loan, reason=form.cleaned_data["reason"], actor=request.user
             )
         except DomainError as exc:
-            model_admin.message_user(request, exc.message, messages.ERROR)
+            level, text = message_for(exc)
+            model_admin.message_user(request, text, level)
         else:
             model_admin.message_user(
                 request,
@@ -396,7 +400,8 @@ def resume_servicing_view(model_admin: LoanAdmin, request, loan: Loan):
         try:
             services.resume_servicing(loan=loan, note=form.cleaned_data["note"], actor=request.user)
         except DomainError as exc:
-            model_admin.message_user(request, exc.message, messages.ERROR)
+            level, text = message_for(exc)
+            model_admin.message_user(request, text, level)
         else:
             model_admin.message_user(request, f"{loan}: servicing resumed.", messages.SUCCESS)
         return model_admin.back_to_loan(loan)

@@ -256,8 +256,8 @@ def test_terminate_action_previews_then_terminates_each_loan(
     assert messages_of(response) == [
         f"{baseline_b}: contract terminated on 2026-02-18. CONTRACT_TERMINATION transaction "
         "305.54 (principal 300.00, interest 5.54, fees 0.00).",
-        f"{standard_loan}: not done. The loan uses the STANDARD schedule engine; contract "
-        "termination needs the DYNAMIC engine.",
+        f"{standard_loan}: not done. The contract cannot be terminated: The loan uses the "
+        "STANDARD schedule engine; contract termination needs the DYNAMIC engine.",
     ]
     assert Loan.objects.get(pk=baseline_b.pk).sub_status == "CONTRACT_TERMINATION"
     assert Loan.objects.get(pk=standard_loan.pk).sub_status is None
@@ -289,7 +289,8 @@ def test_undo_action(operator_client, operator, baseline_b, standard_loan):
     assert messages_of(response) == [
         f"{baseline_b}: contract termination undone; transaction {tx.pk} reversed and the "
         "schedule restored.",
-        f"{standard_loan}: not done. The loan is not in CONTRACT_TERMINATION sub-status.",
+        f"{standard_loan}: not done. The contract termination cannot be undone: The loan is "
+        "not in CONTRACT_TERMINATION sub-status.",
     ]
     assert (tx.reversed, tx.reversal_note) == (True, "Resolved")
 
