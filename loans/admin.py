@@ -389,6 +389,11 @@ def post_repayment_view(model_admin: LoanAdmin, request, loan: Loan):
     )
 
 
+def registered_loan_view_names() -> list[str]:
+    """The URL names (``loans_loan_<name>``) other apps registered with ``register_loan_view``."""
+    return [name for _suffix, _view, name in _LOAN_VIEWS]
+
+
 def registered_loan_view(name: str):
     """The per-loan view another app registered under ``name`` (None if none did)."""
     return next((view for _suffix, view, n in _LOAN_VIEWS if n == name), None)

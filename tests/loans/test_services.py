@@ -82,9 +82,18 @@ def test_activation_refuses_a_future_contract_date(operator):
 def test_pending_loan_refuses_transactions(operator):
     set_business_date(date(2026, 3, 1))
     loan = make_loan(actor=operator)
-    with pytest.raises(ConflictError) as exc:
-        post(loan, operator, TransactionType.REPAYMENT, date(2026, 2, 1), "10")
-    assert exc.value.code == "loan_not_active"
+    before = rows()
+    for kind in (TransactionType.REPAYMENT, TransactionType.CHARGE, TransactionType.ADVANCEMENT):
+        with pytest.raises(ConflictError) as exc:
+            post(loan, operator, kind, date(2026, 2, 1), "10")
+        assert exc.value.code == "loan_not_active"
+    assert rows() == before
+    loan.refresh_from_db()
+    assert loan.status == LoanStatus.PENDING
+    assert not Transaction.objects.filter(loan=loan).exists()
+    assert list(LoanEvent.objects.filter(loan=loan).values_list("command", flat=True)) == [
+        "create_loan"
+    ]
 
 
 def test_overdue_then_paid_in_advance(small_loan, operator):
@@ -186,17 +195,41 @@ def test_advancement_dynamic_reamortizes(operator):
         contract_date=date(2024, 1, 1),
         first_payment_date=date(2024, 2, 1),
     )
-    before = periods_of(loan)
     post(loan, operator, TransactionType.ADVANCEMENT, date(2024, 3, 15), "300.00")
-    after = periods_of(loan)
-    assert [p.total_due for p in after[:2]] == [p.total_due for p in before[:2]]
-    # The 10 installments due after 2024-03-15 are re-amortized over principal + 300.00.
-    remaining = sum(p.principal_due for p in before[2:]) + D("300.00")
-    assert sum(p.principal_due for p in after[2:]) == remaining
-    assert len(after) == 12
-    assert len({p.total_due for p in after[2:-1]}) == 1
-    assert after[2].total_due > before[2].total_due
-    assert after[-1].balance_after == D("0.00")
+    # Before: 1,200.00 at 1 % a month over 12: 106.62 a month. The two installments due before
+    # 2024-03-15 keep their figures; the 10 after it are re-amortized over the 1,009.81 left
+    # plus the 300.00 advanced: 1,309.81 x 0.01 / (1 - 1.01^-10) = 138.29, the last 138.32.
+    figures = [(p.due_date, p.principal_due, p.interest_due, p.total_due) for p in periods_of(loan)]
+    assert figures == [
+        (date(2024, 2, 1), D("94.62"), D("12.00"), D("106.62")),
+        (date(2024, 3, 1), D("95.57"), D("11.05"), D("106.62")),
+        (date(2024, 4, 1), D("125.19"), D("13.10"), D("138.29")),
+        (date(2024, 5, 1), D("126.44"), D("11.85"), D("138.29")),
+        (date(2024, 6, 1), D("127.71"), D("10.58"), D("138.29")),
+        (date(2024, 7, 1), D("128.99"), D("9.30"), D("138.29")),
+        (date(2024, 8, 1), D("130.28"), D("8.01"), D("138.29")),
+        (date(2024, 9, 1), D("131.58"), D("6.71"), D("138.29")),
+        (date(2024, 10, 1), D("132.89"), D("5.40"), D("138.29")),
+        (date(2024, 11, 1), D("134.22"), D("4.07"), D("138.29")),
+        (date(2024, 12, 1), D("135.56"), D("2.73"), D("138.29")),
+        (date(2025, 1, 1), D("136.95"), D("1.37"), D("138.32")),
+    ]
+    assert sum(p.principal_due for p in periods_of(loan)) == D("1500.00")
+    assert [p.balance_after for p in periods_of(loan)[2:]] == [
+        D(v)
+        for v in (
+            "1184.62",
+            "1058.18",
+            "930.47",
+            "801.48",
+            "671.20",
+            "539.62",
+            "406.73",
+            "272.51",
+            "136.95",
+            "0.00",
+        )
+    ]
 
 
 def test_advancement_standard_adds_to_final_installment(operator):

@@ -3,6 +3,7 @@
 import pytest
 
 from modifications import services
+from modifications.models import Modification
 from tests.modifications.conftest import MOD_DATE
 
 pytestmark = pytest.mark.django_db
@@ -20,5 +21,11 @@ def test_loan_page_lists_modifications(client, operator, modifiable):
     )
     html = client.get(url).content.decode()
     assert 'id="loan-modifications"' in html
-    assert "DRAFT" in html and "2025-07-15" in html
-    assert "9353.58" in html  # the balance carried into the modification
+    modification = Modification.objects.get(loan=modifiable)
+    # Its row: id, DRAFT, the date, its draft setup, the balance carried, the kept repayment,
+    # nothing reversed yet, who created it.
+    assert (
+        f"<tr><td>{modification.pk}</td><td>DRAFT</td><td>2025-07-15</td>"
+        f'<td>{modification.setup_id}</td><td class="num">9353.58</td>'
+        f"<td>{modifiable.kept_tx.pk}</td><td>—</td><td>operator</td>"
+    ) in html
