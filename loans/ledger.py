@@ -151,6 +151,8 @@ class Summary:
     principal_paid: Decimal
     interest_paid: Decimal
     fees_paid: Decimal
+    credit_balance: Decimal = ZERO  # set by the ORM side (loans.selectors.loan_summary)
+    payoff_today: Decimal = ZERO
 
 
 def periods_from_schedule(schedule: Schedule) -> list[PeriodState]:

@@ -3,7 +3,8 @@ querysets for lists (no query per row)."""
 
 from __future__ import annotations
 
-from datetime import date
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
 from decimal import Decimal
 
 from django.db.models import (
@@ -20,8 +21,18 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from loans import ledger
-from loans.exceptions import NotFoundError
-from loans.models import BusinessDate, Loan, Schedule, SchedulePeriod, Transaction
+from loans.exceptions import InvalidRequestError, LoanStateError, NotFoundError, field_error
+from loans.models import (
+    PAYING_TYPES,
+    BusinessDate,
+    Loan,
+    LoanSetup,
+    LoanStatus,
+    Schedule,
+    SchedulePeriod,
+    Transaction,
+    TransactionType,
+)
 
 ZERO = Decimal("0.00")
 MONEY_FIELD = DecimalField(max_digits=14, decimal_places=2)
@@ -54,9 +65,112 @@ def current_schedule(loan: Loan, *, with_periods: bool = True) -> Schedule | Non
 
 
 def loan_summary(loan: Loan, *, as_of: date, schedule: Schedule | None = None) -> ledger.Summary:
+    """The summary figures, with the credit balance and the payoff on ``as_of`` (§9)."""
     schedule = schedule if schedule is not None else current_schedule(loan)
     periods = list(schedule.periods.all()) if schedule else []
-    return ledger.summarize(periods, as_of=as_of)
+    summary = ledger.summarize(periods, as_of=as_of)
+    if schedule is None:
+        return summary
+    credit = credit_balance(loan)
+    try:
+        today = payoff(loan, on=as_of).total
+    except (InvalidRequestError, LoanStateError):  # dated before the latest transaction
+        today = None
+    return replace(summary, credit_balance=credit, payoff_today=today)
+
+
+# ------------------------------------------------------------------ payoff and credit (§9)
+
+
+def credit_balance(loan: Loan) -> Decimal:
+    """What the borrower paid beyond everything owed and was not refunded (DESIGN §9)."""
+    figures = Transaction.objects.filter(loan=loan, reversed=False).aggregate(
+        overpaid=Sum("overpayment_portion", filter=Q(type__in=PAYING_TYPES)),
+        refunded=Sum("amount", filter=Q(type=TransactionType.CREDIT_BALANCE_REFUND)),
+    )
+    return (figures["overpaid"] or ZERO) - (figures["refunded"] or ZERO)
+
+
+def accrual_for(setup: LoanSetup) -> ledger.ProratedAccrual:
+    """How the setup earns interest between due dates: the seam of the payoff and the replay.
+    A non-recalculating loan prorates its installment's scheduled interest by days (§9); the
+    interest recalculation engine (§11) returns its daily accrual here."""
+    return ledger.PRORATED
+
+
+def derived_periods(loan: Loan) -> list[ledger.PeriodState]:
+    """The current schedule version re-derived in memory (with what the database does not keep,
+    e.g. the interest a settlement credited)."""
+    from loans import services
+
+    schedule = Schedule.objects.select_related("setup").get(loan=loan, is_current=True)
+    transactions = services.replay_transactions(loan, schedule)
+    return services.derive_periods(loan, schedule, transactions).periods
+
+
+def _payoff_state(loan: Loan, on: date):
+    from loans import services
+
+    if loan.status == LoanStatus.PENDING:
+        raise LoanStateError("The loan is not active yet.", code="loan_not_active")
+    schedule = Schedule.objects.select_related("setup").get(loan=loan, is_current=True)
+    latest = (
+        Transaction.objects.filter(loan=loan, reversed=False)
+        .order_by("-date")
+        .values_list("date", flat=True)
+        .first()
+    )
+    if latest is not None and on < latest:
+        raise InvalidRequestError(
+            f"The payoff date {on} is before the latest transaction, dated {latest}.",
+            code="date_before_last_transaction",
+            errors=[field_error("date", f"On or after {latest}.", "date_before_last_transaction")],
+        )
+    transactions = services.replay_transactions(loan, schedule)
+    result = services.derive_periods(loan, schedule, transactions)
+    return schedule.setup, result
+
+
+def payoff(loan: Loan, *, on: date) -> ledger.Payoff:
+    """What settles the loan on ``on`` (DESIGN §9): ``ledger.payoff`` over the current schedule
+    re-derived from every transaction. ``on`` may be after the business date (a quote assuming
+    no payment in between), not before the latest transaction (400)."""
+    setup, result = _payoff_state(loan, on)
+    return ledger.payoff(
+        result.periods,
+        on=on,
+        rounding_mode=setup.rounding_mode,
+        credit=credit_balance(loan),
+        accrual=accrual_for(setup),
+    )
+
+
+@dataclass(frozen=True)
+class PayoffQuote:
+    per_diem: Decimal
+    credit_balance: Decimal
+    quotes: tuple[ledger.Payoff, ...]
+
+
+MAX_QUOTE_DAYS = 366
+
+
+def payoff_quotes(loan: Loan, *, on: date, days: int = 10) -> PayoffQuote:
+    """The payoff on ``on`` and each of the ``days`` following days (one derivation)."""
+    setup, result = _payoff_state(loan, on)
+    credit = credit_balance(loan)
+    accrual = accrual_for(setup)
+    quotes = tuple(
+        ledger.payoff(
+            result.periods,
+            on=on + timedelta(days=n),
+            rounding_mode=setup.rounding_mode,
+            credit=credit,
+            accrual=accrual,
+        )
+        for n in range(days + 1)
+    )
+    return PayoffQuote(per_diem=quotes[0].per_diem, credit_balance=credit, quotes=quotes)
 
 
 def loan_transactions(loan: Loan) -> QuerySet[Transaction]:

@@ -354,6 +354,7 @@ class TransactionSerializer(serializers.ModelSerializer):
     principalPortion = Money(source="principal_portion")
     interestPortion = Money(source="interest_portion")
     feesPortion = Money(source="fees_portion")
+    overpaymentPortion = Money(source="overpayment_portion")
     amount = Money()
     reversedOn = serializers.DateField(source="reversed_on", allow_null=True)
     reversalExternalId = serializers.CharField(source="reversal_external_id", allow_null=True)
@@ -376,6 +377,7 @@ class TransactionSerializer(serializers.ModelSerializer):
             "principalPortion",
             "interestPortion",
             "feesPortion",
+            "overpaymentPortion",
             "note",
             "reversed",
             "reversedOn",
@@ -401,6 +403,7 @@ class TransactionSerializer(serializers.ModelSerializer):
             "principalPortion": money_str(t.principal_portion),
             "interestPortion": money_str(t.interest_portion),
             "feesPortion": money_str(t.fees_portion),
+            "overpaymentPortion": money_str(t.overpayment_portion),
             "note": t.note,
             "reversed": t.reversed,
             "reversedOn": date_str(t.reversed_on),
@@ -423,6 +426,30 @@ class SummarySerializer(serializers.Serializer):
     nextDueDate = serializers.DateField(source="next_due_date", allow_null=True)
     amountPastDue = Money(source="amount_past_due")
     daysPastDue = serializers.IntegerField(source="days_past_due")
+    creditBalance = Money(
+        source="credit_balance", help_text="paid beyond everything owed, refundable (§9)"
+    )
+    payoffToday = Money(
+        source="payoff_today",
+        allow_null=True,
+        help_text="the payoff total on the business date (§9)",
+    )
+
+
+class PayoffQuoteRowSerializer(serializers.Serializer):
+    date = serializers.DateField(source="on")
+    principal = Money()
+    interest = Money()
+    fees = Money()
+    total = Money()
+
+
+class PayoffQuoteSerializer(serializers.Serializer):
+    """``GET /loans/{id}/payoff``: what settles the loan on the date and each following day."""
+
+    perDiem = Money(source="per_diem", help_text="the interest one more day adds")
+    creditBalance = Money(source="credit_balance")
+    quotes = PayoffQuoteRowSerializer(many=True)
 
 
 class LoanSerializer(serializers.ModelSerializer):

@@ -50,7 +50,13 @@ from loans.models import (
     Transaction,
     TransactionType,
 )
-from loans.schedules import PERIODS_PER_YEAR, PaymentTooSmallError, Terms, generate_schedule
+from loans.schedules import (
+    PERIODS_PER_YEAR,
+    NegativeAmortizationError,
+    PaymentTooSmallError,
+    Terms,
+    generate_schedule,
+)
 from loans.selectors import get_business_date
 
 ZERO = Decimal("0.00")
@@ -239,6 +245,14 @@ def _to_state(row: SchedulePeriod) -> ledger.PeriodState:
     )
 
 
+REPLAYED_TYPES = (
+    TransactionType.CHARGE,
+    TransactionType.REPAYMENT,
+    TransactionType.CREDIT,
+    TransactionType.PAYOFF,
+)
+
+
 def replay_transactions(loan: Loan, schedule: Schedule) -> list[Transaction]:
     """The non-reversed transactions a schedule version replays, in (date, entry) order.
 
@@ -276,30 +290,75 @@ def derive_periods(
             periods = ledger.apply_advancement(
                 periods, on=tx.date, amount=tx.amount, terms=terms, dynamic=dynamic
             )
-    termination = next(
-        (t for t in transactions if t.type == TransactionType.CONTRACT_TERMINATION), None
-    )
-    if termination is not None and dynamic:
-        periods = ledger.collapse_for_termination(
-            periods,
-            on=termination.date,
-            policy=setup.termination_interest,
-            rounding_mode=setup.rounding_mode,
-        )
+    # Charges, repayments, credits and payoffs are replayed in (date, entry) order; a DYNAMIC
+    # loan's termination collapses the schedule at its own place in that order, so what was
+    # paid before it is never re-split (DESIGN §1, ledger integrity).
     entries = [
         ledger.Entry(key=t.pk, type=t.type, date=t.date, amount=t.amount)
         for t in transactions
-        if t.type in (TransactionType.CHARGE, TransactionType.REPAYMENT, TransactionType.CREDIT)
+        if t.type in REPLAYED_TYPES or (t.type == TransactionType.CONTRACT_TERMINATION and dynamic)
     ]
-    return ledger.replay(periods, entries)
+    return ledger.replay(
+        periods,
+        entries,
+        termination_interest=setup.termination_interest,
+        rounding_mode=setup.rounding_mode,
+        accrual=selectors.accrual_for(setup),
+    )
+
+
+def _void_terminations(loan: Loan, schedule: Schedule, keys: list) -> Schedule:
+    """A replay left a termination with nothing outstanding on its date: the system reverses it
+    (kept, marked reversed on the business date), clears the sub-status and starts a schedule
+    version without it (Fineract S12). Returns the new version."""
+    as_of = get_business_date()
+    note = "Reversed by the system: nothing was outstanding on its date after a replay."
+    Transaction.objects.filter(pk__in=keys).update(
+        reversed=True, reversed_on=as_of, reversed_at=timezone.now(), reversal_note=note
+    )
+    sub_status_before = loan.sub_status
+    loan.sub_status = None
+    Loan.objects.filter(pk=loan.pk).update(sub_status=None)
+    version = new_schedule_version(
+        loan=loan,
+        reason=ScheduleReason.UNDO_CONTRACT_TERMINATION,
+        actor=None,
+        note=note,
+        setup=schedule.setup,
+    )
+    record_event(
+        loan=loan,
+        command="system_reverse_termination",
+        actor=None,
+        as_of=as_of,
+        reason=note,
+        changes={
+            "subStatus": (sub_status_before, None),
+            "transaction.reversed": (False, True),
+        },
+        result={"transactionIds": keys, "scheduleVersion": version.version},
+    )
+    return version
 
 
 def rebuild_schedule(loan: Loan, *, schedule: Schedule | None = None) -> ledger.ReplayResult:
     """Re-derive the current schedule version's live periods and the transactions' portions
-    from the setup and the non-reversed transactions, and write them. Constant query count."""
+    from the setup and the non-reversed transactions, and write them. Constant query count.
+
+    A termination's portions (and amount: it moves no cash) are what is outstanding at its
+    place after the replay; one left with nothing is reversed by the system. What a payment
+    brought beyond everything owed is its overpayment portion, the loan's credit balance. The
+    status follows: something outstanding -> ACTIVE, else a credit balance -> OVERPAID, else
+    CLOSED. A replay that would leave less credit than was already refunded is refused (409
+    ``credit_balance_refunded``; the caller's transaction rolls back).
+    """
     schedule = schedule or Schedule.objects.select_related("setup").get(loan=loan, is_current=True)
     transactions = replay_transactions(loan, schedule)
     result = derive_periods(loan, schedule, transactions)
+    if result.void_terminations:
+        schedule = _void_terminations(loan, schedule, list(result.void_terminations))
+        transactions = [t for t in transactions if t.pk not in result.void_terminations]
+        result = derive_periods(loan, schedule, transactions)
     SchedulePeriod.objects.filter(schedule=schedule, frozen=False).delete()
     SchedulePeriod.objects.bulk_create(
         [
@@ -325,27 +384,58 @@ def rebuild_schedule(loan: Loan, *, schedule: Schedule | None = None) -> ledger.
     )
     changed = []
     for tx in transactions:
+        amount = tx.amount
         if tx.type == TransactionType.ADVANCEMENT:
-            portions = (tx.amount, ZERO, ZERO)
+            portions = (tx.amount, ZERO, ZERO, ZERO)
         elif tx.pk in result.allocations:
             a = result.allocations[tx.pk]
-            portions = (a.principal, a.interest, a.fees)
+            portions = (a.principal, a.interest, a.fees, a.overpayment)
+            if tx.type == TransactionType.CONTRACT_TERMINATION:
+                amount = a.total
         else:
             continue
-        if (tx.principal_portion, tx.interest_portion, tx.fees_portion) != portions:
-            tx.principal_portion, tx.interest_portion, tx.fees_portion = portions
+        current = (
+            tx.principal_portion,
+            tx.interest_portion,
+            tx.fees_portion,
+            tx.overpayment_portion,
+        )
+        if current != portions or amount != tx.amount:
+            (
+                tx.principal_portion,
+                tx.interest_portion,
+                tx.fees_portion,
+                tx.overpayment_portion,
+            ) = portions
+            tx.amount = amount
             changed.append(tx)
     if changed:
         Transaction.objects.bulk_update(
-            changed, ["principal_portion", "interest_portion", "fees_portion"], batch_size=2000
+            changed,
+            [
+                "amount",
+                "principal_portion",
+                "interest_portion",
+                "fees_portion",
+                "overpayment_portion",
+            ],
+            batch_size=2000,
+        )
+    credit = selectors.credit_balance(loan)
+    if credit < 0:
+        raise ConflictError(
+            f"This would leave {-credit} more refunded than the borrower overpaid; undo the "
+            "credit balance refund first.",
+            code="credit_balance_refunded",
         )
     outstanding = sum((p.total_outstanding for p in ledger.live(result.periods)), ZERO)
-    new_status = None
-    if loan.status == LoanStatus.ACTIVE and outstanding == 0:
-        new_status = LoanStatus.CLOSED
-    elif loan.status == LoanStatus.CLOSED and outstanding > 0:
-        new_status = LoanStatus.ACTIVE
-    if new_status:
+    if loan.status != LoanStatus.PENDING:
+        if outstanding > 0:
+            new_status = LoanStatus.ACTIVE
+        elif credit > 0:
+            new_status = LoanStatus.OVERPAID
+        else:
+            new_status = LoanStatus.CLOSED
         # The sub-status exists only on an ACTIVE loan (a database constraint): paying off a
         # terminated loan closes it and clears the sub-status; reopening it (its last
         # repayment undone) restores the sub-status while its termination stands.
@@ -355,8 +445,9 @@ def rebuild_schedule(loan: Loan, *, schedule: Schedule | None = None) -> ledger.
             if new_status == LoanStatus.ACTIVE and terminated
             else None
         )
-        loan.status, loan.sub_status = new_status, sub_status
-        Loan.objects.filter(pk=loan.pk).update(status=new_status, sub_status=sub_status)
+        if (new_status, sub_status) != (loan.status, loan.sub_status):
+            loan.status, loan.sub_status = new_status, sub_status
+            Loan.objects.filter(pk=loan.pk).update(status=new_status, sub_status=sub_status)
     return result
 
 
@@ -496,6 +587,27 @@ def validate_terms(values: dict) -> dict:
                 days_in_year=cleaned["days_in_year"],
                 rounding_mode=cleaned["rounding_mode"],
             )
+        )
+    except NegativeAmortizationError as exc:
+        field = (
+            "payment"
+            if payment is not None
+            else "firstPaymentDate"
+            if exc.period == 1
+            else "loanTerm"
+        )
+        raise InvalidRequestError(
+            f"The terms amortize negatively: installment {exc.period}'s interest {exc.interest} "
+            f"is above its payment {exc.payment}, so the balance would grow.",
+            code="negative_amortization",
+            errors=[
+                field_error(
+                    field,
+                    f"Installment {exc.period}'s interest {exc.interest} is above its payment "
+                    f"{exc.payment}.",
+                    "negative_amortization",
+                )
+            ],
         )
     except PaymentTooSmallError:
         raise InvalidRequestError(
@@ -746,6 +858,16 @@ def _check_transaction_date(loan: Loan, on: date, as_of: date) -> None:
         )
 
 
+def _check_not_settled(loan: Loan) -> None:
+    if loan.status == LoanStatus.CLOSED:
+        raise LoanStateError("The loan is closed (paid off).", code="loan_closed")
+    if loan.status == LoanStatus.OVERPAID:
+        raise LoanStateError(
+            "Nothing is owed: the loan is overpaid (refund its credit balance instead).",
+            code="loan_overpaid",
+        )
+
+
 @transaction.atomic
 def post_transaction(
     *,
@@ -772,8 +894,8 @@ def post_transaction(
         raise LoanStateError(
             "The loan is not active yet: activate it first.", code="loan_not_active"
         )
-    if loan.status == LoanStatus.CLOSED and type != TransactionType.CHARGE:
-        raise LoanStateError("The loan is closed (paid off).", code="loan_closed")
+    if type != TransactionType.CHARGE:
+        _check_not_settled(loan)
     if loan.modification_in_progress:
         raise ConflictError(
             "A modification is in progress: activate or cancel it first.",
@@ -1055,15 +1177,6 @@ def _frozen_rows(schedule: Schedule) -> list[SchedulePeriod]:
     return list(schedule.periods.filter(frozen=True).order_by("period"))
 
 
-def _live_totals(periods: list[ledger.PeriodState]) -> tuple[Decimal, Decimal, Decimal]:
-    current = ledger.live(periods)
-    return (
-        sum((p.principal_outstanding for p in current), ZERO),
-        sum((p.interest_outstanding for p in current), ZERO),
-        sum((p.fees_outstanding for p in current), ZERO),
-    )
-
-
 def preview_contract_termination(loan: Loan, *, as_of: date | None = None) -> TerminationPreview:
     """Compute what ``terminate_contract`` would write, writing nothing.
 
@@ -1108,13 +1221,23 @@ def _termination_preview(loan: Loan, as_of: date, refusals: tuple) -> Terminatio
     after = derive_periods(
         loan, schedule, [*transactions, pending], frozen=[_to_state(r) for r in frozen_rows]
     )
+    if after.void_terminations and loan.status == LoanStatus.ACTIVE:
+        # DESIGN §1: a termination never stands with nothing outstanding.
+        refusals = (
+            *refusals,
+            _refusal(
+                "nothing_outstanding",
+                f"Nothing is outstanding on {as_of} once unearned interest is dropped.",
+            ),
+        )
     live_before = ledger.live(before.periods)
     collapsed = (
         loan.schedule_engine == ScheduleEngine.DYNAMIC
         and bool(live_before)
         and as_of < live_before[-1].due_date
     )
-    principal, interest, fees = _live_totals(after.periods)
+    owed = after.allocations.get(None, ledger.Allocation())
+    principal, interest, fees = owed.principal, owed.interest, owed.fees
     return TerminationPreview(
         loan=loan,
         on=as_of,
@@ -1166,6 +1289,12 @@ def terminate_contract(
         )
     _check_external_id(external_id)
     preview = _termination_preview(loan, as_of, ())
+    if not preview.allowed:
+        raise ConflictError(
+            "The contract cannot be terminated: " + " ".join(r["detail"] for r in preview.refusals),
+            code="nothing_outstanding",
+            errors=list(preview.refusals),
+        )
     try:
         with transaction.atomic():
             tx = Transaction.objects.create(
@@ -1320,3 +1449,165 @@ def undo_contract_termination(
         result={"transactionId": tx.pk, "scheduleVersion": schedule.version},
     )
     return TerminationResult(loan=loan, transaction=tx)
+
+
+# --------------------------------------------------------------------------------------------
+# Payoff and credit balance refund (DESIGN §9)
+# --------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def post_payoff(
+    *,
+    loan: Loan,
+    on: date,
+    amount: Decimal,
+    actor,
+    external_id: str | None = None,
+    note: str = "",
+    as_of: date | None = None,
+) -> Transaction:
+    """Settle the loan on ``on``: a PAYOFF repayment of exactly the payoff total for that date
+    (``selectors.payoff``), after which the schedule is rewritten so that interest not yet
+    earned is dropped and the loan is CLOSED with nothing left (a new schedule version)."""
+    as_of = as_of or get_business_date()
+    if not isinstance(amount, Decimal) or amount <= 0:
+        raise InvalidRequestError(
+            "The amount must be positive.",
+            errors=[field_error("transactionAmount", "Must be positive.", "min_value")],
+        )
+    loan = lock_loan(loan)
+    if loan.status == LoanStatus.PENDING:
+        raise LoanStateError(
+            "The loan is not active yet: activate it first.", code="loan_not_active"
+        )
+    _check_not_settled(loan)
+    if loan.modification_in_progress:
+        raise ConflictError(
+            "A modification is in progress: activate or cancel it first.",
+            code="modification_in_progress",
+        )
+    _check_transaction_date(loan, on, as_of)
+    _check_external_id(external_id)
+    quote = selectors.payoff(loan, on=on)
+    if quote.total <= 0:
+        raise LoanStateError(f"Nothing is outstanding on {on}.", code="nothing_outstanding")
+    if amount != quote.total:
+        raise InvalidRequestError(
+            f"The payoff on {on} is {quote.total}, not {amount}.",
+            code="payoff_amount_mismatch",
+            errors=[
+                field_error(
+                    "transactionAmount", f"Must be {quote.total}.", "payoff_amount_mismatch"
+                )
+            ],
+        )
+    try:
+        with transaction.atomic():
+            tx = Transaction.objects.create(
+                loan=loan,
+                type=TransactionType.PAYOFF,
+                date=on,
+                amount=amount,
+                external_id=external_id or None,
+                note=(note or "")[:500],
+                created_by=_actor(actor),
+            )
+    except IntegrityError:
+        raise DuplicateExternalIdError(
+            f"The external id {external_id!r} is already used.",
+            errors=[field_error("externalId", "Already used.", "duplicate_external_id")],
+        )
+    status_before = loan.status
+    schedule = new_schedule_version(
+        loan=loan, reason=ScheduleReason.PAYOFF, actor=actor, note=note or f"Payoff on {on}"
+    )
+    rebuild_schedule(loan, schedule=schedule)
+    tx.refresh_from_db()
+    record_event(
+        loan=loan,
+        command="post_payoff",
+        actor=actor,
+        as_of=as_of,
+        reason=note,
+        input={"date": on, "amount": amount, "externalId": external_id},
+        changes={"status": (status_before, loan.status)},
+        result={
+            "transactionId": tx.pk,
+            "principalPortion": tx.principal_portion,
+            "interestPortion": tx.interest_portion,
+            "feesPortion": tx.fees_portion,
+            "scheduleVersion": schedule.version,
+        },
+    )
+    return tx
+
+
+@transaction.atomic
+def post_credit_balance_refund(
+    *,
+    loan: Loan,
+    on: date,
+    amount: Decimal,
+    actor,
+    external_id: str | None = None,
+    note: str = "",
+    as_of: date | None = None,
+) -> Transaction:
+    """Pay back (part of) the loan's credit balance. Refunding all of it leaves the loan
+    CLOSED. The transaction's overpayment portion is its amount: it draws on the credit."""
+    as_of = as_of or get_business_date()
+    if not isinstance(amount, Decimal) or amount <= 0:
+        raise InvalidRequestError(
+            "The amount must be positive.",
+            errors=[field_error("transactionAmount", "Must be positive.", "min_value")],
+        )
+    loan = lock_loan(loan)
+    credit = selectors.credit_balance(loan)
+    if loan.status == LoanStatus.PENDING or credit <= 0:
+        raise LoanStateError("The loan has no credit balance to refund.", code="no_credit_balance")
+    if amount > credit:
+        raise InvalidRequestError(
+            f"The refund {amount} is more than the credit balance {credit}.",
+            code="refund_above_credit_balance",
+            errors=[
+                field_error(
+                    "transactionAmount", f"At most {credit}.", "refund_above_credit_balance"
+                )
+            ],
+        )
+    _check_transaction_date(loan, on, as_of)
+    _check_external_id(external_id)
+    try:
+        with transaction.atomic():
+            tx = Transaction.objects.create(
+                loan=loan,
+                type=TransactionType.CREDIT_BALANCE_REFUND,
+                date=on,
+                amount=amount,
+                overpayment_portion=amount,
+                external_id=external_id or None,
+                note=(note or "")[:500],
+                created_by=_actor(actor),
+            )
+    except IntegrityError:
+        raise DuplicateExternalIdError(
+            f"The external id {external_id!r} is already used.",
+            errors=[field_error("externalId", "Already used.", "duplicate_external_id")],
+        )
+    status_before = loan.status
+    rebuild_schedule(loan)
+    record_event(
+        loan=loan,
+        command="post_credit_balance_refund",
+        actor=actor,
+        as_of=as_of,
+        reason=note,
+        input={"date": on, "amount": amount, "externalId": external_id},
+        changes={
+            "creditBalance": (credit, credit - amount),
+            **({"status": (status_before, loan.status)} if status_before != loan.status else {}),
+        },
+        result={"transactionId": tx.pk},
+    )
+    return tx

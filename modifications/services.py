@@ -8,8 +8,9 @@ Choices made where the seed and the spec are silent (LoanPro's behaviour where k
 
 * The carried balance (the draft's ``loanAmount``) is what the borrower owed on the modification
   date: the current schedule version replayed in memory with only the transactions dated on or
-  before that date, then ``ledger.outstanding_on`` (all unpaid principal, unpaid interest of
-  installments due by then, the current installment's interest accrued by days, unpaid fees).
+  before that date, then ``ledger.payoff`` (all unpaid principal, unpaid interest of
+  installments due by then, the current installment's interest accrued by days less interest
+  paid ahead of being earned, unpaid fees).
 * The draft's first payment date is one frequency step after the modification date and its term
   the number of installments of the current schedule still due after that date (at least one);
   its payment is computed.
@@ -31,7 +32,7 @@ from decimal import Decimal, InvalidOperation
 from django.db import transaction
 from django.utils import timezone
 
-from loans import ledger
+from loans import ledger, selectors
 from loans import services as loan_services
 from loans.exceptions import (
     ConflictError,
@@ -148,7 +149,14 @@ def carried_balance(loan: Loan, on: date) -> CarriedBalance:
     schedule = Schedule.objects.select_related("setup").get(loan=loan, is_current=True)
     transactions = [t for t in loan_services.replay_transactions(loan, schedule) if t.date <= on]
     result = loan_services.derive_periods(loan, schedule, transactions)
-    owed = ledger.outstanding_on(result.periods, on=on, rounding_mode=schedule.setup.rounding_mode)
+    # The payoff on the modification date (DESIGN §4, §9): interest paid ahead of being earned
+    # is credited, so nothing is carried (and charged) twice.
+    owed = ledger.payoff(
+        result.periods,
+        on=on,
+        rounding_mode=schedule.setup.rounding_mode,
+        accrual=selectors.accrual_for(schedule.setup),
+    )
     frozen = [p for p in result.periods if p.frozen or p.due_date <= on]
     return CarriedBalance(
         principal=owed.principal, interest=owed.interest, fees=owed.fees, frozen_periods=frozen
