@@ -178,6 +178,11 @@ class RepaymentInputSerializer(serializers.Serializer):
         return value if value is not None else data.get("amount")
 
 
+class PayoffQuerySerializer(serializers.Serializer):
+    date = serializers.DateField(required=False)
+    days = serializers.IntegerField(required=False, min_value=0, max_value=366)
+
+
 class UndoInputSerializer(serializers.Serializer):
     note = serializers.CharField(max_length=500, required=False, allow_blank=True)
     reversalExternalId = serializers.CharField(max_length=100, required=False, allow_null=True)
