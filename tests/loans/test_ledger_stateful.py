@@ -20,6 +20,7 @@ CI runs the bounded ``ci`` profile; ``HYPOTHESIS_PROFILE=long`` runs more exampl
 from __future__ import annotations
 
 import os
+from collections import Counter
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -78,6 +79,7 @@ PROFILE = PROFILES.get(os.environ.get("HYPOTHESIS_PROFILE", "ci"), PROFILES["ci"
 
 CONTRACT = date(2024, 1, 1)
 STATS = {"examples": 0, "steps": 0, "commands_ok": 0, "commands_refused": 0}
+REFUSALS: Counter = Counter()
 
 amounts = st.decimals(min_value=D("0.01"), max_value=D("400.00"), places=2)
 
@@ -104,6 +106,34 @@ def schedule_key(loan):
     ]
 
 
+def _open(self):
+    return (
+        self.loan is not None
+        and not self.loan.modification_in_progress
+        and self.loan.status != LoanStatus.PENDING
+    )
+
+
+def _active(self):
+    return _open(self) and self.loan.status == LoanStatus.ACTIVE
+
+
+def _terminable(self):
+    return _active(self) and self.loan.sub_status is None and self.loan.schedule_engine == "DYNAMIC"
+
+
+def _terminated(self):
+    return _open(self) and self.loan.sub_status is not None
+
+
+def _has_modification(self):
+    from modifications.models import Modification
+
+    return self.loan is not None and (
+        Modification.objects.filter(loan=self.loan).exclude(status="CANCELLED").exists()
+    )
+
+
 class LedgerMachine(RuleBasedStateMachine):
     def __init__(self):
         super().__init__()
@@ -127,7 +157,16 @@ class LedgerMachine(RuleBasedStateMachine):
         engine=st.sampled_from(["DYNAMIC", "DYNAMIC", "STANDARD"]),
     )
     def create(
-        self, amount, rate, term, frequency, odd_days, days_in_year, rounding, calc, termination,
+        self,
+        amount,
+        rate,
+        term,
+        frequency,
+        odd_days,
+        days_in_year,
+        rounding,
+        calc,
+        termination,
         engine,
     ):
         from loans.schedules import step
@@ -163,8 +202,9 @@ class LedgerMachine(RuleBasedStateMachine):
         STATS["steps"] += 1
         try:
             result = command(**kwargs)
-        except DomainError:
+        except DomainError as exc:
             STATS["commands_refused"] += 1
+            REFUSALS[f"{command.__name__}:{exc.code}"] += 1
             return None
         STATS["commands_ok"] += 1
         self.refresh()
@@ -198,10 +238,12 @@ class LedgerMachine(RuleBasedStateMachine):
         set_business_date(self.today)
         self.before_last = None
 
+    @precondition(_open)
     @rule(amount=amounts, back=st.integers(min_value=0, max_value=60))
     def repay(self, amount, back):
         self.post(TransactionType.REPAYMENT, self.day(back), amount)
 
+    @precondition(_active)
     @rule(data=st.data())
     def repay_installment_on_its_due_date(self, data):
         dates = self.due_dates()
@@ -213,25 +255,32 @@ class LedgerMachine(RuleBasedStateMachine):
         if amount > 0:
             self.post(TransactionType.REPAYMENT, on, amount)
 
+    @precondition(_active)
     @rule()
     def repay_everything_outstanding(self):
         owed = sum((p.total_outstanding for p in live_periods(self.loan)), ZERO)
         if owed > 0:
             self.post(TransactionType.REPAYMENT, self.today, owed)
 
-    @rule(amount=st.decimals(min_value=D("0.01"), max_value=D("30.00"), places=2),
-          back=st.integers(min_value=0, max_value=60))
+    @precondition(_open)
+    @rule(
+        amount=st.decimals(min_value=D("0.01"), max_value=D("30.00"), places=2),
+        back=st.integers(min_value=0, max_value=60),
+    )
     def charge(self, amount, back):
         self.post(TransactionType.CHARGE, self.day(back), amount)
 
+    @precondition(_active)
     @rule(amount=amounts, back=st.integers(min_value=0, max_value=60))
     def credit(self, amount, back):
         self.post(TransactionType.CREDIT, self.day(back), amount)
 
+    @precondition(_active)
     @rule(amount=amounts, back=st.integers(min_value=0, max_value=30))
     def advance_principal(self, amount, back):
         self.post(TransactionType.ADVANCEMENT, self.day(back), amount)
 
+    @precondition(_open)
     @rule(data=st.data())
     def undo_any(self, data):
         ids = list(
@@ -255,6 +304,7 @@ class LedgerMachine(RuleBasedStateMachine):
             assert schedule_key(self.loan) == latest[1]
         self.before_last = None
 
+    @precondition(_terminable)
     @rule()
     def terminate_and_maybe_undo(self):
         before = schedule_key(self.loan)
@@ -265,6 +315,7 @@ class LedgerMachine(RuleBasedStateMachine):
         else:
             self.before_last = None
 
+    @precondition(_terminated)
     @rule()
     def undo_termination(self):
         latest = self.before_last
@@ -275,6 +326,7 @@ class LedgerMachine(RuleBasedStateMachine):
             assert schedule_key(self.loan) == latest[1]
         self.before_last = None
 
+    @precondition(_active)
     @rule(back=st.integers(min_value=0, max_value=40), keep=st.booleans())
     def modify(self, back, keep):
         on = self.day(back)
@@ -297,12 +349,14 @@ class LedgerMachine(RuleBasedStateMachine):
         self.run(activate_modification, loan=self.loan, actor=None, as_of=self.today)
         self.before_last = None
 
+    @precondition(_has_modification)
     @rule()
     def cancel_modification(self):
         set_business_date(self.today)
         self.run(modifications.cancel_modification, loan=self.loan, actor=None)
         self.before_last = None
 
+    @precondition(_active)
     @rule(ahead=st.integers(min_value=0, max_value=0))
     def pay_off(self, ahead):
         on = self.today
@@ -324,6 +378,7 @@ class LedgerMachine(RuleBasedStateMachine):
             assert selectors.payoff(self.loan, on=on).total == 0
         self.before_last = None
 
+    @precondition(_open)
     @rule(part=st.sampled_from(["all", "some"]))
     def refund(self, part):
         credit = selectors.credit_balance(self.loan)
@@ -354,7 +409,10 @@ class LedgerMachine(RuleBasedStateMachine):
         rows = list(Transaction.objects.filter(loan=loan).order_by("date", "id"))
         for tx in rows:
             portions = (
-                tx.principal_portion, tx.interest_portion, tx.fees_portion, tx.overpayment_portion
+                tx.principal_portion,
+                tx.interest_portion,
+                tx.fees_portion,
+                tx.overpayment_portion,
             )
             assert all(p >= 0 for p in portions), tx
             assert sum(portions) == tx.amount, (tx.type, tx.amount, portions)
@@ -362,8 +420,12 @@ class LedgerMachine(RuleBasedStateMachine):
         periods = live_periods(loan)
         for p in periods:
             for value in (
-                p.principal_due, p.interest_due, p.fees_due, p.principal_outstanding,
-                p.interest_outstanding, p.fees_outstanding,
+                p.principal_due,
+                p.interest_due,
+                p.fees_due,
+                p.principal_outstanding,
+                p.interest_outstanding,
+                p.fees_outstanding,
             ):
                 assert value >= 0, p
 
@@ -418,5 +480,5 @@ def activate_modification(**kwargs):
 @pytest.mark.django_db
 def test_ledger_state_machine():
     run_state_machine_as_test(LedgerMachine, settings=PROFILE)
-    print(f"\nledger state machine: {STATS}")
+    print(f"\nledger state machine: {STATS}\nrefusals: {REFUSALS.most_common()}")
     assert STATS["commands_ok"] > 0
