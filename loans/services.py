@@ -1563,9 +1563,11 @@ def post_credit_balance_refund(
             errors=[field_error("transactionAmount", "Must be positive.", "min_value")],
         )
     loan = lock_loan(loan)
+    if loan.status == LoanStatus.PENDING:
+        raise LoanStateError(
+            "The loan is not active yet: activate it first.", code="loan_not_active"
+        )
     credit = selectors.credit_balance(loan)
-    if loan.status == LoanStatus.PENDING or credit <= 0:
-        raise LoanStateError("The loan has no credit balance to refund.", code="no_credit_balance")
     if amount > credit:
         raise InvalidRequestError(
             f"The refund {amount} is more than the credit balance {credit}.",
