@@ -233,6 +233,8 @@ class ProratedAccrual:
 
     def per_diem(self, periods: list[PeriodState], on: date, rounding_mode: str) -> Decimal:
         """The interest one more day after ``on`` adds."""
+        if on >= date.max:
+            return ZERO
         day = on + timedelta(days=1)
         for p in live(periods):
             if p.from_date < day <= p.due_date:

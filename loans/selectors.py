@@ -157,6 +157,11 @@ MAX_QUOTE_DAYS = 366
 
 def payoff_quotes(loan: Loan, *, on: date, days: int = 10) -> PayoffQuote:
     """The payoff on ``on`` and each of the ``days`` following days (one derivation)."""
+    if not 0 <= days <= MAX_QUOTE_DAYS or on > date.max - timedelta(days=days):
+        raise InvalidRequestError(
+            f"days must be between 0 and {MAX_QUOTE_DAYS}, and the last date quoted a date.",
+            errors=[field_error("days", "Out of range.", "out_of_range")],
+        )
     setup, result = _payoff_state(loan, on)
     credit = credit_balance(loan)
     accrual = accrual_for(setup)

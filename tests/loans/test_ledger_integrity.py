@@ -64,9 +64,7 @@ def portions(tx):
 
 def outstanding(loan):
     schedule = Schedule.objects.get(loan=loan, is_current=True)
-    return sum(
-        (p.total_outstanding for p in schedule.periods.filter(frozen=False)), D("0.00")
-    )
+    return sum((p.total_outstanding for p in schedule.periods.filter(frozen=False)), D("0.00"))
 
 
 def state(loan):
