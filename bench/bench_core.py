@@ -23,7 +23,7 @@ from django.test.utils import CaptureQueriesContext, override_settings
 from django.urls import path
 
 from bench.db import throwaway_database
-from loans import schedules, services
+from loans import schedules, services, versions
 from loans.models import (
     Borrower,
     BusinessDate,
@@ -95,7 +95,7 @@ def make_loan(user, *, periods: int, repayments: int) -> Loan:
         )
         for i in range(repayments)
     )
-    services.rebuild_schedule(loan)
+    versions.rebuild_schedule(loan)
     return loan
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django import forms
+from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 
 from loans import selectors, services
@@ -20,11 +21,15 @@ from loans.admin import (
     register_loan_button,
     register_loan_view,
 )
-from loans.admin_messages import message_for
 from loans.exceptions import DomainError
 from loans.models import Loan, LoanStatus
 
 QUOTE_DAYS = 10
+
+
+def message_for(exc: DomainError) -> tuple[int, str]:
+    """A conflict with the loan's state is a warning, invalid input an error."""
+    return (messages.WARNING if exc.status == 409 else messages.ERROR), exc.message
 
 
 class MoneyCommandForm(forms.Form):
@@ -173,9 +178,12 @@ def payoff_button(request, loan: Loan):
 
 
 def refund_button(request, loan: Loan):
-    if loan.status != LoanStatus.PENDING and loan_perm(request, "post_transaction"):
-        if selectors.credit_balance(loan) > 0:
-            return LoanButton("Refund credit balance", admin_url("credit_balance_refund", loan))
+    if (
+        loan.status != LoanStatus.PENDING
+        and loan_perm(request, "post_transaction")
+        and selectors.credit_balance(loan) > 0
+    ):
+        return LoanButton("Refund credit balance", admin_url("credit_balance_refund", loan))
     return None
 
 

@@ -130,7 +130,7 @@ def test_credit_balance_refund_command(api, operator, loan):
     assert detail["status"] == "OVERPAID"
     assert detail["summary"]["creditBalance"] == "5.00"
 
-    url = f"/api/v1/loans/external-id/LOAN-L/transactions?command=creditBalanceRefund"
+    url = "/api/v1/loans/external-id/LOAN-L/transactions?command=creditBalanceRefund"
     above = api.post(url, {"transactionDate": "2024-02-14", "transactionAmount": "5.01"})
     assert above.status_code == 400
     assert above.json()["code"] == "refund_above_credit_balance"
