@@ -10,7 +10,7 @@ Actions are added with ``LoanAdmin.actions += [...]`` from the app's own admin m
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from functools import partial
 
 from django import forms
 from django.contrib import admin, messages
@@ -21,8 +21,9 @@ from django.db.models import Prefetch
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html_join
 
-from loans import selectors, services
+from loans import audit, formatting, selectors, services
 from loans.exceptions import DomainError
 from loans.models import (
     Borrower,
@@ -35,7 +36,6 @@ from loans.models import (
     ScheduleEngine,
     SchedulePeriod,
     Transaction,
-    TransactionType,
 )
 
 
@@ -69,10 +69,9 @@ def register_loan_section(func) -> None:
 
 
 def as_money(value) -> str:
-    """An aggregate as a two-decimal amount (SQLite's SUM comes back unquantized)."""
-    if value is None:
-        return "-"
-    return f"{Decimal(value).quantize(Decimal('0.01')):,}"
+    """An aggregate as a two-decimal amount (SQLite's SUM comes back unquantized), with
+    thousands separators and never ``-0.00``."""
+    return formatting.money(value)
 
 
 def loan_perm(request, codename: str) -> bool:
@@ -172,6 +171,7 @@ class LoanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_per_page = 50
     show_full_result_count = False
     change_form_template = "admin/loans/loan/change_form.html"
+    change_list_template = "admin/loans/loan/change_list.html"
     actions: list = []
     fields = [
         "display_id",
@@ -257,6 +257,17 @@ class LoanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             shown = next((s for s in schedules if s.version == int(show_version)), current)
         summary = selectors.loan_summary(loan, as_of=as_of, schedule=current) if current else None
         setups = list(LoanSetup.objects.filter(loan=loan).order_by("id"))
+        transactions = list(selectors.loan_transactions(loan))
+        for tx in transactions:
+            tx.reverse_url = (
+                reverse("admin:loans_loan_reverse_transaction", args=[loan.pk, tx.pk])
+                if admin_views.can_reverse(request, loan, tx)
+                else None
+            )
+        by_id = {tx.pk: tx for tx in transactions}
+        events = list(LoanEvent.objects.filter(loan=loan).select_related("actor")[:100])
+        for event in events:
+            event.lines = audit.describe(event, by_id)
         return {
             "loan": loan,
             "as_of": as_of,
@@ -265,8 +276,9 @@ class LoanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             "shown_schedule": shown,
             "current_schedule": current,
             "setups": setups,
-            "transactions": list(selectors.loan_transactions(loan)),
-            "events": list(LoanEvent.objects.filter(loan=loan).select_related("actor")[:100]),
+            "transactions": transactions,
+            "events": events,
+            "balance_chart": admin_views.balance_chart(loan, current, transactions),
             "buttons": self.loan_buttons(request, loan),
             "extra_sections": [
                 section for func in _LOAN_SECTIONS if (section := func(request, loan))
@@ -292,9 +304,19 @@ class LoanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def get_urls(self):
         urls = [
             path(
-                "<path:object_id>/post-repayment/",
-                self.admin_site.admin_view(self.loan_command(post_repayment_view)),
-                name="loans_loan_post_repayment",
+                "create/",
+                self.admin_site.admin_view(partial(admin_views.create_loan_view, self)),
+                name="loans_loan_create",
+            ),
+            path(
+                "create/preview/",
+                self.admin_site.admin_view(partial(admin_views.create_preview_view, self)),
+                name="loans_loan_create_preview",
+            ),
+            path(
+                "export.csv",
+                self.admin_site.admin_view(partial(admin_views.export_csv_view, self)),
+                name="loans_loan_export_csv",
             ),
             path(
                 "<path:object_id>/activate/",
@@ -313,11 +335,11 @@ class LoanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return urls + super().get_urls()
 
     def loan_command(self, view):
-        def wrapper(request, object_id):
+        def wrapper(request, object_id, **kwargs):
             loan = self.get_object(request, object_id)
             if loan is None:
                 raise Http404("No such loan.")
-            return view(self, request, loan)
+            return view(self, request, loan, **kwargs)
 
         return wrapper
 
@@ -339,54 +361,6 @@ class LoanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def back_to_loan(self, loan):
         return HttpResponseRedirect(reverse("admin:loans_loan_change", args=[loan.pk]))
-
-
-class RepaymentForm(forms.Form):
-    transaction_date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
-    amount = forms.DecimalField(max_digits=14, decimal_places=2, min_value=Decimal("0.01"))
-    external_id = forms.CharField(max_length=100, required=False)
-    note = forms.CharField(max_length=500, required=False)
-
-
-def post_repayment_view(model_admin: LoanAdmin, request, loan: Loan):
-    if not loan_perm(request, "post_transaction"):
-        raise PermissionDenied
-    as_of = selectors.get_business_date()
-    if request.method == "POST":
-        form = RepaymentForm(request.POST)
-        if form.is_valid():
-            data = form.cleaned_data
-            try:
-                tx = services.post_transaction(
-                    loan=loan,
-                    type=TransactionType.REPAYMENT,
-                    on=data["transaction_date"],
-                    amount=data["amount"],
-                    external_id=data["external_id"] or None,
-                    note=data["note"],
-                    actor=request.user,
-                    as_of=as_of,
-                )
-            except DomainError as exc:
-                form.add_error(None, exc.message)
-            else:
-                model_admin.message_user(
-                    request,
-                    f"Repayment of {tx.amount} on {tx.date} posted: principal "
-                    f"{tx.principal_portion}, interest {tx.interest_portion}, fees "
-                    f"{tx.fees_portion}.",
-                    messages.SUCCESS,
-                )
-                return model_admin.back_to_loan(loan)
-    else:
-        form = RepaymentForm(initial={"transaction_date": as_of})
-    summary = selectors.loan_summary(loan, as_of=as_of)
-    return model_admin.render_command(
-        request,
-        loan,
-        "admin/loans/loan/post_repayment.html",
-        {"title": f"Post repayment on {loan}", "form": form, "summary": summary, "as_of": as_of},
-    )
 
 
 def activate_view(model_admin: LoanAdmin, request, loan: Loan):
@@ -441,10 +415,18 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 class LoanEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The audit trail: read-only for everybody (no add, change or delete)."""
 
-    list_display = ["created_at", "command", "loan", "actor", "business_date", "reason"]
+    list_display = ["created_at", "command", "loan", "actor", "business_date", "what", "reason"]
     list_filter = ["command"]
     search_fields = ["=loan__external_id", "=loan__display_id", "command"]
     list_select_related = ["loan", "actor"]
+    readonly_fields = ["what"]
+
+    @admin.display(description="What happened")
+    def what(self, obj):
+        lines = audit.describe(obj)
+        return format_html_join(
+            "", "{}<br>", [(line,) for line in [lines.headline, *lines.changes]]
+        )
 
 
 @admin.register(BusinessDate)
@@ -752,3 +734,7 @@ register_loan_view(
     "undo-contract-termination", undo_contract_termination_view, "undo_contract_termination"
 )
 register_loan_button(termination_button)
+
+
+# The operator's pages (create, charge/credit/advancement, reversal, export) register themselves.
+from loans import admin_views  # noqa: E402

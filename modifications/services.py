@@ -106,7 +106,7 @@ def _later_transactions(loan: Loan, on: date):
 
 
 def _info(tx: Transaction) -> str:
-    info = f"{tx.date:%m/%d/%Y} {TYPE_LABELS[tx.type]}"
+    info = f"{tx.date:%Y-%m-%d} {TYPE_LABELS[tx.type]}"
     return f"{info} {tx.note}".strip() if tx.note else info
 
 
@@ -670,3 +670,30 @@ def newest_modification(loan: Loan) -> Modification | None:
         .order_by("-id")
         .first()
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Reads for the wizard: a step's own check, and a dry run of the activation
+# --------------------------------------------------------------------------------------------
+
+
+def check_modification_date(*, loan: Loan, on, as_of: date | None = None) -> None:
+    """The checks ``create_modification`` makes on its date, alone: the wizard's first step
+    refuses a bad date where it is entered (nothing is written)."""
+    _check_date(loan, on, as_of or get_business_date())
+
+
+class _DryRun(Exception):
+    pass
+
+
+def preview_activation(*, loan: Loan, actor, inspect):
+    """Run ``activate_loan`` in a transaction that is rolled back, and return what
+    ``inspect(loan)`` read before the rollback: the review shows what the activation will do as
+    computed by the command itself, never a second way. Raises the command's ``DomainError``."""
+    try:
+        with transaction.atomic():
+            activate_loan(loan=loan, actor=actor)
+            raise _DryRun(inspect(Loan.objects.get(pk=loan.pk)))
+    except _DryRun as done:
+        return done.args[0]

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 
-from django.db.models import Count
+from django.db.models import Count, DecimalField, ExpressionWrapper, F, Q, Sum
+from django.db.models.functions import Coalesce
 
+from loans.models import Loan, LoanStatus, LoanSubStatus, SchedulePeriod, ServicingStatus
 from servicing.models import (
     Channel,
     CommunicationSchedule,
@@ -91,3 +94,107 @@ def pending_counts(loan_ids: Iterable[int]) -> dict[int, PendingCounts]:
     for row in schedules:
         setattr(counts[row["loan_id"]], SCHEDULE_FIELD[row["channel"]], row["n"])
     return counts
+
+
+# ------------------------------------------------------------------ the portfolio
+
+
+PORTFOLIO_DIMENSIONS = {
+    # summary key -> (Loan field, the values it can take; None = "no sub-status")
+    "byStatus": ("status", None),
+    "bySubStatus": ("sub_status", None),
+    "byServicingStatus": ("servicing_status", None),
+}
+
+
+def _dimension_values() -> dict[str, list]:
+    return {
+        "byStatus": list(LoanStatus.values),
+        "bySubStatus": [None, *LoanSubStatus.values],
+        "byServicingStatus": list(ServicingStatus.values),
+    }
+
+
+def portfolio_summary(*, as_of) -> dict:
+    """Counts and amounts of every loan by status, sub-status, servicing status and delinquency
+    bucket, in two grouped queries whatever the number of loans: the loans counted by the
+    combination of the four, and the live installments of their current schedules summed by the
+    same combination; each dimension is then rolled up from those few combinations.
+
+    Amounts are ``principalOutstanding``, ``totalOutstanding`` and ``amountPastDue`` (due
+    before ``as_of`` and unpaid), as ``Decimal``; every value of each dimension is listed, with
+    zeros where no loan has it."""
+    money_field = DecimalField(max_digits=14, decimal_places=2)
+    zero = Decimal("0.00")
+    fields = [field for field, _values in PORTFOLIO_DIMENSIONS.values()]
+    counts = {
+        tuple(row[f] for f in fields): row["n"]
+        for row in Loan.objects.values(*fields).annotate(n=Count("id")).order_by()
+    }
+    outstanding = ExpressionWrapper(
+        F("principal_due")
+        + F("interest_due")
+        + F("fees_due")
+        - F("principal_paid")
+        - F("interest_paid")
+        - F("fees_paid"),
+        output_field=money_field,
+    )
+    amounts = {
+        tuple(row[f"schedule__loan__{f}"] for f in fields): row
+        for row in SchedulePeriod.objects.filter(schedule__is_current=True, frozen=False)
+        .values(*[f"schedule__loan__{f}" for f in fields])
+        .annotate(
+            principal=Coalesce(
+                Sum(
+                    ExpressionWrapper(
+                        F("principal_due") - F("principal_paid"), output_field=money_field
+                    )
+                ),
+                zero,
+                output_field=money_field,
+            ),
+            total=Coalesce(Sum(outstanding), zero, output_field=money_field),
+            past_due=Coalesce(
+                Sum(outstanding, filter=Q(complete=False, due_date__lt=as_of)),
+                zero,
+                output_field=money_field,
+            ),
+        )
+        .order_by()
+    }
+
+    def empty(value) -> dict:
+        return {
+            "value": value,
+            "count": 0,
+            "principalOutstanding": zero,
+            "totalOutstanding": zero,
+            "amountPastDue": zero,
+        }
+
+    def add(bucket: dict, key: tuple) -> None:
+        bucket["count"] += counts.get(key, 0)
+        row = amounts.get(key)
+        if row:
+            bucket["principalOutstanding"] += _cents(row["principal"])
+            bucket["totalOutstanding"] += _cents(row["total"])
+            bucket["amountPastDue"] += _cents(row["past_due"])
+
+    keys = set(counts) | set(amounts)
+    total = empty(None)
+    for key in keys:
+        add(total, key)
+    summary = {"businessDate": as_of, "total": total}
+    values = _dimension_values()
+    for index, name in enumerate(PORTFOLIO_DIMENSIONS):
+        groups = {value: empty(value) for value in values[name]}
+        for key in keys:
+            groups.setdefault(key[index], empty(key[index]))
+            add(groups[key[index]], key)
+        summary[name] = list(groups.values())
+    return summary
+
+
+def _cents(value) -> Decimal:
+    return Decimal(value).quantize(Decimal("0.01"))

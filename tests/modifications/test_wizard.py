@@ -52,7 +52,7 @@ def test_wizard_walks_to_activation(client, operator, modifiable):
     response = post(client, loan, "date", modification_date="2025-07-15")
     assert response.status_code == 200
     body = response.content.decode()
-    assert "07/20/2025 Repayment card" in body and "07/25/2025 Repayment" in body
+    assert "2025-07-20 Repayment card" in body and "2025-07-25 Repayment" in body
     response = post(client, loan, "transactions", keep=[str(loan.kept_tx.pk)])
     assert response.status_code == 200, response.content
     modification = Modification.objects.get(loan=loan, status=ModificationStatus.DRAFT)
@@ -129,10 +129,19 @@ def test_wizard_shows_errors_on_the_step(client, operator, modifiable):
     loan = modifiable
     client.force_login(operator)
     client.get(wizard_url(loan))
-    post(client, loan, "date", modification_date="2024-12-01")
+    # The date is refused on its own step (not on the next one).
+    response = post(client, loan, "date", modification_date="2024-12-01")
+    assert response.status_code == 200
+    assert response.context["wizard"]["steps"].current == "date"
+    assert b"before the loan&#x27;s contract date" in response.content
+    assert response.context["form"].errors["modification_date"] == ["Before the contract date."]
+    future = post(client, loan, "date", modification_date="2099-01-01")
+    assert future.context["wizard"]["steps"].current == "date"
+    assert "is after the business date" in future.content.decode()
+    assert future.context["form"].errors["modification_date"] == ["After the business date."]
+    # Posting the second step without a date does not reach the command.
     response = post(client, loan, "transactions")
     assert response.status_code == 200
-    assert b"before the loan&#x27;s contract date" in response.content
     assert not Modification.objects.filter(loan=loan).exists()
     assert LoanSetup.objects.filter(loan=loan).count() == 1
 
@@ -255,4 +264,4 @@ def test_review_compares_what_is_due_after_the_date(client, operator, modifiable
     assert "54 installments" in body
     assert "51 installments, interest 3335.50, total 12689.08, maturity 2029-10-15" in body
     assert body.count('class="changed') == 54
-    assert "07/20/2025 Repayment card (237.90); 07/25/2025 Repayment (100.00)" in body
+    assert "2025-07-20 Repayment card (237.90); 2025-07-25 Repayment (100.00)" in body
