@@ -25,6 +25,7 @@ from django.utils.html import format_html_join
 
 from loans import audit, formatting, selectors, services
 from loans.exceptions import DomainError
+from loans.forms import BusinessDateForm
 from loans.models import (
     Borrower,
     BusinessDate,
@@ -433,7 +434,8 @@ class LoanEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 class BusinessDateAdmin(admin.ModelAdmin):
     """The business date is set here by users holding ``loans.set_business_date``."""
 
-    fields = ["date"]
+    form = BusinessDateForm
+    fields = ["date", "confirm_backwards"]
     list_display = ["date", "updated_at", "updated_by"]
 
     def has_add_permission(self, request):

@@ -10,12 +10,14 @@ from decimal import Decimal
 from django import forms
 
 from loans.models import (
+    BusinessDate,
     CalcType,
     DaysInYear,
     PaymentFrequency,
     RoundingMode,
     ScheduleEngine,
     TerminationInterest,
+    Transaction,
 )
 from loans.services import API_NAMES
 
@@ -181,3 +183,37 @@ class ReversalForm(forms.Form):
     reversal_external_id = forms.CharField(
         max_length=100, required=False, label="Reversal external id"
     )
+
+
+class BusinessDateForm(forms.ModelForm):
+    """The business date; moving it back before transactions already posted asks for a tick
+    (commands would then refuse dates the ledger already holds as "in the future")."""
+
+    confirm_backwards = forms.BooleanField(
+        required=False,
+        label="Yes, move it back before those transactions",
+        help_text="Needed only when the new date is before transactions already posted.",
+    )
+
+    class Meta:
+        model = BusinessDate
+        fields = ["date"]
+        widgets = {"date": DATE_INPUT}
+
+    def clean(self):
+        data = super().clean()
+        new = data.get("date")
+        old = self.instance.date if self.instance.pk else None
+        if new is None or old is None or new >= old:
+            return data
+        later = Transaction.objects.filter(date__gt=new, reversed=False)
+        count = later.count()
+        if count and not data.get("confirm_backwards"):
+            latest = later.order_by("-date").values_list("date", flat=True).first()
+            self.add_error(
+                "confirm_backwards",
+                f"Moving the business date back from {old:%Y-%m-%d} to {new:%Y-%m-%d}: "
+                f"{count} transaction{' is' if count == 1 else 's are'} dated after it (the latest "
+                f"on {latest:%Y-%m-%d}). Tick to confirm.",
+            )
+        return data

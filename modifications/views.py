@@ -69,13 +69,13 @@ def review_warnings(draft) -> list[str]:
         )
     if setup.loan_term < 1:
         warnings.append(
-            f"The term {setup.loan_term.normalize()} is under one installment: the loan would "
+            f"The term {setup.loan_term.normalize():f} is under one installment: the loan would "
             "be repaid by a single partial installment."
         )
     cap = rate_warning_percent()
     if setup.loan_rate > cap:
         warnings.append(
-            f"The rate {setup.loan_rate.normalize()} % is above {cap.normalize()} % a year."
+            f"The rate {setup.loan_rate.normalize():f} % is above {cap.normalize():f} % a year."
         )
     return warnings
 

@@ -80,3 +80,24 @@ def test_refused_terminate_page_offers_no_form(client, operator):
     assert 'id="terminate-contract-form"' not in page
     assert 'name="note"' not in page
     assert 'id="back-to-loan"' in page
+
+
+def test_moving_the_business_date_back_before_transactions_asks_first(client, operator):
+    from loans.models import BusinessDate
+
+    set_business_date(date(2026, 2, 18))
+    make_active_loan(actor=operator)  # disbursed 2026-01-01
+    client.force_login(operator)
+    url = "/admin/loans/businessdate/1/change/"
+    response = client.post(url, {"date": "2025-12-01"})
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["confirm_backwards"] == [
+        "Moving the business date back from 2026-02-18 to 2025-12-01: 1 transaction is dated "
+        "after it (the latest on 2026-01-01). Tick to confirm."
+    ]
+    assert BusinessDate.objects.get().date == date(2026, 2, 18)
+    assert client.post(url, {"date": "2025-12-01", "confirm_backwards": "on"}).status_code == 302
+    assert BusinessDate.objects.get().date == date(2025, 12, 1)
+    # Forward, or back without later transactions: no question.
+    assert client.post(url, {"date": "2026-03-01"}).status_code == 302
+    assert client.post(url, {"date": "2026-02-01"}).status_code == 302
