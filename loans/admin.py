@@ -23,7 +23,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html_join
 
-from loans import audit, formatting, selectors, services
+from loans import audit, formatting, search, selectors, services
 from loans.exceptions import DomainError
 from loans.forms import BusinessDateForm
 from loans.models import (
@@ -155,13 +155,13 @@ class LoanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     ]
     list_display_links = ["display_id", "external_id"]
     list_select_related = ["borrower"]
-    search_fields = [
-        "=external_id",
-        "=display_id",
-        "borrower__first_name",
-        "borrower__last_name",
-        "borrower__email",
-    ]
+    # Shown as the search box; the search itself is ``get_search_results`` (indexed, see
+    # ``loans.search``): externalId/displayId by prefix, borrower name/e-mail by substring.
+    search_fields = ["external_id", "display_id", "borrower__first_name", "borrower__email"]
+    search_help_text = (
+        "External id or display id (exact or its beginning), borrower name or e-mail."
+    )
+    paginator = search.LargeTablePaginator
     list_filter = [
         "status",
         BooleanStateFilter,
@@ -207,6 +207,9 @@ class LoanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def get_changelist(self, request, **kwargs):
         return LoanChangeList
+
+    def get_search_results(self, request, queryset, search_term):
+        return search.filter_loans(queryset, search_term), False
 
     @admin.display(description="Engine", ordering="schedule_engine")
     def engine(self, obj):
