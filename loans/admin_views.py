@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 from decimal import Decimal
-from types import SimpleNamespace
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -18,7 +17,7 @@ from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from loans import charts, selectors, services
+from loans import charts, selectors, services, terms
 from loans.admin import (
     LoanAdmin,
     LoanButton,
@@ -64,8 +63,8 @@ def _page(model_admin: LoanAdmin, request, template: str, context: dict):
 def preview_schedule(values: dict):
     """``(rows, totals)`` of the schedule the terms produce (nothing saved). Raises the
     services' ``InvalidRequestError`` for invalid terms."""
-    cleaned = services.validate_terms({**services.SETUP_DEFAULTS, **values})
-    schedule = generate_schedule(services.terms_for(SimpleNamespace(**cleaned)))
+    cleaned = terms.validate_terms({**terms.SETUP_DEFAULTS, **values})
+    schedule = generate_schedule(terms.terms_from(cleaned))
     rows = [
         {
             "period": p.number,
@@ -136,15 +135,15 @@ def create_loan_view(model_admin: LoanAdmin, request):
 
 def _preview_context(form) -> dict:
     """The preview of a bound form's terms: its rows, or the errors in the form's words."""
-    terms = SetupTermsForm(form.data)
-    if terms.is_valid():
+    terms_form = SetupTermsForm(form.data)
+    if terms_form.is_valid():
         try:
-            rows, totals = preview_schedule(terms.changes())
+            rows, totals = preview_schedule(terms_form.changes())
         except DomainError as exc:
-            add_domain_errors(terms, exc, always_message=False)
+            add_domain_errors(terms_form, exc, always_message=False)
         else:
             return {"preview_rows": rows, "preview_totals": totals}
-    return {"preview_errors": error_sentences(terms)}
+    return {"preview_errors": error_sentences(terms_form)}
 
 
 def create_preview_view(model_admin: LoanAdmin, request):

@@ -19,7 +19,7 @@ from loans.models import (
     TerminationInterest,
     Transaction,
 )
-from loans.services import API_NAMES
+from loans.terms import API_NAMES
 
 DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 FORM_NAMES = {api: name for name, api in API_NAMES.items()} | {

@@ -7,7 +7,8 @@ from decimal import Decimal
 from django import forms
 
 from loans.forms import DATE_INPUT, SetupTermsForm
-from modifications.services import ROLL_TERM, ROLL_TERM_EXACT, pre_modification_test
+from modifications.selectors import pre_modification_test
+from modifications.services import ROLL_TERM, ROLL_TERM_EXACT
 
 
 class ModificationDateForm(forms.Form):

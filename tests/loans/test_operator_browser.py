@@ -134,7 +134,7 @@ def test_export_the_filtered_list_as_csv(page, live_server, operator):
         page.click("#export-csv-link")
     download = info.value
     assert download.suggested_filename == "loans-2025-03-15.csv"
-    rows = list(csv.DictReader(open(download.path(), encoding="utf-8")))
+    rows = list(csv.DictReader(Path(download.path()).read_text(encoding="utf-8").splitlines()))
     assert [r["externalId"] for r in rows] == ["CSV-2"]
     assert (rows[0]["servicingStatus"], rows[0]["totalOutstanding"]) == (
         "NOT_SERVICING",
@@ -163,7 +163,9 @@ def test_dashboard_charts_and_links(page, live_server, operator):
     expect(row.locator("td.count")).to_have_text("1")
     shot(page, "portfolio-dashboard")
     row.locator("td.count a").click()
-    expect(page).to_have_url(re.compile(r".*/admin/loans/loan/\?servicing_status__exact=NOT_SERVICING$"))
+    expect(page).to_have_url(
+        re.compile(r".*/admin/loans/loan/\?servicing_status__exact=NOT_SERVICING$")
+    )
     expect(page.locator("#result_list tbody tr")).to_have_count(1)
     expect(page.locator("#result_list")).to_contain_text("DASH-2")
 

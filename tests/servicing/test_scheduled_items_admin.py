@@ -39,9 +39,7 @@ def test_bulk_cancel_scheduled_payments(client, operator, loan):
     services.cancel_scheduled_payment(payment_id=payments[2].pk, actor=operator)
     url = "/admin/servicing/scheduledpayment/"
     selected = [p.pk for p in payments]
-    confirm = client.post(
-        url, {"action": "cancel_selected_payments", "_selected_action": selected}
-    )
+    confirm = client.post(url, {"action": "cancel_selected_payments", "_selected_action": selected})
     html = confirm.content.decode()
     assert "Cancel the selected scheduled payments" in html
     assert "ACH 100.00 on 2026-02-25 (PENDING)" in html
