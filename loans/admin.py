@@ -15,7 +15,7 @@ from functools import partial
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
-from django.db.models import Prefetch
+from django.db.models import Exists, OuterRef, Prefetch
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -116,6 +116,31 @@ class BooleanStateFilter(admin.SimpleListFilter):
         return queryset
 
 
+class PastDueFilter(admin.SimpleListFilter):
+    """Loans with (or without) an installment unpaid after its due date, on the business date
+    (live, from the current schedule; the bucket filter is as of the last close of business)."""
+
+    title = "past due"
+    parameter_name = "past_due"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Past due"), ("no", "Not past due")]
+
+    def queryset(self, request, queryset):
+        if self.value() not in ("yes", "no"):
+            return queryset
+        late = SchedulePeriod.objects.filter(
+            schedule__loan=OuterRef("pk"),
+            schedule__is_current=True,
+            frozen=False,
+            complete=False,
+            due_date__lt=selectors.get_business_date(),
+        )
+        if self.value() == "yes":
+            return queryset.filter(Exists(late))
+        return queryset.exclude(Exists(late))
+
+
 class LoanChangeList(ChangeList):
     """Adds each listed loan's outstanding and past-due figures after pagination: one grouped
     query for the page, whatever the page number or the number of loans."""
@@ -163,6 +188,8 @@ class LoanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "status",
         BooleanStateFilter,
         "servicing_status",
+        "delinquency_bucket",
+        PastDueFilter,
         "schedule_engine",
         "charged_off",
     ]

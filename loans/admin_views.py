@@ -319,6 +319,7 @@ CSV_HEADER = [
     "servicingStatus",
     "scheduleEngine",
     "chargedOff",
+    "delinquencyBucket",
     "principalOutstanding",
     "totalOutstanding",
     "amountPastDue",
@@ -335,6 +336,7 @@ CSV_FIELDS = [
     "servicing_status",
     "schedule_engine",
     "charged_off",
+    "delinquency_bucket",
 ]
 EXPORT_CHUNK = 500
 

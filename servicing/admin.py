@@ -27,6 +27,7 @@ from loans.admin import (
     admin_url,
     loan_perm,
     register_loan_button,
+    register_loan_section,
     register_loan_view,
 )
 from loans.exceptions import DomainError
@@ -36,7 +37,10 @@ from loans.selectors import get_business_date
 from servicing import services
 from servicing.forms import CancelServicingForm, ResumeServicingForm
 from servicing.models import (
+    Autopay,
     CommunicationSchedule,
+    DispatchAttempt,
+    LoanDailySnapshot,
     ScheduledCommunication,
     ScheduledPayment,
     ServicingEvent,
@@ -581,3 +585,27 @@ ScheduledCommunicationInline.fields = [
     {"scheduled_at": "scheduled_local"}.get(name, name)
     for name in ScheduledCommunicationInline.fields
 ]
+
+
+# ------------------------------------------------------------------ loan page: autopay, attempts
+
+
+def autopay_section(request, loan: Loan):
+    """The loan's autopays, its latest dispatch attempts and daily snapshots (three queries)."""
+    autopays = list(Autopay.objects.filter(loan=loan).order_by("-id")[:10])
+    attempts = list(DispatchAttempt.objects.filter(loan=loan).order_by("-started_at", "-id")[:20])
+    snapshots = list(LoanDailySnapshot.objects.filter(loan=loan).order_by("-business_date")[:10])
+    if not (autopays or attempts or snapshots):
+        return None
+    zone = loan.borrower.timezone
+    for attempt in attempts:
+        attempt.started_local = local_and_utc(attempt.started_at, zone)
+    return {
+        "template": "admin/servicing/loan_autopay_section.html",
+        "autopays": autopays,
+        "attempts": attempts,
+        "snapshots": snapshots,
+    }
+
+
+register_loan_section(autopay_section)

@@ -4,17 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, timedelta
 from decimal import Decimal
 
 from django.db.models import Count, DecimalField, ExpressionWrapper, F, Q, Sum
 from django.db.models.functions import Coalesce
 
-from loans.models import Loan, LoanStatus, LoanSubStatus, SchedulePeriod, ServicingStatus
+from loans.models import (
+    DelinquencyBucket,
+    Loan,
+    LoanStatus,
+    LoanSubStatus,
+    SchedulePeriod,
+    ServicingStatus,
+)
 from servicing.models import (
+    AttemptStatus,
     Channel,
     CommunicationSchedule,
     CommunicationScheduleStatus,
     CommunicationStatus,
+    DispatchAttempt,
+    ItemKind,
+    LoanDailySnapshot,
     ScheduledCommunication,
     ScheduledPayment,
     ScheduledPaymentStatus,
@@ -110,6 +122,7 @@ PORTFOLIO_DIMENSIONS = {
     "byStatus": ("status", None),
     "bySubStatus": ("sub_status", None),
     "byServicingStatus": ("servicing_status", None),
+    "byDelinquencyBucket": ("delinquency_bucket", None),
 }
 
 
@@ -118,6 +131,7 @@ def _dimension_values() -> dict[str, list]:
         "byStatus": list(LoanStatus.values),
         "bySubStatus": [None, *LoanSubStatus.values],
         "byServicingStatus": list(ServicingStatus.values),
+        "byDelinquencyBucket": list(DelinquencyBucket.values),
     }
 
 
@@ -204,3 +218,77 @@ def portfolio_summary(*, as_of) -> dict:
 
 def _cents(value) -> Decimal:
     return Decimal(value).quantize(Decimal("0.01"))
+
+
+CHART_DAYS = 90
+
+
+def snapshot_series(*, as_of, days: int = CHART_DAYS) -> dict:
+    """The portfolio over the last ``days`` business dates up to ``as_of``, from the daily
+    snapshots in ONE grouped query (by date and bucket): per date the total outstanding, the
+    amount past due and the number of loans in each delinquency bucket."""
+    since = as_of - timedelta(days=days - 1)
+    money_field = DecimalField(max_digits=14, decimal_places=2)
+    rows = (
+        LoanDailySnapshot.objects.filter(business_date__gte=since, business_date__lte=as_of)
+        .values("business_date", "delinquency_bucket")
+        .annotate(
+            loans=Count("id"),
+            outstanding=Sum(
+                F("principal_outstanding") + F("interest_outstanding") + F("fees_outstanding"),
+                output_field=money_field,
+            ),
+            past_due=Sum("amount_past_due", output_field=money_field),
+        )
+        .order_by("business_date")
+    )
+    outstanding: dict = {}
+    past_due: dict = {}
+    buckets: dict = {bucket: {} for bucket in DelinquencyBucket.values}
+    for row in rows:
+        day = row["business_date"]
+        outstanding[day] = outstanding.get(day, Decimal("0")) + _cents(row["outstanding"] or 0)
+        past_due[day] = past_due.get(day, Decimal("0")) + _cents(row["past_due"] or 0)
+        buckets.setdefault(row["delinquency_bucket"], {})[day] = row["loans"]
+    days_seen = sorted(outstanding)
+    return {
+        "dates": days_seen,
+        "outstanding": [(d, outstanding[d]) for d in days_seen],
+        "past_due": [(d, past_due[d]) for d in days_seen],
+        "buckets": {
+            bucket: [(d, counts.get(d, 0)) for d in days_seen] for bucket, counts in buckets.items()
+        },
+    }
+
+
+def dispatcher_queue(*, as_of, now) -> dict:
+    """The dispatcher's queue: items due now (pending, dated by now, not deferred), deferred
+    (pending, ``not_before`` later), in flight, and attempts failed today (UTC)."""
+    not_deferred = Q(not_before__isnull=True) | Q(not_before__lte=now)
+    payments = ScheduledPayment.objects.aggregate(
+        due=Count(
+            "id",
+            filter=Q(status=ScheduledPaymentStatus.PENDING, scheduled_date__lte=as_of)
+            & not_deferred,
+        ),
+        deferred=Count("id", filter=Q(status=ScheduledPaymentStatus.PENDING, not_before__gt=now)),
+        in_flight=Count("id", filter=Q(status=ScheduledPaymentStatus.IN_FLIGHT)),
+    )
+    communications = ScheduledCommunication.objects.aggregate(
+        due=Count(
+            "id",
+            filter=Q(status=CommunicationStatus.PENDING, scheduled_at__lte=now) & not_deferred,
+        ),
+        deferred=Count("id", filter=Q(status=CommunicationStatus.PENDING, not_before__gt=now)),
+        in_flight=Count("id", filter=Q(status=CommunicationStatus.IN_FLIGHT)),
+    )
+    start_of_day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    failed = dict(
+        DispatchAttempt.objects.filter(status=AttemptStatus.FAILED, started_at__gte=start_of_day)
+        .values_list("kind")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    payments["failed_today"] = failed.get(ItemKind.PAYMENT, 0)
+    communications["failed_today"] = failed.get(ItemKind.COMMUNICATION, 0)
+    return {"payments": payments, "communications": communications}

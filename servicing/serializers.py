@@ -213,3 +213,4 @@ class PortfolioSummarySerializer(serializers.Serializer):
     byStatus = PortfolioGroupSerializer(many=True)
     bySubStatus = PortfolioGroupSerializer(many=True)
     byServicingStatus = PortfolioGroupSerializer(many=True)
+    byDelinquencyBucket = PortfolioGroupSerializer(many=True)

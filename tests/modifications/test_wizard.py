@@ -269,7 +269,8 @@ def test_review_compares_what_is_due_after_the_date(client, operator, modifiable
 
 
 def test_review_warns_and_asks_for_confirmation(client, operator, modifiable, settings):
-    from modifications.services import create_modification, roll_payment, update_setup
+    from loans.services import update_setup
+    from modifications.services import create_modification, roll_payment
 
     loan = modifiable
     client.force_login(operator)
@@ -307,7 +308,8 @@ def test_review_warns_and_asks_for_confirmation(client, operator, modifiable, se
 
 
 def test_rate_warning_cap_is_a_setting(client, operator, modifiable, settings):
-    from modifications.services import create_modification, update_setup
+    from loans.services import update_setup
+    from modifications.services import create_modification
 
     settings.MODIFICATION_RATE_WARNING_PERCENT = 10
     loan = modifiable
