@@ -446,9 +446,7 @@ class SummarySerializer(serializers.Serializer):
     # The live classification of daysPastDue as of the business date (the loan's own
     # delinquencyBucket is what the last close of business recorded).
     delinquencyBucket = BucketField(source="days_past_due", read_only=True)
-    creditBalance = Money(
-        source="credit_balance", help_text="paid beyond everything owed, refundable (§9)"
-    )
+    creditBalance = Money(source="credit_balance", help_text="overpaid, refundable (§9)")
     payoffToday = Money(
         source="payoff_today",
         allow_null=True,
