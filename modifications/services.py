@@ -8,8 +8,9 @@ Choices made where the seed and the spec are silent (LoanPro's behaviour where k
 
 * The carried balance (the draft's ``loanAmount``) is what the borrower owed on the modification
   date: the current schedule version replayed in memory with only the transactions dated on or
-  before that date, then ``ledger.outstanding_on`` (all unpaid principal, unpaid interest of
-  installments due by then, the current installment's interest accrued by days, unpaid fees).
+  before that date, then ``ledger.payoff`` (all unpaid principal, unpaid interest of
+  installments due by then, the current installment's interest accrued by days less interest
+  paid ahead of being earned, unpaid fees).
 * The draft's first payment date is one frequency step after the modification date and its term
   the number of installments of the current schedule still due after that date (at least one);
   its payment is computed.
@@ -589,3 +590,30 @@ def cancel_modification(*, loan: Loan, actor, note: str = "") -> Modification:
         result={"modificationId": modification.pk},
     )
     return modification
+
+
+# --------------------------------------------------------------------------------------------
+# Reads for the wizard: a step's own check, and a dry run of the activation
+# --------------------------------------------------------------------------------------------
+
+
+def check_modification_date(*, loan: Loan, on, as_of: date | None = None) -> None:
+    """The checks ``create_modification`` makes on its date, alone: the wizard's first step
+    refuses a bad date where it is entered (nothing is written)."""
+    _check_date(loan, on, as_of or get_business_date())
+
+
+class _DryRun(Exception):
+    pass
+
+
+def preview_activation(*, loan: Loan, actor, inspect):
+    """Run ``activate_modification`` in a transaction that is rolled back, and return what
+    ``inspect(loan)`` read before the rollback: the review shows what the activation will do as
+    computed by the command itself, never a second way. Raises the command's ``DomainError``."""
+    try:
+        with transaction.atomic():
+            activate_modification(loan=loan, actor=actor)
+            raise _DryRun(inspect(Loan.objects.get(pk=loan.pk)))
+    except _DryRun as done:
+        return done.args[0]
