@@ -21,6 +21,9 @@ Choices made where the seed and the spec are silent (LoanPro's behaviour where k
   setup screen, on the setup of a ``PENDING`` loan.
 * Cancelling a draft deletes its draft setup (a setup that never was in force; its terms are
   kept on the modification in ``draft_terms``) because a loan may hold only one inactive setup.
+
+Why this module is long: it holds every modification command (create, replace, roll payment,
+activate, cancel) and their shared validation; the reads live in ``modifications.selectors``.
 """
 
 from __future__ import annotations
