@@ -3,8 +3,10 @@ querysets for lists (no query per row)."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date
 from decimal import Decimal
+from types import SimpleNamespace
 
 from django.db.models import (
     DecimalField,
@@ -53,10 +55,57 @@ def current_schedule(loan: Loan, *, with_periods: bool = True) -> Schedule | Non
     return queryset.first()
 
 
-def loan_summary(loan: Loan, *, as_of: date, schedule: Schedule | None = None) -> ledger.Summary:
-    schedule = schedule if schedule is not None else current_schedule(loan)
-    periods = list(schedule.periods.all()) if schedule else []
+def loan_summary(
+    loan: Loan,
+    *,
+    as_of: date,
+    schedule: Schedule | None = None,
+    periods: list[ledger.PeriodState] | None = None,
+) -> ledger.Summary:
+    """``periods`` (e.g. ``period_states(schedule)``) saves reading the schedule's rows again."""
+    if periods is None:
+        schedule = schedule if schedule is not None else current_schedule(loan)
+        periods = list(schedule.periods.all()) if schedule else []
     return ledger.summarize(periods, as_of=as_of)
+
+
+_PERIOD_COLUMNS = [
+    f.name
+    for f in dataclasses.fields(ledger.PeriodState)
+    if f.name in {field.name for field in SchedulePeriod._meta.concrete_fields}
+]
+
+
+def period_states(schedule: Schedule | None) -> list[ledger.PeriodState]:
+    """A schedule version's periods, in order, as ``ledger.PeriodState`` read with
+    ``values_list`` (a tenth of the cost of model instances for a 360-period schedule)."""
+    if schedule is None:
+        return []
+    rows = (
+        SchedulePeriod.objects.filter(schedule=schedule)
+        .order_by("period")
+        .values_list(*_PERIOD_COLUMNS)
+    )
+    return [ledger.PeriodState(**dict(zip(_PERIOD_COLUMNS, row, strict=True))) for row in rows]
+
+
+_TRANSACTION_COLUMNS = [f.attname for f in Transaction._meta.concrete_fields]
+
+
+def transaction_rows(loan: Loan) -> list[SimpleNamespace]:
+    """The loan's transactions in (date, id) order as plain rows: every column as an attribute
+    (``pk`` too) and ``created_by_username``; no model instances, no user join per row."""
+    rows = (
+        Transaction.objects.filter(loan=loan)
+        .order_by("date", "id")
+        .values_list(*_TRANSACTION_COLUMNS, "created_by__username")
+    )
+    out = []
+    for row in rows:
+        item = SimpleNamespace(**dict(zip(_TRANSACTION_COLUMNS, row, strict=False)))
+        item.pk, item.created_by_username = item.id, row[-1]
+        out.append(item)
+    return out
 
 
 def loan_transactions(loan: Loan) -> QuerySet[Transaction]:

@@ -347,6 +347,23 @@ class ScheduleSerializer(serializers.ModelSerializer):
         model = Schedule
         fields = ["version", "reason", "isCurrent", "setupId", "note", "createdAt", "periods"]
 
+    def to_representation(self, schedule):
+        # Hand-built like the periods; ``period_rows`` (``selectors.period_states``) when the
+        # view read the periods as rows, else the (prefetched) related periods.
+        rows = getattr(schedule, "period_rows", None)
+        if rows is None:
+            rows = schedule.periods.all()
+        period = PeriodSerializer().to_representation
+        return {
+            "version": schedule.version,
+            "reason": schedule.reason,
+            "isCurrent": schedule.is_current,
+            "setupId": schedule.setup_id,
+            "note": schedule.note,
+            "createdAt": datetime_str(schedule.created_at),
+            "periods": [period(p) for p in rows],
+        }
+
 
 class TransactionSerializer(serializers.ModelSerializer):
     loanId = serializers.IntegerField(source="loan_id")
@@ -387,6 +404,8 @@ class TransactionSerializer(serializers.ModelSerializer):
         ]
 
     def get_createdBy(self, obj) -> str | None:  # noqa: N802
+        if hasattr(obj, "created_by_username"):  # a row from selectors.transaction_rows
+            return obj.created_by_username
         return obj.created_by.get_username() if obj.created_by_id else None
 
     def to_representation(self, t):

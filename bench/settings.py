@@ -1,0 +1,6 @@
+"""Settings for the gunicorn benchmark (``bench_detail``): the project's settings with the
+benchmark's URLconf (the API plus the hand-written anchor view)."""
+
+from servicing.settings import *  # noqa: F403
+
+ROOT_URLCONF = "bench.urls"
