@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.settings import api_settings
 
 from loans import ledger, selectors
-from loans.models import Loan, LoanSetup, Schedule, SchedulePeriod, Transaction
+from loans.models import Loan, LoanSetup, Schedule, SchedulePeriod, Transaction, bucket_for
 
 
 def _authenticate(request):
@@ -112,6 +112,8 @@ def hand_detail(request, loan_id):
         "stopServicingReason": loan.stop_servicing_reason,
         "modificationInProgress": loan.modification_in_progress,
         "modTotal": loan.mod_total,
+        "delinquencyBucket": loan.delinquency_bucket,
+        "lastClosedBusinessDate": _date(loan.last_closed_business_date),
         "setupId": loan.setup_id,
         "setup": _setup(st),
         "createdAt": _datetime(loan.created_at),
@@ -126,6 +128,7 @@ def hand_detail(request, loan_id):
             "nextDueDate": _date(s.next_due_date),
             "amountPastDue": _money(s.amount_past_due),
             "daysPastDue": s.days_past_due,
+            "delinquencyBucket": bucket_for(s.days_past_due),
         },
         "repaymentSchedule": {
             "version": schedule.version,

@@ -10,20 +10,20 @@ Actions are added with ``LoanAdmin.actions += [...]`` from the app's own admin m
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from functools import partial
 
-from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
-from django.db.models import Prefetch
+from django.db.models import Exists, OuterRef, Prefetch
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html_join
 
-from loans import search, selectors, services
+from loans import audit, formatting, search, selectors, services
 from loans.exceptions import DomainError
+from loans.forms import BusinessDateForm
 from loans.models import (
     Borrower,
     BusinessDate,
@@ -32,10 +32,8 @@ from loans.models import (
     LoanSetup,
     LoanStatus,
     Schedule,
-    ScheduleEngine,
     SchedulePeriod,
     Transaction,
-    TransactionType,
 )
 
 
@@ -69,10 +67,9 @@ def register_loan_section(func) -> None:
 
 
 def as_money(value) -> str:
-    """An aggregate as a two-decimal amount (SQLite's SUM comes back unquantized)."""
-    if value is None:
-        return "-"
-    return f"{Decimal(value).quantize(Decimal('0.01')):,}"
+    """An aggregate as a two-decimal amount (SQLite's SUM comes back unquantized), with
+    thousands separators and never ``-0.00``."""
+    return formatting.money(value)
 
 
 def loan_perm(request, codename: str) -> bool:
@@ -117,6 +114,31 @@ class BooleanStateFilter(admin.SimpleListFilter):
         if self.value():
             return queryset.filter(sub_status=self.value())
         return queryset
+
+
+class PastDueFilter(admin.SimpleListFilter):
+    """Loans with (or without) an installment unpaid after its due date, on the business date
+    (live, from the current schedule; the bucket filter is as of the last close of business)."""
+
+    title = "past due"
+    parameter_name = "past_due"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Past due"), ("no", "Not past due")]
+
+    def queryset(self, request, queryset):
+        if self.value() not in ("yes", "no"):
+            return queryset
+        late = SchedulePeriod.objects.filter(
+            schedule__loan=OuterRef("pk"),
+            schedule__is_current=True,
+            frozen=False,
+            complete=False,
+            due_date__lt=selectors.get_business_date(),
+        )
+        if self.value() == "yes":
+            return queryset.filter(Exists(late))
+        return queryset.exclude(Exists(late))
 
 
 class LoanChangeList(ChangeList):
@@ -166,12 +188,15 @@ class LoanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "status",
         BooleanStateFilter,
         "servicing_status",
+        "delinquency_bucket",
+        PastDueFilter,
         "schedule_engine",
         "charged_off",
     ]
     list_per_page = 50
     show_full_result_count = False
     change_form_template = "admin/loans/loan/change_form.html"
+    change_list_template = "admin/loans/loan/change_list.html"
     actions: list = []
     fields = [
         "display_id",
@@ -260,6 +285,17 @@ class LoanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             shown = next((s for s in schedules if s.version == int(show_version)), current)
         summary = selectors.loan_summary(loan, as_of=as_of, schedule=current) if current else None
         setups = list(LoanSetup.objects.filter(loan=loan).order_by("id"))
+        transactions = list(selectors.loan_transactions(loan))
+        for tx in transactions:
+            tx.reverse_url = (
+                reverse("admin:loans_loan_reverse_transaction", args=[loan.pk, tx.pk])
+                if admin_views.can_reverse(request, loan, tx)
+                else None
+            )
+        by_id = {tx.pk: tx for tx in transactions}
+        events = list(LoanEvent.objects.filter(loan=loan).select_related("actor")[:100])
+        for event in events:
+            event.lines = audit.describe(event, by_id)
         return {
             "loan": loan,
             "as_of": as_of,
@@ -268,8 +304,9 @@ class LoanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             "shown_schedule": shown,
             "current_schedule": current,
             "setups": setups,
-            "transactions": list(selectors.loan_transactions(loan)),
-            "events": list(LoanEvent.objects.filter(loan=loan).select_related("actor")[:100]),
+            "transactions": transactions,
+            "events": events,
+            "balance_chart": admin_views.balance_chart(loan, current, transactions),
             "buttons": self.loan_buttons(request, loan),
             "extra_sections": [
                 section for func in _LOAN_SECTIONS if (section := func(request, loan))
@@ -295,9 +332,19 @@ class LoanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def get_urls(self):
         urls = [
             path(
-                "<path:object_id>/post-repayment/",
-                self.admin_site.admin_view(self.loan_command(post_repayment_view)),
-                name="loans_loan_post_repayment",
+                "create/",
+                self.admin_site.admin_view(partial(admin_views.create_loan_view, self)),
+                name="loans_loan_create",
+            ),
+            path(
+                "create/preview/",
+                self.admin_site.admin_view(partial(admin_views.create_preview_view, self)),
+                name="loans_loan_create_preview",
+            ),
+            path(
+                "export.csv",
+                self.admin_site.admin_view(partial(admin_views.export_csv_view, self)),
+                name="loans_loan_export_csv",
             ),
             path(
                 "<path:object_id>/activate/",
@@ -316,11 +363,11 @@ class LoanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return urls + super().get_urls()
 
     def loan_command(self, view):
-        def wrapper(request, object_id):
+        def wrapper(request, object_id, **kwargs):
             loan = self.get_object(request, object_id)
             if loan is None:
                 raise Http404("No such loan.")
-            return view(self, request, loan)
+            return view(self, request, loan, **kwargs)
 
         return wrapper
 
@@ -344,62 +391,26 @@ class LoanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return HttpResponseRedirect(reverse("admin:loans_loan_change", args=[loan.pk]))
 
 
-class RepaymentForm(forms.Form):
-    transaction_date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
-    amount = forms.DecimalField(max_digits=14, decimal_places=2, min_value=Decimal("0.01"))
-    external_id = forms.CharField(max_length=100, required=False)
-    note = forms.CharField(max_length=500, required=False)
-
-
-def post_repayment_view(model_admin: LoanAdmin, request, loan: Loan):
-    if not loan_perm(request, "post_transaction"):
-        raise PermissionDenied
-    as_of = selectors.get_business_date()
-    if request.method == "POST":
-        form = RepaymentForm(request.POST)
-        if form.is_valid():
-            data = form.cleaned_data
-            try:
-                tx = services.post_transaction(
-                    loan=loan,
-                    type=TransactionType.REPAYMENT,
-                    on=data["transaction_date"],
-                    amount=data["amount"],
-                    external_id=data["external_id"] or None,
-                    note=data["note"],
-                    actor=request.user,
-                    as_of=as_of,
-                )
-            except DomainError as exc:
-                form.add_error(None, exc.message)
-            else:
-                model_admin.message_user(
-                    request,
-                    f"Repayment of {tx.amount} on {tx.date} posted: principal "
-                    f"{tx.principal_portion}, interest {tx.interest_portion}, fees "
-                    f"{tx.fees_portion}.",
-                    messages.SUCCESS,
-                )
-                return model_admin.back_to_loan(loan)
-    else:
-        form = RepaymentForm(initial={"transaction_date": as_of})
-    summary = selectors.loan_summary(loan, as_of=as_of)
-    return model_admin.render_command(
-        request,
-        loan,
-        "admin/loans/loan/post_repayment.html",
-        {"title": f"Post repayment on {loan}", "form": form, "summary": summary, "as_of": as_of},
-    )
+def registered_loan_view(name: str):
+    """The per-loan view another app registered under ``name`` (None if none did)."""
+    return next((view for _suffix, view, n in _LOAN_VIEWS if n == name), None)
 
 
 def activate_view(model_admin: LoanAdmin, request, loan: Loan):
+    """Activate a PENDING loan (the core's ``activate_loan``, under ``post_transaction``).
+
+    A loan whose modification is in progress is handed to the page registered as
+    ``activate_modification`` (the modifications app's, under ``modify_loan``): this URL never
+    runs one command under the other command's permission.
+    """
+    delegate = registered_loan_view("activate_modification")
+    if loan.modification_in_progress and delegate is not None:
+        return delegate(model_admin, request, loan)
     if not loan_perm(request, "post_transaction"):
         raise PermissionDenied
     if request.method == "POST":
-        from modifications.services import activate_loan
-
         try:
-            result = activate_loan(loan=loan, actor=request.user)
+            result = services.activate_loan(loan=loan, actor=request.user)
         except DomainError as exc:
             model_admin.message_user(request, exc.message, messages.ERROR)
         else:
@@ -444,17 +455,26 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 class LoanEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The audit trail: read-only for everybody (no add, change or delete)."""
 
-    list_display = ["created_at", "command", "loan", "actor", "business_date", "reason"]
+    list_display = ["created_at", "command", "loan", "actor", "business_date", "what", "reason"]
     list_filter = ["command"]
     search_fields = ["=loan__external_id", "=loan__display_id", "command"]
     list_select_related = ["loan", "actor"]
+    readonly_fields = ["what"]
+
+    @admin.display(description="What happened")
+    def what(self, obj):
+        lines = audit.describe(obj)
+        return format_html_join(
+            "", "{}<br>", [(line,) for line in [lines.headline, *lines.changes]]
+        )
 
 
 @admin.register(BusinessDate)
 class BusinessDateAdmin(admin.ModelAdmin):
     """The business date is set here by users holding ``loans.set_business_date``."""
 
-    fields = ["date"]
+    form = BusinessDateForm
+    fields = ["date", "confirm_backwards"]
     list_display = ["date", "updated_at", "updated_by"]
 
     def has_add_permission(self, request):
@@ -484,274 +504,7 @@ class BusinessDateAdmin(admin.ModelAdmin):
     response_post_save_add = response_post_save_change
 
 
-# --------------------------------------------------------------------------------------------
-# Contract termination and its undo (seed 002): actions on selected loans and per-loan pages.
-# Each confirmation page previews what will change (computed read-only by the services'
-# preview functions) before the command runs; the command itself is the service.
-# --------------------------------------------------------------------------------------------
-
-
-class TerminationNoteForm(forms.Form):
-    note = forms.CharField(
-        max_length=500,
-        required=False,
-        widget=forms.TextInput(attrs={"size": 60}),
-        help_text="Why (e.g. the merchant's case id); kept on the transaction and the audit trail.",
-    )
-    business_date = forms.DateField(widget=forms.HiddenInput)
-
-
-class TerminateContractForm(TerminationNoteForm):
-    external_id = forms.CharField(max_length=100, required=False, label="External id")
-
-
-class UndoContractTerminationForm(TerminationNoteForm):
-    reversal_external_id = forms.CharField(
-        max_length=100, required=False, label="Reversal external id"
-    )
-
-
-def _stale_business_date(form, as_of) -> bool:
-    """The preview was computed on another business date: show it again, change nothing."""
-    if form.cleaned_data["business_date"] != as_of:
-        form.add_error(
-            None,
-            f"The business date changed to {as_of:%Y-%m-%d} since the preview; review the "
-            "new figures and confirm again.",
-        )
-        return True
-    return False
-
-
-def _refusal_text(exc: DomainError) -> str:
-    if exc.errors:
-        return " ".join(e["detail"] for e in exc.errors)
-    return exc.message
-
-
-def _terminated_message(result) -> str:
-    tx = result.transaction
-    return (
-        f"{result.loan}: contract terminated on {tx.date:%Y-%m-%d}. CONTRACT_TERMINATION "
-        f"transaction {tx.amount} (principal {tx.principal_portion}, interest "
-        f"{tx.interest_portion}, fees {tx.fees_portion})."
-    )
-
-
-def _undone_message(result) -> str:
-    return (
-        f"{result.loan}: contract termination undone; transaction {result.transaction.pk} "
-        "reversed and the schedule restored."
-    )
-
-
-def _run_for_each(modeladmin, request, loans, command, success_message) -> None:
-    """Run ``command(loan)`` on each loan: one loan's failure does not stop the others, and
-    each loan gets its own message."""
-    for loan in loans:
-        try:
-            result = command(loan)
-        except DomainError as exc:
-            modeladmin.message_user(
-                request, f"{loan}: not done. {_refusal_text(exc)}", messages.ERROR
-            )
-        else:
-            modeladmin.message_user(request, success_message(result), messages.SUCCESS)
-
-
-def _action_page(modeladmin, request, loans, *, template, title, action, form, previews, as_of):
-    request.current_app = modeladmin.admin_site.name
-    return TemplateResponse(
-        request,
-        template,
-        {
-            **modeladmin.admin_site.each_context(request),
-            "title": title,
-            "subtitle": None,
-            "opts": modeladmin.model._meta,
-            "base_template": "admin/loans/loan/action_base.html",
-            "queryset": loans,
-            "previews": previews,
-            "form": form,
-            "as_of": as_of,
-            "any_allowed": any(p.allowed for p in previews),
-            "action": action,
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-            "media": modeladmin.media,
-        },
-    )
-
-
-@admin.action(description="Terminate contract", permissions=["terminate_contract"])
-def terminate_contract(modeladmin, request, queryset):
-    """Django's delete_selected pattern: the first post renders the confirmation page with the
-    preview of each loan, the second (``post=yes``) runs the command on each loan."""
-    as_of = selectors.get_business_date()
-    loans = list(queryset.select_related("borrower", "setup").order_by("pk"))
-    form = TerminationNoteForm(initial={"business_date": as_of})
-    if request.POST.get("post") == "yes":
-        form = TerminationNoteForm(request.POST)
-        if form.is_valid() and not _stale_business_date(form, as_of):
-            note = form.cleaned_data["note"]
-            _run_for_each(
-                modeladmin,
-                request,
-                loans,
-                lambda loan: services.terminate_contract(
-                    loan=loan, actor=request.user, note=note, as_of=as_of
-                ),
-                _terminated_message,
-            )
-            return None
-    return _action_page(
-        modeladmin,
-        request,
-        loans,
-        template="admin/loans/loan/terminate_contract_confirmation.html",
-        title="Terminate contracts",
-        action="terminate_contract",
-        form=form,
-        as_of=as_of,
-        previews=[services.preview_contract_termination(loan, as_of=as_of) for loan in loans],
-    )
-
-
-@admin.action(description="Undo contract termination", permissions=["terminate_contract"])
-def undo_contract_termination(modeladmin, request, queryset):
-    as_of = selectors.get_business_date()
-    loans = list(queryset.select_related("borrower", "setup").order_by("pk"))
-    form = TerminationNoteForm(initial={"business_date": as_of})
-    if request.POST.get("post") == "yes":
-        form = TerminationNoteForm(request.POST)
-        if form.is_valid() and not _stale_business_date(form, as_of):
-            note = form.cleaned_data["note"]
-            _run_for_each(
-                modeladmin,
-                request,
-                loans,
-                lambda loan: services.undo_contract_termination(
-                    loan=loan, actor=request.user, note=note, as_of=as_of
-                ),
-                _undone_message,
-            )
-            return None
-    return _action_page(
-        modeladmin,
-        request,
-        loans,
-        template="admin/loans/loan/undo_contract_termination_confirmation.html",
-        title="Undo contract terminations",
-        action="undo_contract_termination",
-        form=form,
-        as_of=as_of,
-        previews=[services.preview_undo_contract_termination(loan, as_of=as_of) for loan in loans],
-    )
-
-
-LoanAdmin.actions += [terminate_contract, undo_contract_termination]
-
-
-def _termination_page(
-    model_admin: LoanAdmin,
-    request,
-    loan: Loan,
-    *,
-    form_class,
-    run,
-    preview,
-    message,
-    template,
-    title,
-):
-    """The per-loan page of a termination command: preview on GET; on POST re-check the
-    business date the preview was made for, run the command, report."""
-    if not loan_perm(request, "terminate_contract"):
-        raise PermissionDenied
-    as_of = selectors.get_business_date()
-    form = form_class(initial={"business_date": as_of})
-    if request.method == "POST":
-        form = form_class(request.POST)
-        if form.is_valid() and not _stale_business_date(form, as_of):
-            try:
-                result = run(form.cleaned_data, as_of)
-            except DomainError as exc:
-                form.add_error(None, _refusal_text(exc))
-            else:
-                model_admin.message_user(request, message(result), messages.SUCCESS)
-                return model_admin.back_to_loan(loan)
-    shown = preview(loan, as_of=as_of)
-    return model_admin.render_command(
-        request,
-        loan,
-        template,
-        {
-            "title": f"{title} {loan}",
-            "base_template": "admin/loans/loan/command_base.html",
-            "form": form,
-            "as_of": as_of,
-            "previews": [shown],
-            "any_allowed": shown.allowed,
-            "single": True,
-        },
-    )
-
-
-def terminate_contract_view(model_admin: LoanAdmin, request, loan: Loan):
-    return _termination_page(
-        model_admin,
-        request,
-        loan,
-        form_class=TerminateContractForm,
-        run=lambda data, as_of: services.terminate_contract(
-            loan=loan,
-            actor=request.user,
-            note=data["note"],
-            external_id=data["external_id"] or None,
-            as_of=as_of,
-        ),
-        preview=services.preview_contract_termination,
-        message=_terminated_message,
-        template="admin/loans/loan/terminate_contract_confirmation.html",
-        title="Terminate the contract of",
-    )
-
-
-def undo_contract_termination_view(model_admin: LoanAdmin, request, loan: Loan):
-    return _termination_page(
-        model_admin,
-        request,
-        loan,
-        form_class=UndoContractTerminationForm,
-        run=lambda data, as_of: services.undo_contract_termination(
-            loan=loan,
-            actor=request.user,
-            note=data["note"],
-            reversal_external_id=data["reversal_external_id"] or None,
-            as_of=as_of,
-        ),
-        preview=services.preview_undo_contract_termination,
-        message=_undone_message,
-        template="admin/loans/loan/undo_contract_termination_confirmation.html",
-        title="Undo the contract termination of",
-    )
-
-
-def termination_button(request, loan: Loan) -> LoanButton | None:
-    if not loan_perm(request, "terminate_contract") or loan.status != LoanStatus.ACTIVE:
-        return None
-    if loan.is_terminated:
-        return LoanButton("Undo termination", admin_url("undo_contract_termination", loan))
-    if (
-        loan.schedule_engine == ScheduleEngine.DYNAMIC
-        and not loan.charged_off
-        and not loan.modification_in_progress
-    ):
-        return LoanButton("Terminate contract", admin_url("terminate_contract", loan), "danger")
-    return None
-
-
-register_loan_view("terminate-contract", terminate_contract_view, "terminate_contract")
-register_loan_view(
-    "undo-contract-termination", undo_contract_termination_view, "undo_contract_termination"
-)
-register_loan_button(termination_button)
+# The contract termination actions and pages live in their own module; importing it registers
+# them (this module stays the loan page and its hooks).
+# The operator's pages (create, charge/credit/advancement, reversal, export) register themselves.
+from loans import admin_termination, admin_views  # noqa: E402, F401, I001

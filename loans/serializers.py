@@ -12,6 +12,7 @@ from loans.models import (
     Borrower,
     CalcType,
     DaysInYear,
+    DelinquencyBucket,
     Loan,
     LoanEvent,
     LoanSetup,
@@ -25,6 +26,7 @@ from loans.models import (
     ServicingStatus,
     TerminationInterest,
     Transaction,
+    bucket_for,
 )
 
 MAX_MONEY = Decimal("999999999999.99")
@@ -404,31 +406,67 @@ class TransactionSerializer(serializers.ModelSerializer):
         ]
 
     def get_createdBy(self, obj) -> str | None:  # noqa: N802
-        if hasattr(obj, "created_by_username"):  # a row from selectors.transaction_rows
-            return obj.created_by_username
         return obj.created_by.get_username() if obj.created_by_id else None
 
     def to_representation(self, t):
         # Hand-built for speed (a loan may have thousands); fields above document the schema.
-        return {
-            "id": t.pk,
-            "loanId": t.loan_id,
-            "externalId": t.external_id,
-            "type": t.type,
-            "date": t.date.isoformat(),
-            "amount": money_str(t.amount),
-            "principalPortion": money_str(t.principal_portion),
-            "interestPortion": money_str(t.interest_portion),
-            "feesPortion": money_str(t.fees_portion),
-            "note": t.note,
-            "reversed": t.reversed,
-            "reversedOn": date_str(t.reversed_on),
-            "reversalExternalId": t.reversal_external_id,
-            "reversalNote": t.reversal_note,
-            "reversedByModificationId": t.reversed_by_modification_id,
-            "createdBy": self.get_createdBy(t),
-            "createdAt": datetime_str(t.created_at),
-        }
+        # ``t`` is a model instance or a ``selectors.transaction_rows`` tuple (same JSON).
+        if isinstance(t, tuple):
+            return transaction_json(t)
+        return transaction_json(
+            (
+                t.pk,
+                t.loan_id,
+                t.external_id,
+                t.type,
+                t.date,
+                t.amount,
+                t.principal_portion,
+                t.interest_portion,
+                t.fees_portion,
+                t.note,
+                t.reversed,
+                t.reversed_on,
+                t.reversal_external_id,
+                t.reversal_note,
+                t.reversed_by_modification_id,
+                self.get_createdBy(t),
+                t.created_at,
+            )
+        )
+
+
+def transaction_json(r: tuple) -> dict:
+    """A transaction's JSON from a row in ``selectors.TRANSACTION_ROW`` order."""
+    return {
+        "id": r[0],
+        "loanId": r[1],
+        "externalId": r[2],
+        "type": r[3],
+        "date": r[4].isoformat(),
+        "amount": money_str(r[5]),
+        "principalPortion": money_str(r[6]),
+        "interestPortion": money_str(r[7]),
+        "feesPortion": money_str(r[8]),
+        "note": r[9],
+        "reversed": r[10],
+        "reversedOn": date_str(r[11]),
+        "reversalExternalId": r[12],
+        "reversalNote": r[13],
+        "reversedByModificationId": r[14],
+        "createdBy": r[15],
+        "createdAt": datetime_str(r[16]),
+    }
+
+
+class BucketField(serializers.ChoiceField):
+    """The delinquency bucket of a number of days past due."""
+
+    def __init__(self, **kwargs):
+        super().__init__(DelinquencyBucket.choices, **kwargs)
+
+    def to_representation(self, value):
+        return bucket_for(value)
 
 
 class SummarySerializer(serializers.Serializer):
@@ -442,6 +480,9 @@ class SummarySerializer(serializers.Serializer):
     nextDueDate = serializers.DateField(source="next_due_date", allow_null=True)
     amountPastDue = Money(source="amount_past_due")
     daysPastDue = serializers.IntegerField(source="days_past_due")
+    # The live classification of daysPastDue as of the business date (the loan's own
+    # delinquencyBucket is what the last close of business recorded).
+    delinquencyBucket = BucketField(source="days_past_due", read_only=True)
 
 
 class LoanSerializer(serializers.ModelSerializer):
@@ -456,6 +497,12 @@ class LoanSerializer(serializers.ModelSerializer):
     stopServicingReason = serializers.CharField(source="stop_servicing_reason", allow_null=True)
     modificationInProgress = serializers.BooleanField(source="modification_in_progress")
     modTotal = serializers.IntegerField(source="mod_total")
+    delinquencyBucket = serializers.ChoiceField(
+        DelinquencyBucket.choices, source="delinquency_bucket", read_only=True
+    )
+    lastClosedBusinessDate = serializers.DateField(
+        source="last_closed_business_date", allow_null=True, read_only=True
+    )
     setupId = serializers.IntegerField(source="setup_id", allow_null=True)
     setup = SetupSerializer()
     createdAt = serializers.DateTimeField(source="created_at")
@@ -475,6 +522,8 @@ class LoanSerializer(serializers.ModelSerializer):
             "stopServicingReason",
             "modificationInProgress",
             "modTotal",
+            "delinquencyBucket",
+            "lastClosedBusinessDate",
             "setupId",
             "setup",
             "createdAt",

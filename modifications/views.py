@@ -3,7 +3,7 @@
 Steps: ``date`` -> ``transactions`` (the pre-mod test as a checklist) -> ``terms`` (with a
 schedule preview) -> ``roll`` (optional) -> ``review`` (old and new schedules side by side and a
 balance chart) -> activation in ``done()``. Every step persists through the same commands as the
-API: ``create_modification``, ``update_setup``, ``roll_payment``, ``activate_loan``; a
+API: ``create_modification``, ``update_setup``, ``roll_payment``, ``activate_modification``; a
 ``DomainError`` re-renders the step with its message. The storage prefix carries the loan id, so
 two tabs on two loans never share state; a GET derives the starting step from the draft, so
 leaving and coming back resumes it.
@@ -11,6 +11,9 @@ leaving and coming back resumes it.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
@@ -19,8 +22,13 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from formtools.wizard.views import SessionWizardView
 
+from loans import selectors as loan_selectors
+from loans import services as loan_services
 from loans.exceptions import DomainError
+from loans.formatting import money
+from loans.forms import add_domain_errors, error_sentences
 from loans.models import LoanEvent
+from loans.selectors import get_business_date
 from modifications import selectors, services
 from modifications.forms import (
     ModificationDateForm,
@@ -29,6 +37,7 @@ from modifications.forms import (
     RollPaymentForm,
     TermsForm,
 )
+from servicing.models import ScheduledPayment, ScheduledPaymentStatus
 
 STEP_TITLES = {
     "date": "Modification date",
@@ -38,6 +47,39 @@ STEP_TITLES = {
     "review": "Review",
 }
 TERMS_FIELDS = list(TermsForm.base_fields)
+DEFAULT_RATE_WARNING_PERCENT = Decimal("36")
+
+
+def rate_warning_percent() -> Decimal:
+    """The rate above which the review warns (``MODIFICATION_RATE_WARNING_PERCENT``)."""
+    return Decimal(
+        str(getattr(settings, "MODIFICATION_RATE_WARNING_PERCENT", DEFAULT_RATE_WARNING_PERCENT))
+    )
+
+
+def review_warnings(draft) -> list[str]:
+    """What the operator must confirm before activating: terms that are accepted but are
+    probably a typing mistake."""
+    if draft is None:
+        return []
+    setup, warnings = draft.setup, []
+    carried = draft.carried_total
+    if setup.payment is not None and setup.payment > carried:
+        warnings.append(
+            f"The payment {money(setup.payment)} is above the balance carried into the "
+            f"modification ({money(carried)}): the first installment would pay it all."
+        )
+    if setup.loan_term < 1:
+        warnings.append(
+            f"The term {setup.loan_term.normalize():f} is under one installment: the loan would "
+            "be repaid by a single partial installment."
+        )
+    cap = rate_warning_percent()
+    if setup.loan_rate > cap:
+        warnings.append(
+            f"The rate {setup.loan_rate.normalize():f} % is above {cap.normalize():f} % a year."
+        )
+    return warnings
 
 
 class StepFailed(Exception):
@@ -100,7 +142,7 @@ class ModificationWizard(SessionWizardView):
 
     def draft(self):
         if not hasattr(self, "_draft"):
-            self._draft = services.draft_modification(self.loan)
+            self._draft = selectors.draft_modification(self.loan)
         return self._draft
 
     def forget_draft(self):
@@ -172,6 +214,8 @@ class ModificationWizard(SessionWizardView):
         if step == "transactions":
             cleaned = self.get_cleaned_data_for_step("date") or {}
             return {"loan": self.loan, "on": cleaned.get("modification_date")}
+        if step == "review":
+            return {"warnings": review_warnings(self.draft())}
         return {}
 
     def get_form_initial(self, step):
@@ -190,10 +234,14 @@ class ModificationWizard(SessionWizardView):
     def process_step(self, form):
         step = self.steps.current
         try:
-            if step == "transactions":
+            if step == "date":
+                services.check_modification_date(
+                    loan=self.loan, on=form.cleaned_data["modification_date"]
+                )
+            elif step == "transactions":
                 self.save_transactions(form)
             elif step == "terms":
-                services.update_setup(
+                loan_services.update_setup(
                     setup=self.require_draft().setup,
                     changes=form.changes(),
                     actor=self.request.user,
@@ -207,10 +255,7 @@ class ModificationWizard(SessionWizardView):
                     actor=self.request.user,
                 )
         except DomainError as exc:
-            form.add_error(None, exc.message)
-            for error in exc.errors:
-                if error.get("field") and error.get("detail"):
-                    form.add_error(None, f"{error['field']}: {error['detail']}")
+            add_domain_errors(form, exc)
             raise StepFailed(form)
         self.forget_draft()
         return super().process_step(form)
@@ -227,7 +272,11 @@ class ModificationWizard(SessionWizardView):
     def save_transactions(self, form):
         """Create the draft, reuse it when the date and the kept transactions are the same, or
         replace it (cancel + create, in one transaction) when they changed."""
-        on = self.get_cleaned_data_for_step("date")["modification_date"]
+        dated = self.get_cleaned_data_for_step("date")
+        if not dated:
+            form.add_error(None, "Start from the modification date.")
+            raise StepFailed(form)
+        on = dated["modification_date"]
         persistent = form.persistent()
         draft = self.draft()
         if draft is not None:
@@ -261,9 +310,7 @@ class ModificationWizard(SessionWizardView):
                 try:
                     preview = selectors.preview_rows(draft, form.changes())
                 except DomainError as exc:
-                    form.add_error(None, exc.message)
-                    for error in exc.errors:
-                        form.add_error(None, f"{error['field']}: {error['detail']}")
+                    add_domain_errors(form, exc)
         return self.render(form, preview_rows=preview, previewed=True)
 
     def get_context_data(self, form, **kwargs):
@@ -284,7 +331,7 @@ class ModificationWizard(SessionWizardView):
             subtitle=STEP_TITLES[step],
             step_titles=[(name, STEP_TITLES[name]) for name in self.get_form_list()],
             draft=draft,
-            as_of=services.get_business_date(),
+            as_of=get_business_date(),
         )
         if step == "terms" and draft is not None and not kwargs.get("previewed"):
             context["preview_rows"] = selectors.preview_rows(draft)
@@ -303,9 +350,10 @@ class ModificationWizard(SessionWizardView):
                     modification_date=draft.modification_date,
                     carried=draft.setup.loan_amount,
                 ),
+                activation=self.activation_preview(),
                 reversed_preview=[
                     item
-                    for group, items in services.pre_modification_test(
+                    for group, items in selectors.pre_modification_test(
                         loan=loan, on=draft.modification_date
                     ).items()
                     for item in items
@@ -314,9 +362,39 @@ class ModificationWizard(SessionWizardView):
             )
         return context
 
+    def activation_preview(self) -> dict:
+        """Delinquency before and after, and the pending scheduled payments the activation
+        moves, read from a dry run of the activation itself."""
+        loan, as_of = self.loan, get_business_date()
+
+        def state(current):
+            return {
+                "summary": loan_selectors.loan_summary(current, as_of=as_of),
+                "pending": {
+                    p.pk: p
+                    for p in ScheduledPayment.objects.filter(
+                        loan=current, status=ScheduledPaymentStatus.PENDING
+                    ).order_by("scheduled_date", "pk")
+                },
+            }
+
+        before = state(loan)
+        try:
+            after = services.preview_activation(loan=loan, actor=self.request.user, inspect=state)
+        except DomainError as exc:
+            return {"before": before["summary"], "error": exc.message}
+        moved = []
+        for pk, old in before["pending"].items():
+            new = after["pending"].get(pk)
+            if new is None:
+                moved.append({"payment": old, "to": None})
+            elif (new.scheduled_date, new.amount) != (old.scheduled_date, old.amount):
+                moved.append({"payment": old, "to": new})
+        return {"before": before["summary"], "after": after["summary"], "moved": moved}
+
     def done(self, form_list, **kwargs):
         try:
-            result = services.activate_loan(loan=self.loan, actor=self.request.user)
+            result = services.activate_modification(loan=self.loan, actor=self.request.user)
         except DomainError as exc:
             messages.error(self.request, exc.message)
             return HttpResponseRedirect(reverse("admin:loans_loan_modify", args=[self.loan.pk]))
@@ -340,21 +418,19 @@ def schedule_preview_view(model_admin, request, loan):
     produce, as an HTML fragment (nothing is saved)."""
     if not request.user.has_perm("loans.modify_loan"):
         raise PermissionDenied
-    draft = services.draft_modification(loan)
+    draft = selectors.draft_modification(loan)
     form = TermsForm(request.GET, prefix="terms")
     rows, errors = None, []
     if draft is None:
         errors = ["There is no modification in progress."]
     elif not form.is_valid():
-        errors = [
-            f"{form.fields[name].label or name}: {' '.join(messages_)}"
-            for name, messages_ in form.errors.items()
-        ]
+        errors = error_sentences(form)
     else:
         try:
             rows = selectors.preview_rows(draft, form.changes())
         except DomainError as exc:
-            errors = [exc.message] + [f"{e['field']}: {e['detail']}" for e in exc.errors]
+            add_domain_errors(form, exc, always_message=False)
+            errors = error_sentences(form)
     return TemplateResponse(
         request,
         "admin/modifications/schedule_preview.html",
@@ -366,7 +442,7 @@ def cancel_modification_view(model_admin, request, loan):
     """Confirm and cancel the newest modification (a draft or an activated one)."""
     if not request.user.has_perm("loans.modify_loan"):
         raise PermissionDenied
-    newest = services.newest_modification(loan)
+    newest = selectors.newest_modification(loan)
     if request.method == "POST":
         try:
             modification = services.cancel_modification(loan=loan, actor=request.user)
@@ -401,5 +477,37 @@ def cancel_modification_view(model_admin, request, loan):
             "title": f"Cancel modification of {loan}",
             "question": question,
             "confirm_label": "Yes, cancel the modification",
+        },
+    )
+
+
+def activate_modification_view(model_admin, request, loan):
+    """Confirm and activate the loan's draft modification (``activate_modification``)."""
+    if not request.user.has_perm("loans.modify_loan"):
+        raise PermissionDenied
+    if request.method == "POST":
+        try:
+            result = services.activate_modification(loan=loan, actor=request.user)
+        except DomainError as exc:
+            model_admin.message_user(request, exc.message, messages.ERROR)
+        else:
+            if result.activated:
+                model_admin.message_user(
+                    request,
+                    f"The modification of {loan} is active; its new schedule is in force.",
+                    messages.SUCCESS,
+                )
+            else:
+                model_admin.message_user(request, f"{loan} had no modification to activate.")
+            clear_wizard(request, loan)
+        return model_admin.back_to_loan(loan)
+    return model_admin.render_command(
+        request,
+        loan,
+        "admin/loans/loan/confirm_command.html",
+        {
+            "title": f"Activate the modification of {loan}",
+            "question": "Put the draft terms in force from the modification date?",
+            "confirm_label": "Yes, activate the modification",
         },
     )

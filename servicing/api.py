@@ -28,10 +28,11 @@ from loans.api_common import (
     IdFilter,
     LoanAPIView,
     error_responses,
+    parse,
 )
 from loans.models import StopServicingReason
 from loans.serializers import LoanSerializer
-from servicing import services
+from servicing import selectors, services
 from servicing.models import (
     Channel,
     CommunicationSchedule,
@@ -50,6 +51,7 @@ from servicing.serializers import (
     CommunicationScheduleCreatedSerializer,
     CommunicationScheduleInputSerializer,
     CommunicationScheduleSerializer,
+    PortfolioSummarySerializer,
     ResumeServicingInputSerializer,
     ScheduledCommunicationInputSerializer,
     ScheduledCommunicationSerializer,
@@ -58,12 +60,6 @@ from servicing.serializers import (
 )
 
 SCHEDULE_PERMISSION = "post_transaction"
-
-
-def parse(serializer_class, request):
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 # ------------------------------------------------------------------ cancel / resume servicing
@@ -85,7 +81,7 @@ class CancelServicingView(LoanAPIView):
     )
     def post(self, request, **kwargs):
         loan = self.get_loan()
-        data = parse(CancelServicingInputSerializer, request)
+        data = parse(CancelServicingInputSerializer, request).validated_data
         reason = data.get("reason")
         result = services.cancel_servicing(
             loan=loan,
@@ -106,7 +102,7 @@ class ResumeServicingView(LoanAPIView):
     )
     def post(self, request, **kwargs):
         loan = self.get_loan()
-        data = parse(ResumeServicingInputSerializer, request)
+        data = parse(ResumeServicingInputSerializer, request).validated_data
         services.resume_servicing(loan=loan, note=data.get("note", ""), actor=request.user)
         return Response(LoanSerializer(loan_selectors.get_loan(loan_id=loan.pk)).data)
 
@@ -183,7 +179,7 @@ class ScheduledPaymentsView(LoanItemsView):
     )
     def post(self, request, **kwargs):
         loan = self.get_loan()
-        data = parse(ScheduledPaymentInputSerializer, request)
+        data = parse(ScheduledPaymentInputSerializer, request).validated_data
         payment = services.schedule_payment(
             loan=loan,
             amount=data["amount"],
@@ -209,7 +205,7 @@ class ScheduledCommunicationsView(LoanItemsView):
     )
     def post(self, request, **kwargs):
         loan = self.get_loan()
-        data = parse(ScheduledCommunicationInputSerializer, request)
+        data = parse(ScheduledCommunicationInputSerializer, request).validated_data
         communication = services.schedule_communication(
             loan=loan,
             channel=data["channel"],
@@ -238,7 +234,7 @@ class CommunicationSchedulesView(LoanItemsView):
     )
     def post(self, request, **kwargs):
         loan = self.get_loan()
-        data = parse(CommunicationScheduleInputSerializer, request)
+        data = parse(CommunicationScheduleInputSerializer, request).validated_data
         schedule = services.create_communication_schedule(
             loan=loan,
             channel=data["channel"],
@@ -280,7 +276,7 @@ class CancelScheduledPaymentView(CancelItemView):
         responses={200: ScheduledPaymentSerializer, **error_responses(400, 401, 403, 404, 409)},
     )
     def post(self, request, item_id):
-        data = parse(CancelItemInputSerializer, request)
+        data = parse(CancelItemInputSerializer, request).validated_data
         payment = services.cancel_scheduled_payment(
             payment_id=item_id, reason=data.get("reason", ""), actor=request.user
         )
@@ -296,7 +292,7 @@ class CancelScheduledCommunicationView(CancelItemView):
         },
     )
     def post(self, request, item_id):
-        data = parse(CancelItemInputSerializer, request)
+        data = parse(CancelItemInputSerializer, request).validated_data
         communication = services.cancel_scheduled_communication(
             communication_id=item_id, reason=data.get("reason", ""), actor=request.user
         )
@@ -312,10 +308,31 @@ class CancelCommunicationScheduleView(CancelItemView):
         },
     )
     def post(self, request, item_id):
-        data = parse(CancelItemInputSerializer, request)
+        data = parse(CancelItemInputSerializer, request).validated_data
         result = services.cancel_communication_schedule(
             schedule_id=item_id, reason=data.get("reason", ""), actor=request.user
         )
         schedule = result.schedule
         schedule.cancelled_communications = result.cancelled_communications
         return Response(CommunicationScheduleCancelledSerializer(schedule).data)
+
+
+# ------------------------------------------------------------------ the portfolio
+
+
+class PortfolioSummaryView(APIView):
+    """Any authenticated user may read it (like the other lists)."""
+
+    @extend_schema(
+        summary="Portfolio summary",
+        description=(
+            "Counts and amounts (principal outstanding, total outstanding, amount past due on "
+            "the business date) of every loan, in total and by status, sub-status, servicing "
+            "status and delinquency bucket. Every value of each dimension is listed, with zeros "
+            "where no loan has it. The admin's Portfolio page shows the same figures."
+        ),
+        responses={200: PortfolioSummarySerializer, **error_responses(401)},
+    )
+    def get(self, request):
+        summary = selectors.portfolio_summary(as_of=loan_selectors.get_business_date())
+        return Response(PortfolioSummarySerializer(summary).data)
