@@ -87,7 +87,8 @@ def hand_detail(request, loan_id):
             "frozen",
         )
     ]
-    s = ledger.summarize(periods, as_of=as_of)
+    # the figures themselves (payoff today replays the history) come from the same selector
+    s = selectors.loan_summary(loan, as_of=as_of, schedule=schedule, periods=periods)
     b, st = loan.borrower, loan.setup
     payload = {
         "id": loan.pk,
@@ -129,6 +130,8 @@ def hand_detail(request, loan_id):
             "amountPastDue": _money(s.amount_past_due),
             "daysPastDue": s.days_past_due,
             "delinquencyBucket": bucket_for(s.days_past_due),
+            "creditBalance": _money(s.credit_balance),
+            "payoffToday": _money(s.payoff_today),
         },
         "repaymentSchedule": {
             "version": schedule.version,
@@ -150,6 +153,7 @@ def hand_detail(request, loan_id):
                 "principalPortion": _money(t[6]),
                 "interestPortion": _money(t[7]),
                 "feesPortion": _money(t[8]),
+                "overpaymentPortion": _money(t[17]),
                 "note": t[9],
                 "reversed": t[10],
                 "reversedOn": _date(t[11]),
@@ -179,6 +183,7 @@ def hand_detail(request, loan_id):
                 "reversed_by_modification_id",
                 "created_by__username",
                 "created_at",
+                "overpayment_portion",
             )
         ],
     }
