@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import bisect
 import calendar
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
@@ -55,6 +56,7 @@ from loans.schedules import (
     Terms,
     compute_payment,
     generate_schedule,
+    money,
     periods_layout,
 )
 
@@ -144,10 +146,14 @@ class Installment:
 
 @dataclass(frozen=True)
 class Recalculation:
-    installments: tuple[Installment, ...]
+    rows: tuple[tuple, ...]  # the installments' fields, in Installment's order
     allocations: Mapping[object, Portions]
     unallocated: Decimal
     terminated_on: date | None
+
+    @functools.cached_property
+    def installments(self) -> tuple[Installment, ...]:
+        return tuple(Installment(*row) for row in self.rows)
 
     @property
     def total_interest(self) -> Decimal:
@@ -258,20 +264,22 @@ class _Engine:
         self.policy = policy
         self.rounding = ROUNDING_MODES[terms.rounding_mode]
         self.actual_actual = terms.days_in_year == "ACTUAL_ACTUAL"
-        base = generate_schedule(terms)
-        layout = periods_layout(terms)[: len(base.periods)]
-        last = len(base.periods) - 1
+        layout, payment = periods_layout(terms)
+        if terms.payment is not None:  # a given payment may end the schedule early
+            payment = money(Decimal(terms.payment), terms.rounding_mode)
+            layout = layout[: len(generate_schedule(terms).periods)]
+        last = len(layout) - 1
         self.insts = [
             _Inst(
-                p.number,
-                p.from_date,
-                p.due_date,
-                None if k == last else p.total,
+                k + 1,
+                start,
+                due,
+                None if k == last else payment,
                 num,
                 den,
-                self._weight(p.from_date, p.due_date),
+                self._weight(start, due),
             )
-            for k, (p, (_f, _d, num, den)) in enumerate(zip(base.periods, layout, strict=True))
+            for k, (start, due, num, den) in enumerate(layout)
         ]
         self.total_principal = self._round(Decimal(terms.loan_amount))
         self.balance = self.total_principal  # actual principal outstanding
@@ -294,11 +302,10 @@ class _Engine:
         return value.quantize(CENT, rounding=self.rounding)
 
     def _accrued_interest(self, inst: _Inst) -> Decimal:
-        """The installment's accrual so far, rounded once, plus what it carries in."""
-        with localcontext() as ctx:
-            ctx.prec = _PREC
-            value = inst.accrued * inst.rate_num / (inst.rate_den * inst.weight)
-        return self._round(value) + inst.carry
+        """The installment's accrual so far, rounded once, plus what it carries in (callers
+        hold a 34-digit context: see ``_precise``)."""
+        value = inst.accrued * inst.rate_num / (inst.rate_den * inst.weight)
+        return value.quantize(CENT, rounding=self.rounding) + inst.carry
 
     def clone(self) -> _Engine:
         other = object.__new__(_Engine)
@@ -353,7 +360,7 @@ class _Engine:
         self.assigned += principal
         if self.projected is not None:
             self.projected -= max(principal - inst.principal_paid, ZERO)
-        if inst.outstanding <= 0 and not inst.complete:
+        if not inst.complete and inst.outstanding <= 0:
             inst.complete = True
             inst.met_on = inst.last_paid_on
 
@@ -526,26 +533,35 @@ class _Engine:
 
     # ---- results ----------------------------------------------------------------------------
 
-    def installments(self) -> tuple[Installment, ...]:
+    def rows(self) -> tuple[tuple, ...]:
+        """Each installment as a tuple in :class:`Installment`'s field order."""
         result = []
         balance = self.total_principal
-        for inst in self.insts:
-            balance -= inst.principal_due
-            outstanding = inst.outstanding
+        for i in self.insts:
+            balance -= i.principal_due
+            outstanding = (
+                i.principal_due
+                + i.interest_due
+                + i.fees_due
+                - i.principal_paid
+                - i.interest_paid
+                - i.fees_paid
+            )
+            done = outstanding <= 0
             result.append(
-                Installment(
-                    number=inst.number,
-                    from_date=inst.from_date,
-                    due_date=inst.due_date,
-                    principal_due=inst.principal_due,
-                    interest_due=inst.interest_due,
-                    fees_due=inst.fees_due,
-                    principal_paid=inst.principal_paid,
-                    interest_paid=inst.interest_paid,
-                    fees_paid=inst.fees_paid,
-                    balance_after=balance,
-                    complete=outstanding <= 0,
-                    obligations_met_on_date=inst.met_on if outstanding <= 0 else None,
+                (
+                    i.number,
+                    i.from_date,
+                    i.due_date,
+                    i.principal_due,
+                    i.interest_due,
+                    i.fees_due,
+                    i.principal_paid,
+                    i.interest_paid,
+                    i.fees_paid,
+                    balance,
+                    done,
+                    i.met_on if done else None,
                 )
             )
         return tuple(result)
@@ -564,6 +580,18 @@ class _Engine:
 # --------------------------------------------------------------------------------------------
 
 
+def _precise(func):
+    """Run ``func`` in a 34-digit decimal context (the one the engine's arithmetic assumes)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with localcontext() as ctx:
+            ctx.prec = _PREC
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
 def _ordered(events: Iterable[Event]) -> list[Event]:
     return sorted(events, key=lambda e: e.date)  # stable: same-day events keep their order
 
@@ -576,6 +604,7 @@ def _replayed(terms: Terms, events: list[Event], policy: str) -> _Engine:
     return engine
 
 
+@_precise
 def recalculate(
     terms: Terms,
     events: Iterable[Event],
@@ -598,13 +627,14 @@ def recalculate(
     if engine.insts:
         engine.advance(max(engine.insts[-1].due_date, end))
     return Recalculation(
-        installments=engine.installments(),
+        rows=engine.rows(),
         allocations=MappingProxyType(dict(engine.allocations)),
         unallocated=engine.unallocated,
         terminated_on=engine.terminated_on,
     )
 
 
+@_precise
 def payoff(
     terms: Terms,
     events: Iterable[Event],
