@@ -18,7 +18,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from loans import ledger, selectors
+from loans import ledger, recalculation, selectors
 from loans.exceptions import (
     ConflictError,
     DuplicateExternalIdError,
@@ -72,6 +72,7 @@ SETUP_FIELDS = (
     "days_in_year",
     "rounding_mode",
     "termination_interest",
+    "interest_recalculation",
 )
 # API (camelCase) names, used in field errors so API consumers can map them to their input.
 API_NAMES = {
@@ -86,6 +87,7 @@ API_NAMES = {
     "days_in_year": "daysInYear",
     "rounding_mode": "roundingMode",
     "termination_interest": "terminationInterest",
+    "interest_recalculation": "interestRecalculation",
 }
 CHOICES = {
     "payment_frequency": PaymentFrequency,
@@ -268,9 +270,17 @@ def derive_periods(
     terms = terms_for(setup)
     if frozen is None:
         frozen = [_to_state(p) for p in schedule.periods.filter(frozen=True).order_by("period")]
+    dynamic = loan.schedule_engine == ScheduleEngine.DYNAMIC
+    if setup.interest_recalculation and dynamic:  # DESIGN §11: daily accrual
+        return recalculation.derive(
+            terms=terms,
+            transactions=transactions,
+            frozen=frozen,
+            horizon=get_business_date(),
+            termination_interest=setup.termination_interest,
+        )
     base = generate_schedule(terms, first_number=len(frozen) + 1)
     periods = frozen + ledger.periods_from_schedule(base)
-    dynamic = loan.schedule_engine == ScheduleEngine.DYNAMIC
     for tx in transactions:
         if tx.type == TransactionType.ADVANCEMENT:
             periods = ledger.apply_advancement(
@@ -471,6 +481,17 @@ def validate_terms(values: dict) -> dict:
             )
     if isinstance(payment, Decimal) and not (0 < payment <= MAX_AMOUNT):
         errors.append(field_error("payment", "Must be positive.", "min_value"))
+    recalculating = cleaned.get("interest_recalculation")
+    if recalculating not in (None, True, False):
+        errors.append(field_error("interestRecalculation", "Must be true or false.", "invalid"))
+    elif recalculating and cleaned.get("calc_type") == CalcType.EQUAL_PRINCIPAL:
+        errors.append(
+            field_error(
+                "interestRecalculation",
+                "Interest recalculation (Fineract's progressive loan) needs EQUAL_INSTALLMENTS.",
+                "recalculation_requires_equal_installments",
+            )
+        )
     contract, first = cleaned.get("contract_date"), cleaned.get("first_payment_date")
     if isinstance(contract, date) and isinstance(first, date) and first <= contract:
         errors.append(
@@ -512,12 +533,29 @@ def validate_terms(values: dict) -> dict:
     return cleaned
 
 
+def check_recalculation_engine(terms: dict, schedule_engine: str) -> None:
+    """Interest recalculation re-derives interest from the transactions: DYNAMIC only."""
+    if terms.get("interest_recalculation") and schedule_engine != ScheduleEngine.DYNAMIC:
+        raise InvalidRequestError(
+            "Interest recalculation needs the DYNAMIC schedule engine.",
+            code="recalculation_requires_dynamic",
+            errors=[
+                field_error(
+                    "interestRecalculation",
+                    f"Not available with the {schedule_engine} engine.",
+                    "recalculation_requires_dynamic",
+                )
+            ],
+        )
+
+
 SETUP_DEFAULTS = {
     "payment_frequency": PaymentFrequency.MONTHLY,
     "calc_type": CalcType.EQUAL_INSTALLMENTS,
     "days_in_year": DaysInYear.FREQUENCY,
     "rounding_mode": RoundingMode.HALF_UP,
     "termination_interest": TerminationInterest.ALL_OUTSTANDING,
+    "interest_recalculation": False,
 }
 
 
@@ -561,6 +599,7 @@ def create_loan(
             errors=[field_error("scheduleEngine", "Unknown value.", "invalid_choice")],
         )
     terms = validate_terms({**SETUP_DEFAULTS, **setup})
+    check_recalculation_engine(terms, schedule_engine)
     if borrower is None and borrower_id is not None:
         borrower = Borrower.objects.filter(pk=borrower_id).first()
         if borrower is None:
@@ -623,6 +662,7 @@ def update_setup(*, setup: LoanSetup, changes: dict, actor) -> LoanSetup:
         current["payment"] = None
     merged = {**current, **changes}
     cleaned = validate_terms(merged)
+    check_recalculation_engine(cleaned, setup.loan.schedule_engine)
     before = {name: getattr(setup, name) for name in (*SETUP_FIELDS, "payment_is_given")}
     for name, value in cleaned.items():
         setattr(setup, name, value)

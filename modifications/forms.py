@@ -67,6 +67,11 @@ class TermsForm(forms.Form):
     calc_type = forms.ChoiceField(choices=CalcType.choices)
     days_in_year = forms.ChoiceField(choices=DaysInYear.choices)
     rounding_mode = forms.ChoiceField(choices=RoundingMode.choices)
+    interest_recalculation = forms.BooleanField(
+        required=False,
+        label="Interest recalculation",
+        help_text="Daily accrual on the actual outstanding principal (DYNAMIC loans only).",
+    )
 
     def changes(self) -> dict:
         return dict(self.cleaned_data)
