@@ -201,3 +201,86 @@ def test_demo_data_has_a_recalculating_loan_with_a_late_and_an_early_payment():
         D("9.19"),
     )
     assert rows(loan)[2] == ("94.52", "12.10", "106.62")
+
+
+FINERACT_API_SETUP = {
+    "loanAmount": "100.00",
+    "loanRate": "7",
+    "loanTerm": 6,
+    "paymentFrequency": "MONTHLY",
+    "contractDate": "2024-01-01",
+    "firstPaymentDate": "2024-02-01",
+    "roundingMode": "HALF_EVEN",
+    "interestRecalculation": True,
+}
+BORROWER = {"firstName": "Ada", "lastName": "Api", "email": "ada@example.com"}
+
+
+def test_api_creates_a_recalculating_loan_and_shows_the_late_payment_c3249(api):
+    set_business_date(date(2024, 1, 1))
+    created = api.post(
+        "/api/v1/loans",
+        {"externalId": "RC-1", "borrower": BORROWER, "setup": FINERACT_API_SETUP},
+        format="json",
+    )
+    assert created.status_code == 201, created.json()
+    loan_id = created.json()["id"]
+    setup = api.get(f"/api/v1/loans/{loan_id}/setup").json()
+    assert setup["interestRecalculation"] is True
+    api.post(f"/api/v1/loans/{loan_id}/activate")
+    set_business_date(date(2024, 2, 15))
+    repaid = api.post(
+        f"/api/v1/loans/{loan_id}/transactions?command=repayment",
+        {"transactionDate": "2024-02-15", "transactionAmount": "17.01"},
+        format="json",
+    )
+    assert repaid.status_code in (200, 201), repaid.json()
+    assert (repaid.json()["principalPortion"], repaid.json()["interestPortion"]) == (
+        "16.43",
+        "0.58",
+    )
+    periods = api.get(f"/api/v1/loans/{loan_id}?associations=repaymentSchedule").json()[
+        "repaymentSchedule"
+    ]["periods"]
+    assert (periods[1]["principalDue"], periods[1]["interestDue"]) == ("16.48", "0.53")
+    assert periods[-1]["totalDue"] == "17.04"
+
+
+def test_api_refuses_recalculation_on_standard_with_a_400(api):
+    response = api.post(
+        "/api/v1/loans",
+        {"borrower": BORROWER, "scheduleEngine": "STANDARD", "setup": FINERACT_API_SETUP},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "recalculation_requires_dynamic"
+    assert response.json()["errors"][0]["field"] == "interestRecalculation"
+
+
+def test_api_patch_switches_it_on_for_a_pending_loan(api, operator):
+    loan = make_loan(actor=operator)
+    response = api.patch(
+        f"/api/v1/loan-setups/{loan.setup_id}", {"interestRecalculation": True}, format="json"
+    )
+    assert response.status_code == 200, response.json()
+    assert response.json()["interestRecalculation"] is True
+
+
+def test_schema_documents_the_field_with_an_example(api):
+    schema = api.get("/api/v1/schema?format=json").json()
+    text = str(schema)
+    schemas = schema["components"]["schemas"]
+    assert "interestRecalculation" in schemas["SetupInputRequest"]["properties"]
+    assert "interestRecalculation" in schemas["Setup"]["properties"]
+    assert "Interest recalculation (daily accrual, DYNAMIC only)" in text
+
+
+def test_admin_loan_page_marks_a_recalculating_loan(client, operator):
+    loan = recalculating_loan(operator)
+    client.force_login(operator)
+    html = client.get(f"/admin/loans/loan/{loan.pk}/change/").content.decode()
+    assert 'id="interest-recalculation"' in html
+    assert "daily" in html  # the terms table's column
+    fixed = recalculating_loan(operator, interest_recalculation=False)
+    other = client.get(f"/admin/loans/loan/{fixed.pk}/change/").content.decode()
+    assert 'id="interest-recalculation"' not in other
