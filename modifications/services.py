@@ -31,7 +31,7 @@ from decimal import Decimal, InvalidOperation
 from django.db import transaction
 from django.utils import timezone
 
-from loans import ledger
+from loans import ledger, recalculation
 from loans import services as loan_services
 from loans.exceptions import (
     ConflictError,
@@ -45,6 +45,7 @@ from loans.models import (
     LoanSetup,
     LoanStatus,
     Schedule,
+    ScheduleEngine,
     ScheduleReason,
     Transaction,
     TransactionType,
@@ -148,7 +149,20 @@ def carried_balance(loan: Loan, on: date) -> CarriedBalance:
     schedule = Schedule.objects.select_related("setup").get(loan=loan, is_current=True)
     transactions = [t for t in loan_services.replay_transactions(loan, schedule) if t.date <= on]
     result = loan_services.derive_periods(loan, schedule, transactions)
-    owed = ledger.outstanding_on(result.periods, on=on, rounding_mode=schedule.setup.rounding_mode)
+    setup = schedule.setup
+    if setup.interest_recalculation and loan.schedule_engine == ScheduleEngine.DYNAMIC:
+        # DESIGN §11: the payoff on the date with the daily accrual
+        quote = recalculation.payoff(
+            terms=loan_services.terms_for(setup),
+            transactions=transactions,
+            on=on,
+            termination_interest=setup.termination_interest,
+        )
+        owed = ledger.Allocation(
+            principal=quote.principal, interest=quote.interest, fees=quote.fees
+        )
+    else:
+        owed = ledger.outstanding_on(result.periods, on=on, rounding_mode=setup.rounding_mode)
     frozen = [p for p in result.periods if p.frozen or p.due_date <= on]
     return CarriedBalance(
         principal=owed.principal, interest=owed.interest, fees=owed.fees, frozen_periods=frozen

@@ -284,3 +284,30 @@ def test_admin_loan_page_marks_a_recalculating_loan(client, operator):
     fixed = recalculating_loan(operator, interest_recalculation=False)
     other = client.get(f"/admin/loans/loan/{fixed.pk}/change/").content.decode()
     assert 'id="interest-recalculation"' not in other
+
+
+# ------------------------------------------------------------------ modification
+
+
+def test_modification_carries_the_payoff_on_its_date_and_may_switch_recalculation_off(operator):
+    from modifications import services as modifications
+
+    loan = recalculating_loan(operator)
+    set_business_date(date(2024, 2, 15))
+    modification = modifications.create_modification(
+        loan=loan,
+        modification_date=date(2024, 2, 15),
+        persistent_transactions={},
+        actor=operator,
+    )
+    draft = modification.setup
+    # C3245's payoff: 100.00 + 0.58 (#1, overdue) + 0.28 (#2 to 15 Feb, overdue principal in)
+    assert draft.loan_amount == D("100.86")
+    assert draft.interest_recalculation is True
+    modifications.update_setup(
+        setup=draft, changes={"interest_recalculation": False}, actor=operator
+    )
+    modifications.activate_loan(loan=loan, actor=operator, as_of=date(2024, 2, 15))
+    loan.refresh_from_db()
+    assert loan.setup.interest_recalculation is False
+    assert loan.setup.loan_amount == D("100.86")
