@@ -107,12 +107,16 @@ class Event:
 
 @dataclass(frozen=True)
 class Portions:
+    """An event's portions; ``overpayment`` is what a payment brought beyond everything owed."""
+
     principal: Decimal = ZERO
     interest: Decimal = ZERO
     fees: Decimal = ZERO
+    overpayment: Decimal = ZERO
 
     @property
     def total(self) -> Decimal:
+        """What was allocated to the loan (the overpayment is not)."""
         return self.principal + self.interest + self.fees
 
 
@@ -150,6 +154,7 @@ class Recalculation:
     allocations: Mapping[object, Portions]
     unallocated: Decimal
     terminated_on: date | None
+    void_terminations: tuple = ()  # keys of terminations that found nothing outstanding
 
     @functools.cached_property
     def installments(self) -> tuple[Installment, ...]:
@@ -292,6 +297,7 @@ class _Engine:
         self.terminated_on: date | None = None
         self.allocations: dict = {}
         self.unallocated = ZERO
+        self.void: list = []  # terminations that found nothing outstanding
 
     # ---- arithmetic -------------------------------------------------------------------------
 
@@ -312,6 +318,7 @@ class _Engine:
         other.__dict__.update(self.__dict__)
         other.insts = [i.clone() for i in self.insts]
         other.allocations = dict(self.allocations)
+        other.void = list(self.void)
         return other
 
     # ---- time -------------------------------------------------------------------------------
@@ -385,7 +392,7 @@ class _Engine:
         elif event.type == ADVANCEMENT:
             self._advance_principal(event)
         elif event.type == CONTRACT_TERMINATION:
-            self._terminate(event.date)
+            self._terminate(event)
 
     def _earned(self) -> Decimal:
         """Interest earned to the cursor by the installments not final yet: the accrual of the
@@ -442,7 +449,9 @@ class _Engine:
                 inst.met_on = event.date
         while self.open < len(insts) and insts[self.open].complete:
             self.open += 1
-        self.allocations[event.key] = Portions(principal=principal, interest=interest, fees=fees)
+        self.allocations[event.key] = Portions(
+            principal=principal, interest=interest, fees=fees, overpayment=remaining
+        )
         self.unallocated += remaining
 
     def _target(self, on: date) -> int:
@@ -492,11 +501,29 @@ class _Engine:
         future[-1].met_on = None
         self.open = min(self.open, self.insts.index(future[0]))
 
-    def _terminate(self, on: date) -> None:
-        insts = self.insts
-        self.terminated_on = on
-        if not insts or on >= insts[-1].due_date:
-            return  # on or after maturity: the periods are kept
+    @staticmethod
+    def _owed(insts: list[_Inst]) -> Portions:
+        return Portions(
+            principal=sum((i.principal_due - i.principal_paid for i in insts), ZERO),
+            interest=sum((i.interest_due - i.interest_paid for i in insts), ZERO),
+            fees=sum((i.fees_due - i.fees_paid for i in insts), ZERO),
+        )
+
+    def _terminate(self, event: Event) -> None:
+        """Stop the accrual on the termination date and collapse what falls due from it. Its
+        portions are what is outstanding right after; with nothing outstanding it is void (not
+        applied: the caller reverses it)."""
+        on, insts = event.date, self.insts
+        if self.terminated_on is not None or not insts:
+            return
+        if on >= insts[-1].due_date:  # on or after maturity: the periods are kept
+            owed = self._owed(insts)
+            if owed.total <= 0:
+                self.void.append(event.key)
+                return
+            self.terminated_on = on
+            self.allocations[event.key] = owed
+            return
         kept = [i for i in insts if i.due_date < on]
         collapsed = insts[len(kept) :]
         first = collapsed[0]
@@ -522,9 +549,15 @@ class _Engine:
         accelerated.fees_paid = sum((i.fees_paid for i in collapsed), ZERO)
         paid_dates = [i.last_paid_on for i in collapsed if i.last_paid_on]
         accelerated.last_paid_on = max(paid_dates) if paid_dates else None
+        owed = self._owed([*kept, accelerated])
+        if owed.total <= 0:
+            self.void.append(event.key)
+            return
         if accelerated.outstanding <= 0:
             accelerated.complete = True
             accelerated.met_on = accelerated.last_paid_on
+        self.terminated_on = on
+        self.allocations[event.key] = owed
         self.insts = [*kept, accelerated]
         self.ahead = ZERO
         self.next = len(self.insts)
@@ -631,6 +664,7 @@ def recalculate(
         allocations=MappingProxyType(dict(engine.allocations)),
         unallocated=engine.unallocated,
         terminated_on=engine.terminated_on,
+        void_terminations=tuple(engine.void),
     )
 
 
