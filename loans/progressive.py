@@ -66,6 +66,7 @@ __all__ = [
     "CHARGE",
     "ADVANCEMENT",
     "CONTRACT_TERMINATION",
+    "CHARGE_OFF",
     "ALL_OUTSTANDING",
     "ACCRUED_TO_DATE",
     "Event",
@@ -82,6 +83,7 @@ CREDIT = "CREDIT"
 CHARGE = "CHARGE"
 ADVANCEMENT = "ADVANCEMENT"
 CONTRACT_TERMINATION = "CONTRACT_TERMINATION"
+CHARGE_OFF = "CHARGE_OFF"
 ALL_OUTSTANDING = "ALL_OUTSTANDING"
 ACCRUED_TO_DATE = "ACCRUED_TO_DATE"
 
@@ -295,6 +297,7 @@ class _Engine:
         self.assigned = ZERO  # principal due of the final installments
         self.ahead = ZERO  # interest paid on installments not final yet
         self.terminated_on: date | None = None
+        self.accruing = True  # a charge-off stops the accrual (DESIGN §10, §12)
         self.allocations: dict = {}
         self.unallocated = ZERO
         self.void: list = []  # terminations that found nothing outstanding
@@ -325,7 +328,7 @@ class _Engine:
 
     def _accrue(self, inst: _Inst, to: date) -> None:
         start = max(self.cursor, inst.from_date)
-        if to > start:
+        if to > start and self.accruing:
             balance = self.balance if self.projected is None else self.projected
             if balance:
                 inst.accrued += balance * self._weight(start, to)
@@ -393,6 +396,8 @@ class _Engine:
             self._advance_principal(event)
         elif event.type == CONTRACT_TERMINATION:
             self._terminate(event)
+        elif event.type == CHARGE_OFF:
+            self.accruing = False
 
     def _earned(self) -> Decimal:
         """Interest earned to the cursor by the installments not final yet: the accrual of the

@@ -24,6 +24,7 @@ _EVENT_TYPES = {
     "CHARGE": progressive.CHARGE,
     "ADVANCEMENT": progressive.ADVANCEMENT,
     "CONTRACT_TERMINATION": progressive.CONTRACT_TERMINATION,
+    "CHARGE_OFF": progressive.CHARGE_OFF,
 }
 
 

@@ -412,3 +412,16 @@ def test_paying_the_payoff_settles_the_loan(history, data):
     assert settled.allocations["payoff"].total == quote.total
     assert outstanding(settled) == 0
     assert quote.per_diem >= 0
+
+
+def test_a_charge_off_stops_the_accrual():
+    events = [
+        pay(1, date(2024, 2, 1), "17.01"),
+        pg.Event(key="co", type=pg.CHARGE_OFF, date=date(2024, 2, 15)),
+    ]
+    result = pg.recalculate(fineract_terms(), events)
+    # #2 earns 14 of its 29 days on 83.57 (0.24), nothing after; the installments stay
+    assert [i.interest_due for i in result.installments[1:]] == [D("0.24")] + [D("0.00")] * 4
+    assert sum((i.principal_due for i in result.installments), D(0)) == D("100.00")
+    quote = pg.payoff(fineract_terms(), events, on=date(2024, 5, 1))
+    assert (quote.interest, quote.per_diem) == (D("0.24"), D("0.00"))
