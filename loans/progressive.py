@@ -76,6 +76,7 @@ __all__ = [
     "Payoff",
     "recalculate",
     "payoff",
+    "payoffs",
 ]
 
 REPAYMENT = "REPAYMENT"
@@ -673,7 +674,6 @@ def recalculate(
     )
 
 
-@_precise
 def payoff(
     terms: Terms,
     events: Iterable[Event],
@@ -684,19 +684,35 @@ def payoff(
     """What settles the loan on ``on`` (not before its latest event), assuming no payment in
     between: all principal outstanding, interest accrued to ``on`` (overdue principal included)
     less what was paid towards it, and unpaid fees."""
+    return payoffs(terms, events, on=on, days=0, termination_interest=termination_interest)[0]
+
+
+@_precise
+def payoffs(
+    terms: Terms,
+    events: Iterable[Event],
+    *,
+    on: date,
+    days: int,
+    termination_interest: str = ALL_OUTSTANDING,
+) -> tuple[Payoff, ...]:
+    """The payoff on ``on`` and on each of the ``days`` following days, from one replay."""
     ordered = _ordered(events)
     if ordered and on < ordered[-1].date:
         raise ValueError(f"payoff date {on} is before the latest transaction {ordered[-1].date}")
     engine = _replayed(terms, ordered, termination_interest)
-    engine.advance(on)
-    principal, interest, fees = engine.owed_on(on)
-    tomorrow = on + timedelta(days=1)
-    engine.advance(tomorrow)
-    _p, interest_tomorrow, _f = engine.owed_on(tomorrow)
-    return Payoff(
-        on=on,
-        principal=principal,
-        interest=interest,
-        fees=fees,
-        per_diem=max(interest_tomorrow - interest, ZERO),
+    owed = []
+    for n in range(days + 2):  # one day more for the last per diem
+        day = on + timedelta(days=n)
+        engine.advance(day)
+        owed.append((day, *engine.owed_on(day)))
+    return tuple(
+        Payoff(
+            on=day,
+            principal=principal,
+            interest=interest,
+            fees=fees,
+            per_diem=max(after[2] - interest, ZERO),
+        )
+        for (day, principal, interest, fees), after in zip(owed, owed[1:], strict=False)
     )

@@ -87,3 +87,16 @@ def payoff(
     return progressive.payoff(
         terms, events_of(transactions), on=on, termination_interest=termination_interest
     )
+
+
+def payoffs(
+    *, terms: Terms, transactions: Iterable, on: date, days: int, termination_interest: str
+) -> tuple[progressive.Payoff, ...]:
+    """The payoff on ``on`` and each of the ``days`` following days (one replay)."""
+    return progressive.payoffs(
+        terms,
+        events_of(transactions),
+        on=on,
+        days=days,
+        termination_interest=termination_interest,
+    )

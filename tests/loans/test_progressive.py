@@ -425,3 +425,12 @@ def test_a_charge_off_stops_the_accrual():
     assert sum((i.principal_due for i in result.installments), D(0)) == D("100.00")
     quote = pg.payoff(fineract_terms(), events, on=date(2024, 5, 1))
     assert (quote.interest, quote.per_diem) == (D("0.24"), D("0.00"))
+
+
+def test_payoffs_for_following_days_agree_with_single_quotes():
+    events = [pay(1, date(2024, 2, 15), "17.01")]
+    quotes = pg.payoffs(fineract_terms(), events, on=date(2024, 2, 25), days=10)
+    assert [q.on for q in quotes] == [date(2024, 2, 25) + timedelta(days=n) for n in range(11)]
+    for q in quotes:
+        assert q == pg.payoff(fineract_terms(), events, on=q.on)
+    assert quotes[0].per_diem == quotes[1].interest - quotes[0].interest
