@@ -8,7 +8,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from loans import services
+from loans import selectors, services
 from loans.exceptions import InvalidRequestError
 from loans.models import Schedule, Transaction, TransactionType
 from tests.factories import make_loan, set_business_date
@@ -35,7 +35,7 @@ def recalculating_loan(operator, **kw):
 
 
 def repay(loan, operator, on, amount):
-    set_business_date(max(on, services.get_business_date()))
+    set_business_date(max(on, selectors.get_business_date()))
     return services.post_transaction(
         loan=loan, type=TransactionType.REPAYMENT, on=on, amount=D(amount), actor=operator
     )
@@ -304,10 +304,8 @@ def test_modification_carries_the_payoff_on_its_date_and_may_switch_recalculatio
     # C3245's payoff: 100.00 + 0.58 (#1, overdue) + 0.28 (#2 to 15 Feb, overdue principal in)
     assert draft.loan_amount == D("100.86")
     assert draft.interest_recalculation is True
-    modifications.update_setup(
-        setup=draft, changes={"interest_recalculation": False}, actor=operator
-    )
-    modifications.activate_loan(loan=loan, actor=operator, as_of=date(2024, 2, 15))
+    services.update_setup(setup=draft, changes={"interest_recalculation": False}, actor=operator)
+    modifications.activate_modification(loan=loan, actor=operator, as_of=date(2024, 2, 15))
     loan.refresh_from_db()
     assert loan.setup.interest_recalculation is False
     assert loan.setup.loan_amount == D("100.86")
