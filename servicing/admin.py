@@ -29,6 +29,7 @@ from loans.admin import (
     register_loan_view,
 )
 from loans.exceptions import DomainError
+from loans.formatting import plural
 from loans.models import Loan, ServicingStatus
 from loans.selectors import get_business_date
 from servicing import services
@@ -52,11 +53,17 @@ CHUNK = 100  # loans per transaction in the bulk action
 
 
 def describe(counts) -> str:
+    schedules = (
+        counts.cancelled_call_schedules
+        + counts.cancelled_email_schedules
+        + counts.cancelled_sms_schedules
+    )
     return (
-        f"{counts.cancelled_scheduled_payments} payments, {counts.cancelled_calls} calls, "
-        f"{counts.cancelled_emails} emails, {counts.cancelled_sms} SMS, "
+        f"{plural(counts.cancelled_scheduled_payments, 'payment')}, "
+        f"{plural(counts.cancelled_calls, 'call')}, {plural(counts.cancelled_emails, 'email')}, "
+        f"{counts.cancelled_sms} SMS, "
         f"{counts.cancelled_call_schedules} call / {counts.cancelled_email_schedules} email / "
-        f"{counts.cancelled_sms_schedules} SMS schedules"
+        f"{counts.cancelled_sms_schedules} SMS schedule{'' if schedules == 1 else 's'}"
     )
 
 
@@ -429,3 +436,8 @@ def servicing_button(request, loan: Loan) -> LoanButton | None:
 register_loan_view("cancel-servicing", cancel_servicing_view, "cancel_servicing")
 register_loan_view("resume-servicing", resume_servicing_view, "resume_servicing")
 register_loan_button(servicing_button)
+
+
+# Bulk cancel actions of the scheduled items, their times in the borrower's zone, and the loan
+# page's autopay section live in their own module; importing it registers them.
+from servicing import admin_items  # noqa: E402, F401
