@@ -72,11 +72,16 @@ def derive(
     )
     periods = list(frozen) + [_period_state(row, len(frozen)) for row in result.rows]
     allocations = {
-        key: ledger.Allocation(principal=p.principal, interest=p.interest, fees=p.fees)
+        key: ledger.Allocation(
+            principal=p.principal, interest=p.interest, fees=p.fees, overpayment=p.overpayment
+        )
         for key, p in result.allocations.items()
     }
     return ledger.ReplayResult(
-        periods=periods, allocations=allocations, unallocated=result.unallocated
+        periods=periods,
+        allocations=allocations,
+        unallocated=result.unallocated,
+        void_terminations=list(result.void_terminations),
     )
 
 

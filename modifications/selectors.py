@@ -266,7 +266,14 @@ def carried_balance(loan: Loan, on: date) -> CarriedBalance:
             principal=quote.principal, interest=quote.interest, fees=quote.fees
         )
     else:
-        owed = ledger.outstanding_on(result.periods, on=on, rounding_mode=setup.rounding_mode)
+        # The payoff on the modification date (DESIGN §4, §9): interest paid ahead of being
+        # earned is credited, so nothing is carried (and charged) twice.
+        owed = ledger.payoff(
+            result.periods,
+            on=on,
+            rounding_mode=setup.rounding_mode,
+            accrual=versions.accrual_for(setup),
+        )
     frozen = [p for p in result.periods if p.frozen or p.due_date <= on]
     return CarriedBalance(
         principal=owed.principal, interest=owed.interest, fees=owed.fees, frozen_periods=frozen

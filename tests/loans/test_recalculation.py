@@ -309,3 +309,42 @@ def test_modification_carries_the_payoff_on_its_date_and_may_switch_recalculatio
     loan.refresh_from_db()
     assert loan.setup.interest_recalculation is False
     assert loan.setup.loan_amount == D("100.86")
+
+
+# ------------------------------------------------------------------ payoff and system reversal
+
+
+def test_payoff_quote_uses_the_daily_accrual_c3245(operator):
+    loan = recalculating_loan(operator)
+    set_business_date(date(2024, 2, 15))
+    quote = selectors.payoff(loan, on=date(2024, 2, 15))
+    assert (quote.principal, quote.interest, quote.total) == (D("100.00"), D("0.86"), D("100.86"))
+    assert quote.per_diem == D("0.02")
+    quotes = selectors.payoff_quotes(loan, on=date(2024, 2, 15), days=3)
+    assert [q.total for q in quotes.quotes][0] == D("100.86")
+    assert quotes.per_diem == quote.per_diem
+
+
+def test_backdated_repayment_settling_everything_reverses_the_termination_c3724(operator):
+    from loans.models import LoanStatus
+
+    loan = recalculating_loan(operator, termination_interest="ACCRUED_TO_DATE")
+    repay(loan, operator, date(2024, 2, 1), "17.01")
+    set_business_date(date(2024, 3, 31))
+    result = services.terminate_contract(loan=loan, actor=operator, as_of=date(2024, 3, 31))
+    assert result.transaction.amount == D("84.53")
+    backdated = services.post_transaction(
+        loan=loan,
+        type=TransactionType.REPAYMENT,
+        on=date(2024, 3, 1),
+        amount=D("84.06"),
+        actor=operator,
+        as_of=date(2024, 3, 31),
+    )
+    loan.refresh_from_db()
+    result.transaction.refresh_from_db()
+    assert result.transaction.reversed is True
+    assert loan.sub_status is None and loan.status == LoanStatus.CLOSED
+    assert portions(backdated)[:2] == (D("83.57"), D("0.49"))
+    assert outstanding(loan) == 0
+    assert rows(loan)[2:] == [("17.01", "0.00", "17.01")] * 3 + [("16.02", "0.00", "16.02")]
