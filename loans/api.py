@@ -1,4 +1,8 @@
-"""DRF views of the loan core (DESIGN §6). Thin: parse input, call a service, render output."""
+"""DRF views of the loan core (DESIGN §6). Thin: parse input, call a service, render output.
+
+Why this module is long: one thin view per core endpoint (auth, business date, loans, setups,
+schedules, activation, transactions and their commands, events, payoff), each mostly its schema
+declaration; they share the loan lookup and the error shape."""
 
 from __future__ import annotations
 
