@@ -125,6 +125,12 @@ class SetupInputSerializer(serializers.Serializer):
     terminationInterest = serializers.ChoiceField(
         TerminationInterest.choices, source="termination_interest", required=False
     )
+    interestRecalculation = serializers.BooleanField(
+        source="interest_recalculation",
+        required=False,
+        help_text="DYNAMIC only: interest accrues daily on the actual outstanding principal "
+        "(Fineract's progressive loan); false keeps interest per period as scheduled.",
+    )
 
 
 class LoanCreateSerializer(serializers.Serializer):
@@ -242,6 +248,7 @@ class SetupSerializer(serializers.ModelSerializer):
     daysInYear = serializers.CharField(source="days_in_year")
     roundingMode = serializers.CharField(source="rounding_mode")
     terminationInterest = serializers.CharField(source="termination_interest")
+    interestRecalculation = serializers.BooleanField(source="interest_recalculation")
     modId = serializers.IntegerField(source="mod_id", allow_null=True)
     createdAt = serializers.DateTimeField(source="created_at")
     activatedAt = serializers.DateTimeField(source="activated_at", allow_null=True)
@@ -263,6 +270,7 @@ class SetupSerializer(serializers.ModelSerializer):
             "daysInYear",
             "roundingMode",
             "terminationInterest",
+            "interestRecalculation",
             "modId",
             "active",
             "createdAt",
