@@ -1,8 +1,8 @@
 """DRF views of the loan core (DESIGN §6). Thin: parse input, call a service, render output.
 
-Why this module is long: one thin view per core endpoint (auth, business date, loans, setups,
-schedules, activation, transactions and their commands, events, payoff), each mostly its schema
-declaration; they share the loan lookup and the error shape."""
+Why this module is long: it holds every loan-core operation of the API contract (DESIGN §6)
+with its schema, error responses and request examples; each view is thin.
+"""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """Input and output serializers of the loan core API. camelCase on the wire; money as strings
 with two decimals, rates with four; dates ``YYYY-MM-DD``. No business logic here.
 
-Why this module is long: it is the loan core's whole wire format (inputs, outputs and their
-schema components), declarative field lists kept together so the camelCase names stay in one
-place."""
+Why this module is long: one input or output serializer per resource of the API contract
+(DESIGN §6), the hand-built ones written out for speed; no logic beyond shaping JSON.
+"""
 
 from __future__ import annotations
 
