@@ -1,4 +1,8 @@
-"""DRF views of the loan core (DESIGN §6). Thin: parse input, call a service, render output."""
+"""DRF views of the loan core (DESIGN §6). Thin: parse input, call a service, render output.
+
+Why this module is long: it holds every loan-core operation of the API contract (DESIGN §6)
+with its schema, error responses and request examples; each view is thin.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,9 @@
 """Input and output serializers of the loan core API. camelCase on the wire; money as strings
-with two decimals, rates with four; dates ``YYYY-MM-DD``. No business logic here."""
+with two decimals, rates with four; dates ``YYYY-MM-DD``. No business logic here.
+
+Why this module is long: one input or output serializer per resource of the API contract
+(DESIGN §6), the hand-built ones written out for speed; no logic beyond shaping JSON.
+"""
 
 from __future__ import annotations
 
