@@ -167,10 +167,6 @@ class Borrower(models.Model):
     def __str__(self) -> str:
         return f"{self.first_name} {self.last_name}".strip()
 
-    @property
-    def full_name(self) -> str:
-        return str(self)
-
 
 class Loan(models.Model):
     external_id = models.CharField(max_length=100, unique=True)
