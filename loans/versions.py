@@ -13,7 +13,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from loans import ledger
+from loans import hooks, ledger
 from loans.exceptions import DuplicateExternalIdError, NotFoundError, field_error
 from loans.models import (
     Loan,
@@ -312,4 +312,6 @@ def rebuild_schedule(loan: Loan, *, schedule: Schedule | None = None) -> ledger.
         )
         loan.status, loan.sub_status = new_status, sub_status
         Loan.objects.filter(pk=loan.pk).update(status=new_status, sub_status=sub_status)
+    # Apps built on the core follow the new schedule in this transaction (loans.hooks).
+    hooks.schedule_changed(loan)
     return result

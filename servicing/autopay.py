@@ -30,7 +30,7 @@ from loans import ledger
 from loans.exceptions import ConflictError, InvalidRequestError, NotFoundError, field_error
 from loans.models import Loan, LoanStatus, Schedule, ServicingStatus
 from loans.selectors import get_business_date
-from loans.services import lock_loan, record_event
+from loans.versions import lock_loan, record_event
 from servicing.models import (
     Autopay,
     AutopayAmountType,
@@ -292,5 +292,7 @@ def sync_autopay_payments(loan: Loan, *, as_of: date, periods: list | None = Non
 
 
 def resync_after_schedule_change(loan: Loan) -> None:
-    """``loans.hooks`` receiver: a schedule change moves the pending autopay payments."""
-    sync_autopay_payments(loan, as_of=get_business_date())
+    """``loans.hooks`` receiver: a schedule change moves the pending autopay payments. One
+    query for a loan without autopay (the usual case)."""
+    if Autopay.objects.filter(loan=loan, status=AutopayStatus.ACTIVE).exists():
+        sync_autopay_payments(loan, as_of=get_business_date())

@@ -58,7 +58,8 @@ from loans.models import (
     bucket_for,
 )
 from loans.selectors import current_schedule, get_business_date
-from loans.services import lock_loan, post_transaction, record_event, set_business_date
+from loans.services import post_transaction, set_business_date
+from loans.versions import lock_loan, record_event
 from servicing.autopay import sync_autopay_payments
 from servicing.models import (
     DelinquencyChange,

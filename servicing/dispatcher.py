@@ -47,7 +47,8 @@ from django.utils import timezone
 from loans.exceptions import DomainError
 from loans.models import Borrower, Loan, ServicingStatus, TransactionType
 from loans.selectors import current_schedule, get_business_date
-from loans.services import lock_loan, post_transaction
+from loans.services import post_transaction
+from loans.versions import lock_loan
 from servicing.close_of_business import OPEN_STATUSES, payoff_total
 from servicing.models import (
     AttemptStatus,
