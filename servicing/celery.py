@@ -40,3 +40,7 @@ def _configure(sender, **kwargs):
 
     sender.conf.timezone = settings.SERVICING_TIME_ZONE
     sender.conf.beat_schedule = beat_schedule(settings)
+    # The embedded broker's folder and beat's schedule file live under .celery/ (gitignored).
+    (settings.BASE_DIR / ".celery").mkdir(exist_ok=True)
+    if sender.conf.broker_url.startswith("filesystem"):
+        settings.CELERY_BROKER_DIR.mkdir(parents=True, exist_ok=True)
