@@ -429,3 +429,7 @@ def servicing_button(request, loan: Loan) -> LoanButton | None:
 register_loan_view("cancel-servicing", cancel_servicing_view, "cancel_servicing")
 register_loan_view("resume-servicing", resume_servicing_view, "resume_servicing")
 register_loan_button(servicing_button)
+
+
+# The servicing clock's pages (jobs, dispatcher queue, outbox, autopay) live beside this one.
+from servicing import admin_clock  # noqa: E402, F401
