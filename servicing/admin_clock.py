@@ -2,41 +2,33 @@
 bar, its failed loans with the error and a retry action, a "run close of business" button for
 the business date), the dispatcher's queue (due, deferred, in flight, failed today), the outbox
 of the built-in providers, dispatch attempts, autopays, and read-only inlines on the loan page
-(autopay, dispatch attempts, daily snapshots). Nothing here decides anything: the pages call
+(autopay, dispatch attempts, daily snapshots: ``servicing.admin.autopay_section``). Nothing here decides anything: the pages call
 ``servicing.jobs``, ``servicing.close_of_business`` and the selectors, and report.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
-
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html
 
-from loans.admin import LoanAdmin, ReadOnlyAdminMixin
+from loans.admin import ReadOnlyAdminMixin
 from loans.exceptions import DomainError
 from loans.selectors import get_business_date
 from servicing import close_of_business as cob
 from servicing import jobs as job_services
-from servicing.admin import ReadOnlyInline
+from servicing import selectors
 from servicing.models import (
     Autopay,
-    CommunicationStatus,
     DispatchAttempt,
     Job,
     JobFailure,
-    LoanDailySnapshot,
     OutboxMessage,
-    ScheduledCommunication,
-    ScheduledPayment,
-    ScheduledPaymentStatus,
 )
 
 CLOCK_PERM = "loans.run_close_of_business"
@@ -185,25 +177,12 @@ class JobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 def dispatcher_queue() -> dict:
-    """Counts of the dispatcher's queue: due now, deferred, in flight, failed today (UTC)."""
-    now = timezone.now()
-    as_of = get_business_date()
-    midnight = datetime.combine(now.date(), time.min, tzinfo=now.tzinfo)
-    not_deferred = Q(not_before__isnull=True) | Q(not_before__lte=now)
-    payments = ScheduledPayment.objects
-    communications = ScheduledCommunication.objects
-    pending_payment = Q(status=ScheduledPaymentStatus.PENDING, scheduled_date__lte=as_of)
-    pending_comm = Q(status=CommunicationStatus.PENDING, scheduled_at__lte=now)
+    """The dispatcher's queue (``servicing.selectors.dispatcher_queue``), payments and
+    communications together: due now, deferred, in flight, failed today."""
+    queue = selectors.dispatcher_queue(as_of=get_business_date(), now=timezone.now())
     return {
-        "due": payments.filter(pending_payment & not_deferred).count()
-        + communications.filter(pending_comm & not_deferred).count(),
-        "deferred": payments.filter(status="PENDING", not_before__gt=now).count()
-        + communications.filter(status="PENDING", not_before__gt=now).count(),
-        "in_flight": payments.filter(status="IN_FLIGHT").count()
-        + communications.filter(status="IN_FLIGHT").count(),
-        "failed_today": DispatchAttempt.objects.filter(
-            status="FAILED", finished_at__gte=midnight, finished_at__lt=midnight + timedelta(1)
-        ).count(),
+        key: queue["payments"][key] + queue["communications"][key]
+        for key in ("due", "deferred", "in_flight", "failed_today")
     }
 
 
@@ -257,35 +236,4 @@ class AutopayAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     raw_id_fields = ["loan"]
 
 
-class AutopayInline(ReadOnlyInline):
-    model = Autopay
-    verbose_name_plural = "Autopay"
-    fields = ["method", "amount_type", "amount", "process_days_before", "start_date", "status"]
-    ordering = ["-id"]
-
-
-class DispatchAttemptInline(ReadOnlyInline):
-    model = DispatchAttempt
-    fk_name = "loan"
-    verbose_name_plural = "Dispatch attempts (latest)"
-    fields = ["started_at", "kind", "channel", "number", "status", "amount", "return_code", "error"]
-    ordering = ["-started_at", "-id"]
-
-
-class SnapshotInline(ReadOnlyInline):
-    model = LoanDailySnapshot
-    verbose_name_plural = "Daily snapshots (latest)"
-    fields = [
-        "business_date",
-        "delinquency_bucket",
-        "days_past_due",
-        "amount_past_due",
-        "principal_outstanding",
-        "payoff_total",
-    ]
-    ordering = ["-business_date"]
-
-
-LoanAdmin.inlines = [*LoanAdmin.inlines, AutopayInline, DispatchAttemptInline, SnapshotInline]
-
-__all__ = ["reverse"]
+# The loan page's autopay, attempts and snapshots: servicing.admin.autopay_section.
