@@ -56,6 +56,7 @@ SUMMARIES = {
     ("GET", "/loans/{loan}/communication-schedules"): "List communication schedules",
     ("POST", "/loans/{loan}/communication-schedules"): "Create a communication schedule",
     ("GET", "/loans/{loan}/events"): "Read the loan's audit trail",
+    ("GET", "/loans/{loan}/payoff"): "Quote the payoff for a date and the following days",
     ("GET", "/loans/{loan}/modifications"): "List modifications",
     ("POST", "/loans/{loan}/modifications"): "Start a modification",
     ("POST", "/loans/{loan}/modifications/cancel"): "Cancel the newest modification",

@@ -180,6 +180,11 @@ class RepaymentInputSerializer(serializers.Serializer):
         return value if value is not None else data.get("amount")
 
 
+class PayoffQuerySerializer(serializers.Serializer):
+    date = serializers.DateField(required=False)
+    days = serializers.IntegerField(required=False, min_value=0, max_value=366)
+
+
 class UndoInputSerializer(serializers.Serializer):
     note = serializers.CharField(max_length=500, required=False, allow_blank=True)
     reversalExternalId = serializers.CharField(max_length=100, required=False, allow_null=True)
@@ -356,6 +361,7 @@ class TransactionSerializer(serializers.ModelSerializer):
     principalPortion = Money(source="principal_portion")
     interestPortion = Money(source="interest_portion")
     feesPortion = Money(source="fees_portion")
+    overpaymentPortion = Money(source="overpayment_portion")
     amount = Money()
     reversedOn = serializers.DateField(source="reversed_on", allow_null=True)
     reversalExternalId = serializers.CharField(source="reversal_external_id", allow_null=True)
@@ -378,6 +384,7 @@ class TransactionSerializer(serializers.ModelSerializer):
             "principalPortion",
             "interestPortion",
             "feesPortion",
+            "overpaymentPortion",
             "note",
             "reversed",
             "reversedOn",
@@ -403,6 +410,7 @@ class TransactionSerializer(serializers.ModelSerializer):
             "principalPortion": money_str(t.principal_portion),
             "interestPortion": money_str(t.interest_portion),
             "feesPortion": money_str(t.fees_portion),
+            "overpaymentPortion": money_str(t.overpayment_portion),
             "note": t.note,
             "reversed": t.reversed,
             "reversedOn": date_str(t.reversed_on),
@@ -438,6 +446,28 @@ class SummarySerializer(serializers.Serializer):
     # The live classification of daysPastDue as of the business date (the loan's own
     # delinquencyBucket is what the last close of business recorded).
     delinquencyBucket = BucketField(source="days_past_due", read_only=True)
+    creditBalance = Money(source="credit_balance", help_text="overpaid, refundable (§9)")
+    payoffToday = Money(
+        source="payoff_today",
+        allow_null=True,
+        help_text="the payoff total on the business date (§9)",
+    )
+
+
+class PayoffQuoteRowSerializer(serializers.Serializer):
+    date = serializers.DateField(source="on")
+    principal = Money()
+    interest = Money()
+    fees = Money()
+    total = Money()
+
+
+class PayoffQuoteSerializer(serializers.Serializer):
+    """``GET /loans/{id}/payoff``: what settles the loan on the date and each following day."""
+
+    perDiem = Money(source="per_diem", help_text="the interest one more day adds")
+    creditBalance = Money(source="credit_balance")
+    quotes = PayoffQuoteRowSerializer(many=True)
 
 
 class LoanSerializer(serializers.ModelSerializer):

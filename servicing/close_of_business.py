@@ -48,6 +48,7 @@ from django.db.models.functions import Least
 from django.utils import timezone
 
 from loans import ledger
+from loans.exceptions import DomainError
 from loans.models import (
     Loan,
     LoanEvent,
@@ -88,7 +89,10 @@ def payoff_total(loan: Loan, periods: list, *, on: date) -> Decimal:
     same rule over the schedule rows (all principal, interest due plus the current period's
     accrued by days, fees)."""
     if _payoff_selector is not None:
-        return _payoff_selector(loan, on=on).total
+        try:
+            return _payoff_selector(loan, on=on).total
+        except DomainError:  # e.g. a catch-up day before the latest transaction
+            pass
     return ledger.outstanding_on(
         [p for p in periods if not p.frozen], on=on, rounding_mode=loan.setup.rounding_mode
     ).total
