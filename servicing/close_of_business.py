@@ -91,11 +91,11 @@ def payoff_total(loan: Loan, periods: list, *, on: date) -> Decimal:
     if _payoff_selector is not None:
         try:
             return _payoff_selector(loan, on=on).total
-        except DomainError:  # e.g. a catch-up day before the latest transaction
+        except (DomainError, ValueError):  # e.g. a catch-up day before the latest transaction
             pass
-    return ledger.outstanding_on(
-        [p for p in periods if not p.frozen], on=on, rounding_mode=loan.setup.rounding_mode
-    ).total
+    # No quote for that day (a catch-up day before the latest transaction): what is
+    # outstanding on the schedule as it stands.
+    return sum((p.total_outstanding for p in periods if not p.frozen), ZERO)
 
 
 def late_fee_external_id(loan_id: int, due_date: date) -> str:

@@ -136,7 +136,8 @@ def test_a_paid_installment_gets_no_late_fee(loan, operator):
     post_transaction(
         loan=loan, type="REPAYMENT", on=date(2026, 2, 1), amount=Decimal("88.85"), actor=operator
     )
-    close(date(2026, 2, 3), operator)
+    job = close(date(2026, 2, 3), operator)
+    assert job.failed == 0, list(job.failures.values_list("error", flat=True))
     assert not Transaction.objects.filter(loan=loan, type=TransactionType.CHARGE).exists()
     assert (
         LoanDailySnapshot.objects.get(loan=loan, business_date=date(2026, 2, 3)).days_past_due == 0
