@@ -1,4 +1,8 @@
-"""DRF views of the loan core (DESIGN §6). Thin: parse input, call a service, render output."""
+"""DRF views of the loan core (DESIGN §6). Thin: parse input, call a service, render output.
+
+Why this module is long: it holds every loan-core operation of the API contract (DESIGN §6)
+with its schema, error responses and request examples; each view is thin.
+"""
 
 from __future__ import annotations
 
@@ -163,7 +167,26 @@ class LoanListCreateView(APIView, generics.ListAPIView):
                         "firstPaymentDate": "2026-02-01",
                     },
                 },
-            )
+            ),
+            OpenApiExample(
+                "Interest recalculation (daily accrual, DYNAMIC only)",
+                request_only=True,
+                value={
+                    "borrowerId": 1,
+                    "scheduleEngine": "DYNAMIC",
+                    "setup": {
+                        "loanAmount": "100.00",
+                        "loanRate": "7.0000",
+                        "loanTerm": "6",
+                        "paymentFrequency": "MONTHLY",
+                        "contractDate": "2024-01-01",
+                        "firstPaymentDate": "2024-02-01",
+                        "roundingMode": "HALF_EVEN",
+                        "terminationInterest": "ACCRUED_TO_DATE",
+                        "interestRecalculation": True,
+                    },
+                },
+            ),
         ],
     )
     def post(self, request):
@@ -187,20 +210,36 @@ def loan_detail_payload(loan: Loan, associations: set[str] | None = None) -> dic
     """The loan with its summary and the requested associations, in a constant query count."""
     associations = associations or set()
     as_of = selectors.get_business_date()
-    schedule = (
-        Schedule.objects.filter(loan=loan, is_current=True)
-        .prefetch_related(Prefetch("periods", queryset=SchedulePeriod.objects.order_by("period")))
-        .first()
+    schedule = Schedule.objects.filter(loan=loan, is_current=True).first()
+    # Rows, not model instances: a 30-year loan has 360 periods and maybe thousands of
+    # transactions, and instantiating them was a third of this view's time.
+    periods = selectors.period_states(schedule)
+    loan.summary_figures = selectors.loan_summary(
+        loan, as_of=as_of, schedule=schedule, periods=periods
     )
-    loan.summary_figures = selectors.loan_summary(loan, as_of=as_of, schedule=schedule)
     if "repaymentSchedule" in associations:
+        if schedule is not None:
+            schedule.period_rows = periods
         loan.current_schedule_version = schedule
     if "transactions" in associations:
-        loan.transaction_rows = list(selectors.loan_transactions(loan))
-    return LoanDetailSerializer(loan).data
+        loan.transaction_rows = selectors.transaction_rows(loan)
+    try:
+        return LoanDetailSerializer(loan).data
+    finally:  # the loan may outlive the request in reference cycles: drop the rows now
+        for attr in ("transaction_rows", "current_schedule_version", "summary_figures"):
+            loan.__dict__.pop(attr, None)
 
 
 class LoanDetailView(LoanAPIView):
+    def dispatch(self, request, *args, **kwargs):
+        response = super().dispatch(request, *args, **kwargs)
+        # DRF keeps ``view.response`` and ``response.renderer_context["view"]``: a reference
+        # cycle holding this half-megabyte payload until the next full garbage collection, so
+        # a worker's memory grew by ~40 MiB over 1,000 requests. Without the view's link the
+        # payload is freed as soon as the response has been sent.
+        self.response = None
+        return response
+
     @extend_schema(
         parameters=[
             OpenApiParameter(
@@ -280,7 +319,12 @@ class SetupUpdateView(APIView):
                 "New amount and rate",
                 request_only=True,
                 value={"loanAmount": "1500.00", "loanRate": "9.5000"},
-            )
+            ),
+            OpenApiExample(
+                "Switch interest recalculation on",
+                request_only=True,
+                value={"interestRecalculation": True},
+            ),
         ],
     )
     def patch(self, request, setup_id):

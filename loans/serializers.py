@@ -1,5 +1,9 @@
 """Input and output serializers of the loan core API. camelCase on the wire; money as strings
-with two decimals, rates with four; dates ``YYYY-MM-DD``. No business logic here."""
+with two decimals, rates with four; dates ``YYYY-MM-DD``. No business logic here.
+
+Why this module is long: one input or output serializer per resource of the API contract
+(DESIGN §6), the hand-built ones written out for speed; no logic beyond shaping JSON.
+"""
 
 from __future__ import annotations
 
@@ -125,6 +129,12 @@ class SetupInputSerializer(serializers.Serializer):
     terminationInterest = serializers.ChoiceField(
         TerminationInterest.choices, source="termination_interest", required=False
     )
+    interestRecalculation = serializers.BooleanField(
+        source="interest_recalculation",
+        required=False,
+        help_text="DYNAMIC only: interest accrues daily on the actual outstanding principal "
+        "(Fineract's progressive loan); false keeps interest per period as scheduled.",
+    )
 
 
 class LoanCreateSerializer(serializers.Serializer):
@@ -242,6 +252,7 @@ class SetupSerializer(serializers.ModelSerializer):
     daysInYear = serializers.CharField(source="days_in_year")
     roundingMode = serializers.CharField(source="rounding_mode")
     terminationInterest = serializers.CharField(source="termination_interest")
+    interestRecalculation = serializers.BooleanField(source="interest_recalculation")
     modId = serializers.IntegerField(source="mod_id", allow_null=True)
     createdAt = serializers.DateTimeField(source="created_at")
     activatedAt = serializers.DateTimeField(source="activated_at", allow_null=True)
@@ -263,6 +274,7 @@ class SetupSerializer(serializers.ModelSerializer):
             "daysInYear",
             "roundingMode",
             "terminationInterest",
+            "interestRecalculation",
             "modId",
             "active",
             "createdAt",
@@ -354,6 +366,23 @@ class ScheduleSerializer(serializers.ModelSerializer):
         model = Schedule
         fields = ["version", "reason", "isCurrent", "setupId", "note", "createdAt", "periods"]
 
+    def to_representation(self, schedule):
+        # Hand-built like the periods; ``period_rows`` (``selectors.period_states``) when the
+        # view read the periods as rows, else the (prefetched) related periods.
+        rows = getattr(schedule, "period_rows", None)
+        if rows is None:
+            rows = schedule.periods.all()
+        period = PeriodSerializer().to_representation
+        return {
+            "version": schedule.version,
+            "reason": schedule.reason,
+            "isCurrent": schedule.is_current,
+            "setupId": schedule.setup_id,
+            "note": schedule.note,
+            "createdAt": datetime_str(schedule.created_at),
+            "periods": [period(p) for p in rows],
+        }
+
 
 class TransactionSerializer(serializers.ModelSerializer):
     loanId = serializers.IntegerField(source="loan_id")
@@ -400,26 +429,55 @@ class TransactionSerializer(serializers.ModelSerializer):
 
     def to_representation(self, t):
         # Hand-built for speed (a loan may have thousands); fields above document the schema.
-        return {
-            "id": t.pk,
-            "loanId": t.loan_id,
-            "externalId": t.external_id,
-            "type": t.type,
-            "date": t.date.isoformat(),
-            "amount": money_str(t.amount),
-            "principalPortion": money_str(t.principal_portion),
-            "interestPortion": money_str(t.interest_portion),
-            "feesPortion": money_str(t.fees_portion),
-            "overpaymentPortion": money_str(t.overpayment_portion),
-            "note": t.note,
-            "reversed": t.reversed,
-            "reversedOn": date_str(t.reversed_on),
-            "reversalExternalId": t.reversal_external_id,
-            "reversalNote": t.reversal_note,
-            "reversedByModificationId": t.reversed_by_modification_id,
-            "createdBy": self.get_createdBy(t),
-            "createdAt": datetime_str(t.created_at),
-        }
+        # ``t`` is a model instance or a ``selectors.transaction_rows`` tuple (same JSON).
+        if isinstance(t, tuple):
+            return transaction_json(t)
+        return transaction_json(
+            (
+                t.pk,
+                t.loan_id,
+                t.external_id,
+                t.type,
+                t.date,
+                t.amount,
+                t.principal_portion,
+                t.interest_portion,
+                t.fees_portion,
+                t.note,
+                t.reversed,
+                t.reversed_on,
+                t.reversal_external_id,
+                t.reversal_note,
+                t.reversed_by_modification_id,
+                self.get_createdBy(t),
+                t.created_at,
+                t.overpayment_portion,
+            )
+        )
+
+
+def transaction_json(r: tuple) -> dict:
+    """A transaction's JSON from a row in ``selectors.TRANSACTION_ROW`` order."""
+    return {
+        "id": r[0],
+        "loanId": r[1],
+        "externalId": r[2],
+        "type": r[3],
+        "date": r[4].isoformat(),
+        "amount": money_str(r[5]),
+        "principalPortion": money_str(r[6]),
+        "interestPortion": money_str(r[7]),
+        "feesPortion": money_str(r[8]),
+        "overpaymentPortion": money_str(r[17]),
+        "note": r[9],
+        "reversed": r[10],
+        "reversedOn": date_str(r[11]),
+        "reversalExternalId": r[12],
+        "reversalNote": r[13],
+        "reversedByModificationId": r[14],
+        "createdBy": r[15],
+        "createdAt": datetime_str(r[16]),
+    }
 
 
 class BucketField(serializers.ChoiceField):
