@@ -16,6 +16,7 @@ from datetime import UTC
 import django_filters
 from django import forms
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from django.urls import path
@@ -75,7 +76,12 @@ def error_body(code: str, detail: str, errors: list | None = None) -> dict:
     return {"code": code, "detail": detail, "errors": errors or []}
 
 
+TOO_LARGE_DETAIL = "The request body is too large."
+
+
 def exception_handler(exc, context):
+    if isinstance(exc, RequestDataTooBig):
+        return Response(error_body("request_too_large", TOO_LARGE_DETAIL), status=413)
     if isinstance(exc, DomainError):
         return Response(error_body(exc.code, exc.message, exc.errors), status=exc.status)
     if isinstance(exc, DjangoValidationError):

@@ -5,7 +5,8 @@ later are described correctly without each one repeating it:
 
 * the error responses (one shape, ``loans.api_common.ERROR_SERIALIZER``): 400 everywhere, 401
   where authentication is required, 403 and 409 on commands (unsafe methods; 409 also covers a
-  reused ``Idempotency-Key``), 404 on paths with parameters, 429 (throttling). A view's own
+  reused ``Idempotency-Key``), 404 on paths with parameters, 413 where a body is read, 429
+  (throttling). A view's own
   ``@extend_schema(responses=...)`` wins where it documents the same status;
 * the ``Idempotency-Key`` request header and ``Idempotent-Replayed`` response header on the
   methods ``loans.idempotency.IdempotentMixin`` handles;
@@ -29,12 +30,14 @@ from loans.idempotency import HEADER, MAX_KEY_LENGTH, REPLAYED_HEADER, Idempoten
 # What a stored response can be (a 401 or a throttled request never reaches the view).
 REPLAYABLE_STATUSES = [200, 201, 202, 204, 400, 403, 404, 409]
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+BODY_METHODS = {"POST", "PUT", "PATCH"}
 ERROR_DESCRIPTIONS = {
     400: "Invalid input",
     401: "Not authenticated",
     403: "Permission denied",
     404: "Not found",
     409: "Conflict with the loan's state, or a reused Idempotency-Key",
+    413: "The request body is too large",
     429: "Too many requests (throttled)",
 }
 
@@ -61,6 +64,8 @@ class AutoSchema(openapi.AutoSchema):
             statuses.append(404)
         if self.method in UNSAFE:
             statuses.append(409)
+        if self.method in BODY_METHODS:
+            statuses.append(413)
         statuses.append(429)
         return statuses
 
