@@ -37,8 +37,15 @@ test-sqlite: .venv/.installed
 test-postgres: .venv/.installed
 	DATABASE_URL=postgres://root@127.0.0.1:5432/test $(PY) -m pytest
 
+# Benchmarks run on PostgreSQL only (bench/db.py refuses anything else): the services script
+# starts or checks PostgreSQL; each benchmark works in a throwaway <name>_bench database.
+# BENCH=changelist runs one module; BENCH_LOANS=100000 a smaller portfolio.
+BENCH_DATABASE_URL ?= postgres://root@127.0.0.1:5432/bench
+SERVICES_SH := $(firstword $(wildcard ../shared/ci/services.sh ../../shared/ci/services.sh))
 bench: .venv/.installed
-	$(PY) -m bench
+	@test -n "$(SERVICES_SH)" || { echo "bench: ../shared/ci/services.sh not found"; exit 1; }
+	bash $(SERVICES_SH)
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) -m bench $(BENCH)
 
 lint: .venv/.installed
 	$(PY) -m ruff check .

@@ -8,43 +8,19 @@
    the Django test client to the loan changelist: statements per loan and total time (goal:
    at most 10 s). The confirmation page for the same 1,000 loans is timed too.
 
-Database: a throwaway ``bench_<name>`` database created next to the one ``DATABASE_URL`` names
-(``create_test_db``) and dropped at the end, so the configured database is never touched.
-Skipped with a message when ``DATABASE_URL`` is not PostgreSQL.
-
-Run: ``DATABASE_URL=postgres://root@127.0.0.1:5432/h_servicing python -m bench cancel``.
+Database: a throwaway ``<name>_bench`` database next to the one ``DATABASE_URL`` names,
+dropped at the end (``bench.db``). Run: ``make bench BENCH=cancel``.
 """
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
 from datetime import UTC, date, datetime
 
+from bench.measure import alternate, count_statements, load_line
+
 REPEAT = 5
-
-
-class StatementCounter:
-    """Counts every statement sent (``CaptureQueriesContext`` keeps only the last 9,000).
-    BEGIN/COMMIT are not counted (they do not pass through execute wrappers); SAVEPOINT and
-    RELEASE are."""
-
-    def __init__(self):
-        self.count = 0
-
-    def __call__(self, execute, sql, params, many, context):
-        self.count += 1
-        return execute(sql, params, many, context)
-
-
-def _setup_django() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "servicing.settings")
-    # The settings refuse to start without a secret key when DEBUG is off.
-    os.environ.setdefault("SECRET_KEY", "bench-only-not-a-secret")
-    import django
-
-    django.setup()
 
 
 def _make_loans(n: int, prefix: str):
@@ -168,9 +144,6 @@ def _reset(loan_id: int) -> None:
 
 
 def bench_one_loan(user) -> dict:
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
     from servicing import services
 
     (loan,) = _make_loans(1, "BIG")
@@ -180,27 +153,40 @@ def bench_one_loan(user) -> dict:
     _add_items([small], payments=4, per_channel=1, schedules_per_channel=1)
     _reset(loan.pk)
 
-    with CaptureQueriesContext(connection) as small_queries:
-        small_result = services.cancel_servicing(loan=small.pk, reason="PAID_OFF", actor=user)
-    service_times, raw_times, statements, cancelled = [], [], None, None
-    for _ in range(REPEAT):
-        with CaptureQueriesContext(connection) as captured:
-            started = time.perf_counter()
-            result = services.cancel_servicing(loan=loan.pk, reason="PAID_OFF", actor=user)
-            service_times.append(time.perf_counter() - started)
-        statements, cancelled = len(captured.captured_queries), result.total
-        _reset(loan.pk)
+    small_statements, small_result = count_statements(
+        lambda: services.cancel_servicing(loan=small.pk, reason="PAID_OFF", actor=user)
+    )
+    outcome = {}
+
+    def service_run() -> float:
         started = time.perf_counter()
-        raw_count = _raw_cancel(loan.pk, user.pk)
-        raw_times.append(time.perf_counter() - started)
-        assert raw_count == 10_000, raw_count
+        statements, result = count_statements(
+            lambda: services.cancel_servicing(loan=loan.pk, reason="PAID_OFF", actor=user)
+        )
+        seconds = time.perf_counter() - started
+        outcome.update(statements=statements, cancelled=result.total)
+        _reset(loan.pk)  # not timed
+        return seconds
+
+    def raw_run() -> float:
+        started = time.perf_counter()
+        assert _raw_cancel(loan.pk, user.pk) == 10_000
+        seconds = time.perf_counter() - started
         _reset(loan.pk)
+        return seconds
+
+    samples = alternate({"cancel_servicing": service_run, "raw SQL": raw_run}, repeat=REPEAT)
+    service_times = samples["cancel_servicing"].seconds
+    raw_times = samples["raw SQL"].seconds
+    statements, cancelled = outcome["statements"], outcome["cancelled"]
     service, raw = statistics.median(service_times), statistics.median(raw_times)
     return {
         "items": created,
         "cancelled": cancelled,
         "queries_10k": statements,
-        "queries_small": len(small_queries.captured_queries),
+        "queries_small": small_statements,
+        "spread": (min(service_times) * 1000, max(service_times) * 1000),
+        "raw_spread": (min(raw_times) * 1000, max(raw_times) * 1000),
         "small_cancelled": small_result.total,
         "service_ms": service * 1000,
         "raw_ms": raw * 1000,
@@ -209,9 +195,7 @@ def bench_one_loan(user) -> dict:
 
 
 def bench_admin_bulk(user, n_loans: int = 1000) -> dict:
-    from django.db import connection
     from django.test import Client
-    from django.test.utils import CaptureQueriesContext
 
     from loans.models import Loan, ServicingStatus
 
@@ -239,18 +223,19 @@ def bench_admin_bulk(user, n_loans: int = 1000) -> dict:
         "select_across": "1",
     }
 
-    with CaptureQueriesContext(connection) as first_pass:
-        started = time.perf_counter()
-        page = client.post(url, payload, secure=True)
-        first_seconds = time.perf_counter() - started
+    # Counted with an execute wrapper: the request resets connection.queries, so a
+    # CaptureQueriesContext around it read 0 statements.
+    started = time.perf_counter()
+    first_pass, page = count_statements(lambda: client.post(url, payload, secure=True))
+    first_seconds = time.perf_counter() - started
     assert page.status_code == 200, page.status_code
     assert page.content.count(b'<td class="num total">6</td>') == n_loans
 
-    counter = StatementCounter()
-    with connection.execute_wrapper(counter):
-        started = time.perf_counter()
-        response = client.post(url, {**payload, "post": "yes", "reason": "SOLD_OFF"}, secure=True)
-        seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    statements, response = count_statements(
+        lambda: client.post(url, {**payload, "post": "yes", "reason": "SOLD_OFF"}, secure=True)
+    )
+    seconds = time.perf_counter() - started
     assert response.status_code == 302, response.status_code
     stopped = Loan.objects.filter(pk__in=ids, servicing_status=ServicingStatus.NOT_SERVICING)
     assert stopped.count() == n_loans
@@ -258,48 +243,34 @@ def bench_admin_bulk(user, n_loans: int = 1000) -> dict:
         "loans": n_loans,
         "items": items,
         "first_pass_s": first_seconds,
-        "first_pass_queries": len(first_pass.captured_queries),
+        "first_pass_queries": first_pass,
         "seconds": seconds,
-        "queries": counter.count,
-        "queries_per_loan": counter.count / n_loans,
+        "queries": statements,
+        "queries_per_loan": statements / n_loans,
     }
 
 
 def main() -> None:
-    _setup_django()
-    from django.conf import settings
-    from django.db import connection
+    from bench.db import throwaway_database
 
-    if connection.vendor != "postgresql":
-        print(
-            "bench_cancel: skipped: needs PostgreSQL "
-            "(DATABASE_URL=postgres://root@127.0.0.1:5432/h_servicing python -m bench cancel)"
-        )
-        return
-    from django.contrib.auth import get_user_model
-    from django.test.utils import setup_test_environment, teardown_test_environment
+    load_before = load_line()
+    with throwaway_database():
+        from django.contrib.auth import get_user_model
 
-    load_before = os.getloadavg()
-    setup_test_environment()
-    connection.settings_dict.setdefault("TEST", {})
-    connection.settings_dict["TEST"]["NAME"] = f"bench_{settings.DATABASES['default']['NAME']}"
-    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
-    try:
         user = get_user_model().objects.create_superuser("bench", "bench@example.com", "x")
         one = bench_one_loan(user)
         bulk = bench_admin_bulk(user)
-    finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0)
-        teardown_test_environment()
-
-    print(f"load average before/after: {load_before} / {os.getloadavg()} on {os.cpu_count()} CPUs")
+    print(f"{load_before}; after: {load_line()}")
     print(
         f"cancel_servicing, one loan with {one['items']:,} pending items "
-        f"(median of {REPEAT}):\n"
+        f"(median of {REPEAT}, alternated):\n"
         f"  statements: {one['queries_10k']} (for {one['small_cancelled']} items: "
         f"{one['queries_small']}; BEGIN/COMMIT included)\n"
-        f"  cancel_servicing: {one['service_ms']:.1f} ms, cancelled {one['cancelled']:,}\n"
-        f"  raw SQL, 7 UPDATEs: {one['raw_ms']:.1f} ms\n"
+        f"  cancel_servicing: median {one['service_ms']:.1f} ms "
+        f"(min {one['spread'][0]:.1f}, max {one['spread'][1]:.1f}), "
+        f"cancelled {one['cancelled']:,}\n"
+        f"  raw SQL, 7 UPDATEs: median {one['raw_ms']:.1f} ms "
+        f"(min {one['raw_spread'][0]:.1f}, max {one['raw_spread'][1]:.1f})\n"
         f"  ratio: {one['ratio']:.2f}x (goal <= 3x)"
     )
     print(

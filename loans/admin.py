@@ -22,7 +22,7 @@ from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from loans import selectors, services
+from loans import search, selectors, services
 from loans.exceptions import DomainError
 from loans.models import (
     Borrower,
@@ -155,13 +155,13 @@ class LoanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     ]
     list_display_links = ["display_id", "external_id"]
     list_select_related = ["borrower"]
-    search_fields = [
-        "=external_id",
-        "=display_id",
-        "borrower__first_name",
-        "borrower__last_name",
-        "borrower__email",
-    ]
+    # Shown as the search box; the search itself is ``get_search_results`` (indexed, see
+    # ``loans.search``): externalId/displayId by prefix, borrower name/e-mail by substring.
+    search_fields = ["external_id", "display_id", "borrower__first_name", "borrower__email"]
+    search_help_text = (
+        "External id or display id (exact or its beginning), borrower name or e-mail."
+    )
+    paginator = search.LargeTablePaginator
     list_filter = [
         "status",
         BooleanStateFilter,
@@ -206,6 +206,9 @@ class LoanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def get_changelist(self, request, **kwargs):
         return LoanChangeList
+
+    def get_search_results(self, request, queryset, search_term):
+        return search.filter_loans(queryset, search_term), False
 
     @admin.display(description="Engine", ordering="schedule_engine")
     def engine(self, obj):

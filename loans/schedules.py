@@ -42,6 +42,7 @@ __all__ = [
     "number_of_periods",
     "compute_payment",
     "generate_schedule",
+    "periods_layout",
     "solve_term",
 ]
 
@@ -301,6 +302,13 @@ def _periods_layout(terms: Terms) -> list[tuple[date, date, Decimal, int]]:
         layout.append((prev, due, num, den))
         prev = due
     return layout
+
+
+def periods_layout(terms: Terms) -> list[tuple[date, date, Decimal, int]]:
+    """(from_date, due_date, rate_num, rate_den) of each period: the period rate is exactly
+    ``rate_num / rate_den`` (validated terms; used by the daily-accrual engine)."""
+    _validate(terms)
+    return _periods_layout(terms)
 
 
 def _level_payment(terms: Terms, layout) -> Decimal:

@@ -1,0 +1,633 @@
+"""Interest recalculation: Apache Fineract's progressive loan with daily accrual (DESIGN §11).
+
+Pure Python (Decimal and date, no Django), like ``loans.schedules``. Given a setup's terms and
+the loan's dated money events, :func:`recalculate` derives the installments and every
+transaction's portions, and :func:`payoff` what settles the loan on a date.
+
+The model (Fineract's "rest daily, no compounding, pre-closure interest to the pre-close date",
+reproduced from its e2e scenarios C3249-C3255, C3682-C3763 and its ``RepaymentPeriod`` rules):
+
+* Interest accrues every day on that day's outstanding principal, overdue principal included.
+  A day in period *k* accrues ``balance x rate_k / W_k`` where ``rate_k`` is the period rate of
+  the non-recalculating schedule (``loans.schedules``) and ``W_k`` its length in days
+  (``FREQUENCY``: so each day earns period rate x 1/days in the period; ``ACTUAL_*``: the annual
+  rate over the year's length, ``ACTUAL_ACTUAL`` weighting each day by its own year). The
+  balance changes on the day a payment is made (that day accrues on the new balance).
+* Each installment's *calculated* interest is its period's accrual, the unrounded daily amounts
+  summed and rounded once, plus the interest its predecessor could not hold (below). Its
+  principal is the installment amount less its interest; the last installment absorbs the
+  difference (all remaining principal).
+* Fineract's holding rule: when the principal paid on an installment exceeds the installment
+  amount less its calculated interest (it was paid in full, or nearly so, before its due date),
+  its interest is what was paid towards interest and the rest of its calculated interest
+  ("unrecognized") moves to the next installment.
+* A repayment (or credit) goes to the oldest installment not fully paid first: fees, then
+  interest, then principal. An installment already due takes its interest and principal due; one
+  not yet due takes the interest accrued to the payment date (nothing before its period starts)
+  and at most the installment amount less that interest as principal; what is left goes on.
+* Before the *horizon* (the business date) balances are the actual ones. After it the schedule is
+  a projection: every installment is assumed paid on its due date, one overdue at the horizon on
+  the horizon. Paying every installment on its due date therefore gives exactly the
+  non-recalculating schedule.
+* A contract termination on T stops accrual on T and collapses every installment due on or
+  after T into one due on T (kept as they are on or after maturity); ``ACCRUED_TO_DATE``: its
+  interest is what accrued to T, ``ALL_OUTSTANDING``: the projected interest of the collapsed
+  installments.
+
+Choices where the sources are silent: no interest accrues after maturity (the last due date);
+an advancement re-amortizes the installment amount of the installments due after its date;
+only ``EQUAL_INSTALLMENTS`` (Fineract's progressive loan is an EMI loan).
+"""
+
+from __future__ import annotations
+
+import bisect
+import calendar
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+from decimal import Decimal, localcontext
+from types import MappingProxyType
+
+from loans.schedules import (
+    CENT,
+    ROUNDING_MODES,
+    Terms,
+    compute_payment,
+    generate_schedule,
+    periods_layout,
+)
+
+__all__ = [
+    "REPAYMENT",
+    "CREDIT",
+    "CHARGE",
+    "ADVANCEMENT",
+    "CONTRACT_TERMINATION",
+    "ALL_OUTSTANDING",
+    "ACCRUED_TO_DATE",
+    "Event",
+    "Installment",
+    "Portions",
+    "Recalculation",
+    "Payoff",
+    "recalculate",
+    "payoff",
+]
+
+REPAYMENT = "REPAYMENT"
+CREDIT = "CREDIT"
+CHARGE = "CHARGE"
+ADVANCEMENT = "ADVANCEMENT"
+CONTRACT_TERMINATION = "CONTRACT_TERMINATION"
+ALL_OUTSTANDING = "ALL_OUTSTANDING"
+ACCRUED_TO_DATE = "ACCRUED_TO_DATE"
+
+ZERO = Decimal("0.00")
+_PREC = 34
+_ALLOCATED = (REPAYMENT, CREDIT)
+
+
+# --------------------------------------------------------------------------------------------
+# Public data
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Event:
+    """A dated money event to replay. ``key`` names it in :attr:`Recalculation.allocations`."""
+
+    key: object
+    type: str
+    date: date
+    amount: Decimal = ZERO
+
+
+@dataclass(frozen=True)
+class Portions:
+    principal: Decimal = ZERO
+    interest: Decimal = ZERO
+    fees: Decimal = ZERO
+
+    @property
+    def total(self) -> Decimal:
+        return self.principal + self.interest + self.fees
+
+
+@dataclass(frozen=True)
+class Installment:
+    number: int
+    from_date: date
+    due_date: date
+    principal_due: Decimal
+    interest_due: Decimal
+    fees_due: Decimal
+    principal_paid: Decimal
+    interest_paid: Decimal
+    fees_paid: Decimal
+    balance_after: Decimal
+    complete: bool
+    obligations_met_on_date: date | None
+
+    @property
+    def total_due(self) -> Decimal:
+        return self.principal_due + self.interest_due + self.fees_due
+
+    @property
+    def total_paid(self) -> Decimal:
+        return self.principal_paid + self.interest_paid + self.fees_paid
+
+    @property
+    def total_outstanding(self) -> Decimal:
+        return self.total_due - self.total_paid
+
+
+@dataclass(frozen=True)
+class Recalculation:
+    installments: tuple[Installment, ...]
+    allocations: Mapping[object, Portions]
+    unallocated: Decimal
+    terminated_on: date | None
+
+    @property
+    def total_interest(self) -> Decimal:
+        return sum((i.interest_due for i in self.installments), ZERO)
+
+
+@dataclass(frozen=True)
+class Payoff:
+    """What settles the loan on ``on``; ``per_diem`` is the interest one more day adds."""
+
+    on: date
+    principal: Decimal
+    interest: Decimal
+    fees: Decimal
+    per_diem: Decimal
+
+    @property
+    def total(self) -> Decimal:
+        return self.principal + self.interest + self.fees
+
+
+# --------------------------------------------------------------------------------------------
+# The engine (mutable state, private)
+# --------------------------------------------------------------------------------------------
+
+
+class _Inst:
+    __slots__ = (
+        "number",
+        "from_date",
+        "due_date",
+        "emi",
+        "rate_num",
+        "rate_den",
+        "weight",
+        "accrued",
+        "carry",
+        "final",
+        "calc",
+        "interest_due",
+        "principal_due",
+        "fees_due",
+        "principal_paid",
+        "interest_paid",
+        "fees_paid",
+        "complete",
+        "met_on",
+        "last_paid_on",
+    )
+
+    def __init__(self, number, from_date, due_date, emi, rate_num, rate_den, weight):
+        self.number = number
+        self.from_date = from_date
+        self.due_date = due_date
+        self.emi = emi  # None for the last installment: it takes whatever remains
+        self.rate_num = rate_num
+        self.rate_den = rate_den
+        self.weight = weight  # W: the period's length in (weighted) days
+        self.accrued = Decimal(0)  # sum of balance x weighted days, exact
+        self.carry = ZERO  # interest the previous installment could not hold
+        self.final = False  # its interest and principal due are settled
+        self.calc = ZERO
+        self.interest_due = ZERO
+        self.principal_due = ZERO
+        self.fees_due = ZERO
+        self.principal_paid = ZERO
+        self.interest_paid = ZERO
+        self.fees_paid = ZERO
+        self.complete = False
+        self.met_on = None
+        self.last_paid_on = None
+
+    def clone(self) -> _Inst:
+        other = object.__new__(_Inst)
+        for name in _Inst.__slots__:
+            setattr(other, name, getattr(self, name))
+        return other
+
+    @property
+    def outstanding(self) -> Decimal:
+        return (
+            self.principal_due
+            + self.interest_due
+            + self.fees_due
+            - self.principal_paid
+            - self.interest_paid
+            - self.fees_paid
+        )
+
+
+def _year_weight(start: date, end: date) -> int:
+    """ACTUAL_ACTUAL: days weighted so that d/L == d*(731-L)/(365*366) (as in schedules)."""
+    weighted = 0
+    cursor = start
+    while cursor < end:
+        segment_end = min(date(cursor.year + 1, 1, 1), end)
+        length = 366 if calendar.isleap(cursor.year) else 365
+        weighted += (segment_end - cursor).days * (731 - length)
+        cursor = segment_end
+    return weighted
+
+
+class _Engine:
+    def __init__(self, terms: Terms, policy: str):
+        if terms.calc_type != "EQUAL_INSTALLMENTS":
+            raise ValueError("interest recalculation needs EQUAL_INSTALLMENTS")
+        self.terms = terms
+        self.policy = policy
+        self.rounding = ROUNDING_MODES[terms.rounding_mode]
+        self.actual_actual = terms.days_in_year == "ACTUAL_ACTUAL"
+        base = generate_schedule(terms)
+        layout = periods_layout(terms)[: len(base.periods)]
+        last = len(base.periods) - 1
+        self.insts = [
+            _Inst(
+                p.number,
+                p.from_date,
+                p.due_date,
+                None if k == last else p.total,
+                num,
+                den,
+                self._weight(p.from_date, p.due_date),
+            )
+            for k, (p, (_f, _d, num, den)) in enumerate(zip(base.periods, layout, strict=True))
+        ]
+        self.total_principal = self._round(Decimal(terms.loan_amount))
+        self.balance = self.total_principal  # actual principal outstanding
+        self.projected: Decimal | None = None  # the projection's balance, past the horizon
+        self.cursor = terms.contract_date
+        self.next = 0  # first installment not final
+        self.open = 0  # first installment that may have something outstanding
+        self.assigned = ZERO  # principal due of the final installments
+        self.ahead = ZERO  # interest paid on installments not final yet
+        self.terminated_on: date | None = None
+        self.allocations: dict = {}
+        self.unallocated = ZERO
+
+    # ---- arithmetic -------------------------------------------------------------------------
+
+    def _weight(self, start: date, end: date) -> int:
+        return _year_weight(start, end) if self.actual_actual else (end - start).days
+
+    def _round(self, value: Decimal) -> Decimal:
+        return value.quantize(CENT, rounding=self.rounding)
+
+    def _accrued_interest(self, inst: _Inst) -> Decimal:
+        """The installment's accrual so far, rounded once, plus what it carries in."""
+        with localcontext() as ctx:
+            ctx.prec = _PREC
+            value = inst.accrued * inst.rate_num / (inst.rate_den * inst.weight)
+        return self._round(value) + inst.carry
+
+    def clone(self) -> _Engine:
+        other = object.__new__(_Engine)
+        other.__dict__.update(self.__dict__)
+        other.insts = [i.clone() for i in self.insts]
+        other.allocations = dict(self.allocations)
+        return other
+
+    # ---- time -------------------------------------------------------------------------------
+
+    def _accrue(self, inst: _Inst, to: date) -> None:
+        start = max(self.cursor, inst.from_date)
+        if to > start:
+            balance = self.balance if self.projected is None else self.projected
+            if balance:
+                inst.accrued += balance * self._weight(start, to)
+            self.cursor = to
+
+    def advance(self, to: date) -> None:
+        """Accrue up to ``to`` (exclusive), settling every installment due on or before it."""
+        if self.terminated_on is not None:
+            return
+        insts = self.insts
+        while self.next < len(insts) and insts[self.next].due_date <= to:
+            inst = insts[self.next]
+            self._accrue(inst, inst.due_date)
+            self._settle(inst)
+            self.next += 1
+        if self.next < len(insts):
+            self._accrue(insts[self.next], to)
+        if to > self.cursor:
+            self.cursor = to
+
+    def _settle(self, inst: _Inst) -> None:
+        """Fineract's RepaymentPeriod rules, applied once the installment's period is over."""
+        calc = self._accrued_interest(inst)
+        inst.calc = calc
+        remaining = self.total_principal - self.assigned
+        if inst.emi is None:
+            interest = max(calc, inst.interest_paid)
+            principal = max(remaining, inst.principal_paid, ZERO)
+        else:
+            held = inst.interest_paid if inst.principal_paid > inst.emi - calc else calc
+            interest = max(held, inst.interest_paid)
+            principal = max(inst.emi - interest, inst.principal_paid)
+            principal = min(principal, max(remaining, inst.principal_paid))
+        inst.interest_due, inst.principal_due = interest, principal
+        if self.next + 1 < len(self.insts):  # ``inst`` is always insts[self.next]
+            self.insts[self.next + 1].carry = calc - interest
+        inst.final = True
+        self.ahead -= inst.interest_paid
+        self.assigned += principal
+        if self.projected is not None:
+            self.projected -= max(principal - inst.principal_paid, ZERO)
+        if inst.outstanding <= 0 and not inst.complete:
+            inst.complete = True
+            inst.met_on = inst.last_paid_on
+
+    def enter_projection(self) -> None:
+        unpaid_due = sum(
+            (
+                max(i.principal_due - i.principal_paid, ZERO)
+                for i in self.insts[: self.next]
+                if i.final
+            ),
+            ZERO,
+        )
+        self.projected = self.balance - unpaid_due
+
+    # ---- events -----------------------------------------------------------------------------
+
+    def apply(self, event: Event) -> None:
+        if event.type in _ALLOCATED:
+            self._allocate(event)
+        elif event.type == CHARGE:
+            self._charge(event)
+        elif event.type == ADVANCEMENT:
+            self._advance_principal(event)
+        elif event.type == CONTRACT_TERMINATION:
+            self._terminate(event.date)
+
+    def _earned(self) -> Decimal:
+        """Interest earned to the cursor by the installments not final yet: the accrual of the
+        one whose period holds it (with what it carries in). Paid ahead: ``self.ahead``."""
+        if self.terminated_on is not None or self.next >= len(self.insts):
+            return ZERO
+        return self._accrued_interest(self.insts[self.next])
+
+    def _allocate(self, event: Event) -> None:
+        remaining = Decimal(event.amount)
+        fees = interest = principal = ZERO
+        insts = self.insts
+        index = self.open
+        earned = self._earned()
+        while remaining > 0 and index < len(insts):
+            inst = insts[index]
+            index += 1
+            if inst.complete:
+                continue
+            fee_out = inst.fees_due - inst.fees_paid
+            if inst.final:
+                interest_out = inst.interest_due - inst.interest_paid
+                principal_out = inst.principal_due - inst.principal_paid
+            else:
+                # Interest earned to the payment date and not paid yet (normally the current
+                # installment's; an installment not started yet takes only what the current
+                # one, already paid, earned since), then principal up to the installment amount.
+                interest_out = max(earned - self.ahead, ZERO)
+                if inst.emi is None:
+                    principal_out = self.balance
+                else:
+                    held = inst.interest_paid + interest_out
+                    principal_out = min(
+                        max(inst.emi - held - inst.principal_paid, ZERO), self.balance
+                    )
+            fee_part = min(remaining, fee_out)
+            interest_part = min(remaining - fee_part, interest_out)
+            principal_part = min(remaining - fee_part - interest_part, principal_out)
+            paid = fee_part + interest_part + principal_part
+            inst.fees_paid += fee_part
+            inst.interest_paid += interest_part
+            if not inst.final:
+                self.ahead += interest_part
+            inst.principal_paid += principal_part
+            self.balance -= principal_part
+            fees += fee_part
+            interest += interest_part
+            principal += principal_part
+            remaining -= paid
+            if paid:
+                inst.last_paid_on = event.date
+            if (fee_part, interest_part, principal_part) == (fee_out, interest_out, principal_out):
+                inst.complete = True
+                inst.met_on = event.date
+        while self.open < len(insts) and insts[self.open].complete:
+            self.open += 1
+        self.allocations[event.key] = Portions(principal=principal, interest=interest, fees=fees)
+        self.unallocated += remaining
+
+    def _target(self, on: date) -> int:
+        dues = [i.due_date for i in self.insts]
+        return min(bisect.bisect_left(dues, on), len(dues) - 1)
+
+    def _charge(self, event: Event) -> None:
+        index = self._target(event.date)
+        inst = self.insts[index]
+        inst.fees_due += Decimal(event.amount)
+        inst.complete = False
+        inst.met_on = None
+        self.open = min(self.open, index)
+        self.allocations[event.key] = Portions(fees=Decimal(event.amount))
+
+    def _advance_principal(self, event: Event) -> None:
+        amount = Decimal(event.amount)
+        self.balance += amount
+        self.total_principal += amount
+        future = [i for i in self.insts if not i.final]
+        self.allocations[event.key] = Portions(principal=amount)
+        if not future or self.terminated_on is not None:
+            last = self.insts[-1]
+            last.principal_due += amount
+            self.assigned += amount
+            last.complete = False
+            last.met_on = None
+            self.open = min(self.open, len(self.insts) - 1)
+            return
+        t = self.terms
+        payment = compute_payment(
+            replace(
+                t,
+                loan_amount=self.total_principal - self.assigned,
+                term=Decimal(len(future)),
+                contract_date=future[0].from_date,
+                first_payment_date=future[0].due_date,
+                payment=None,
+            )
+        )
+        for inst in future[:-1]:
+            inst.emi = payment
+            if inst.complete and inst.principal_paid < payment - inst.interest_paid:
+                inst.complete = False
+                inst.met_on = None
+        future[-1].complete = False  # the last installment holds whatever principal remains
+        future[-1].met_on = None
+        self.open = min(self.open, self.insts.index(future[0]))
+
+    def _terminate(self, on: date) -> None:
+        insts = self.insts
+        self.terminated_on = on
+        if not insts or on >= insts[-1].due_date:
+            return  # on or after maturity: the periods are kept
+        kept = [i for i in insts if i.due_date < on]
+        collapsed = insts[len(kept) :]
+        first = collapsed[0]
+        paid_interest = sum((i.interest_paid for i in collapsed), ZERO)
+        if self.policy == ACCRUED_TO_DATE:
+            earned = first.calc if first.final else self._accrued_interest(first)
+            interest = max(earned, paid_interest)
+        else:
+            projection = self.clone()
+            projection.terminated_on = None
+            projection.enter_projection()
+            projection.advance(projection.insts[-1].due_date)
+            interest = sum((i.interest_due for i in projection.insts[len(kept) :]), ZERO)
+            interest = max(interest, paid_interest)
+        assigned_kept = sum((i.principal_due for i in kept), ZERO)
+        accelerated = _Inst(first.number, first.from_date, on, None, 0, 1, 1)
+        accelerated.final = True
+        accelerated.principal_due = self.total_principal - assigned_kept
+        accelerated.interest_due = interest
+        accelerated.fees_due = sum((i.fees_due for i in collapsed), ZERO)
+        accelerated.principal_paid = sum((i.principal_paid for i in collapsed), ZERO)
+        accelerated.interest_paid = paid_interest
+        accelerated.fees_paid = sum((i.fees_paid for i in collapsed), ZERO)
+        paid_dates = [i.last_paid_on for i in collapsed if i.last_paid_on]
+        accelerated.last_paid_on = max(paid_dates) if paid_dates else None
+        if accelerated.outstanding <= 0:
+            accelerated.complete = True
+            accelerated.met_on = accelerated.last_paid_on
+        self.insts = [*kept, accelerated]
+        self.ahead = ZERO
+        self.next = len(self.insts)
+        self.open = min(self.open, len(kept))
+        self.assigned = self.total_principal
+
+    # ---- results ----------------------------------------------------------------------------
+
+    def installments(self) -> tuple[Installment, ...]:
+        result = []
+        balance = self.total_principal
+        for inst in self.insts:
+            balance -= inst.principal_due
+            outstanding = inst.outstanding
+            result.append(
+                Installment(
+                    number=inst.number,
+                    from_date=inst.from_date,
+                    due_date=inst.due_date,
+                    principal_due=inst.principal_due,
+                    interest_due=inst.interest_due,
+                    fees_due=inst.fees_due,
+                    principal_paid=inst.principal_paid,
+                    interest_paid=inst.interest_paid,
+                    fees_paid=inst.fees_paid,
+                    balance_after=balance,
+                    complete=outstanding <= 0,
+                    obligations_met_on_date=inst.met_on if outstanding <= 0 else None,
+                )
+            )
+        return tuple(result)
+
+    def owed_on(self, on: date) -> tuple[Decimal, Decimal, Decimal]:
+        """(principal, interest, fees) owed on ``on``: call after ``advance(on)``."""
+        interest = sum(
+            (i.interest_due - i.interest_paid for i in self.insts if i.final), ZERO
+        ) + max(self._earned() - self.ahead, ZERO)
+        fees = sum((i.fees_due - i.fees_paid for i in self.insts), ZERO)
+        return self.balance, interest, fees
+
+
+# --------------------------------------------------------------------------------------------
+# Entry points
+# --------------------------------------------------------------------------------------------
+
+
+def _ordered(events: Iterable[Event]) -> list[Event]:
+    return sorted(events, key=lambda e: e.date)  # stable: same-day events keep their order
+
+
+def _replayed(terms: Terms, events: list[Event], policy: str) -> _Engine:
+    engine = _Engine(terms, policy)
+    for event in events:
+        engine.advance(event.date)
+        engine.apply(event)
+    return engine
+
+
+def recalculate(
+    terms: Terms,
+    events: Iterable[Event],
+    *,
+    horizon: date | None = None,
+    termination_interest: str = ALL_OUTSTANDING,
+) -> Recalculation:
+    """The installments and each event's portions, with daily interest recalculation.
+
+    ``events`` are the loan's non-reversed transactions after its disbursement (REPAYMENT,
+    CREDIT, CHARGE, ADVANCEMENT, CONTRACT_TERMINATION), in entry order; they are replayed by
+    date. ``horizon`` is the date up to which balances are actual (the business date); it is
+    never before the latest event.
+    """
+    ordered = _ordered(events)
+    engine = _replayed(terms, ordered, termination_interest)
+    end = max([horizon or terms.contract_date, *(e.date for e in ordered)])
+    engine.advance(end)
+    engine.enter_projection()
+    if engine.insts:
+        engine.advance(max(engine.insts[-1].due_date, end))
+    return Recalculation(
+        installments=engine.installments(),
+        allocations=MappingProxyType(dict(engine.allocations)),
+        unallocated=engine.unallocated,
+        terminated_on=engine.terminated_on,
+    )
+
+
+def payoff(
+    terms: Terms,
+    events: Iterable[Event],
+    *,
+    on: date,
+    termination_interest: str = ALL_OUTSTANDING,
+) -> Payoff:
+    """What settles the loan on ``on`` (not before its latest event), assuming no payment in
+    between: all principal outstanding, interest accrued to ``on`` (overdue principal included)
+    less what was paid towards it, and unpaid fees."""
+    ordered = _ordered(events)
+    if ordered and on < ordered[-1].date:
+        raise ValueError(f"payoff date {on} is before the latest transaction {ordered[-1].date}")
+    engine = _replayed(terms, ordered, termination_interest)
+    engine.advance(on)
+    principal, interest, fees = engine.owed_on(on)
+    tomorrow = on + timedelta(days=1)
+    engine.advance(tomorrow)
+    _p, interest_tomorrow, _f = engine.owed_on(tomorrow)
+    return Payoff(
+        on=on,
+        principal=principal,
+        interest=interest,
+        fees=fees,
+        per_diem=max(interest_tomorrow - interest, ZERO),
+    )
