@@ -17,7 +17,7 @@ def body_to_bytes(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("loans", "0002_groups"),
+        ("loans", "0003_search_indexes"),
     ]
 
     operations = [
