@@ -17,7 +17,7 @@ from django.test import Client
 
 from bench.db import throwaway_database
 from bench.measure import Samples, count_statements, once, print_figure
-from loans import schedules, services
+from loans import schedules, services, versions
 from loans.models import (
     BusinessDate,
     Loan,
@@ -72,7 +72,7 @@ def make_loan(user, *, periods: int, repayments: int) -> Loan:
         )
         for i in range(repayments)
     )
-    services.rebuild_schedule(loan)
+    versions.rebuild_schedule(loan)
     return loan
 
 

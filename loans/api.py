@@ -24,6 +24,7 @@ from loans.api_common import (
     IdFilter,
     LoanAPIView,
     error_responses,
+    parse,
 )
 from loans.exceptions import InvalidRequestError, NotFoundError
 from loans.models import (
@@ -56,13 +57,6 @@ from loans.serializers import (
     TransactionSerializer,
     UndoInputSerializer,
 )
-
-
-def parse(serializer_class, request, **kwargs):
-    serializer = serializer_class(data=request.data, **kwargs)
-    serializer.is_valid(raise_exception=True)
-    return serializer
-
 
 # ------------------------------------------------------------------ auth and business date
 
@@ -291,15 +285,21 @@ class SetupUpdateView(APIView):
 
 
 class ActivateView(LoanAPIView):
+    """``POST /loans/{id}/activate`` for the core: a PENDING loan, under ``post_transaction``.
+
+    The modifications app routes the path to its subclass, which activates a draft
+    modification (under ``modify_loan``) and hands every other loan to ``activate``.
+    """
+
     def required_permission(self, request):
-        loan = self.get_loan()
-        return "modify_loan" if loan.modification_in_progress else "post_transaction"
+        return "post_transaction"
+
+    def activate(self, loan, actor):
+        return services.activate_loan(loan=loan, actor=actor)
 
     @extend_schema(request=None, responses={200: ActivationResultSerializer, **COMMAND_ERRORS})
     def post(self, request, **kwargs):
-        from modifications.services import activate_loan  # handles PENDING and modifications
-
-        result = activate_loan(loan=self.get_loan(), actor=request.user)
+        result = self.activate(self.get_loan(), request.user)
         payload = loan_detail_payload(selectors.get_loan(loan_id=result.loan.pk))
         return Response({"activated": result.activated, **payload})
 
@@ -313,9 +313,12 @@ TRANSACTION_COMMANDS = {
     "credit": TransactionType.CREDIT,
 }
 
-# command name -> (permission codename, handler(view, request, loan) -> Response).
-# Other commands on the transactions resource (contract termination) register here.
-EXTRA_TRANSACTION_COMMANDS: dict = {}
+# The other commands on the transactions resource and the permission each needs (their
+# handlers are ``contract_termination_command`` and ``undo_contract_termination_command``).
+TERMINATION_COMMANDS = {
+    "contractTermination": "terminate_contract",
+    "undoContractTermination": "terminate_contract",
+}
 
 
 class TransactionsView(LoanAPIView):
@@ -323,9 +326,7 @@ class TransactionsView(LoanAPIView):
         if request.method in permissions.SAFE_METHODS:
             return None
         command = request.query_params.get("command", "")
-        if command in EXTRA_TRANSACTION_COMMANDS:
-            return EXTRA_TRANSACTION_COMMANDS[command][0]
-        return "post_transaction"
+        return TERMINATION_COMMANDS.get(command, "post_transaction")
 
     @extend_schema(responses={200: TransactionSerializer(many=True), **READ_ERRORS})
     def get(self, request, **kwargs):
@@ -371,10 +372,12 @@ class TransactionsView(LoanAPIView):
     )
     def post(self, request, **kwargs):
         command = request.query_params.get("command", "")
-        if command in EXTRA_TRANSACTION_COMMANDS:
-            return EXTRA_TRANSACTION_COMMANDS[command][1](self, request, self.get_loan())
+        if command == "contractTermination":
+            return contract_termination_command(self, request, self.get_loan())
+        if command == "undoContractTermination":
+            return undo_contract_termination_command(self, request, self.get_loan())
         if command not in TRANSACTION_COMMANDS:
-            known = ", ".join([*TRANSACTION_COMMANDS, *EXTRA_TRANSACTION_COMMANDS])
+            known = ", ".join([*TRANSACTION_COMMANDS, *TERMINATION_COMMANDS])
             raise InvalidRequestError(
                 f"Unknown or missing command {command!r}; use one of {known}.",
                 code="unknown_command",
@@ -476,11 +479,3 @@ def undo_contract_termination_command(view, request, loan: Loan) -> Response:
         reversal_external_id=data.get("reversalExternalId") or None,
     )
     return Response(termination_payload(result, result.transaction.reversal_external_id))
-
-
-EXTRA_TRANSACTION_COMMANDS.update(
-    {
-        "contractTermination": ("terminate_contract", contract_termination_command),
-        "undoContractTermination": ("terminate_contract", undo_contract_termination_command),
-    }
-)

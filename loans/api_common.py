@@ -33,6 +33,15 @@ from loans.selectors import get_loan
 
 logger = logging.getLogger(__name__)
 
+
+def parse(serializer_class, request, **kwargs):
+    """The request body validated by ``serializer_class`` (a 400 with field errors if not);
+    returns the serializer (``.validated_data`` and any parsed extras)."""
+    serializer = serializer_class(data=request.data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return serializer
+
+
 DRF_CODES = {
     exceptions.ParseError: "malformed_request",
     exceptions.NotAuthenticated: "not_authenticated",

@@ -18,6 +18,8 @@ COMMAND_CODENAMES = (
     "modify_loan",
     "post_transaction",
     "set_business_date",
+    "run_close_of_business",
+    "manage_autopay",
 )
 SERVICING_APPS = ("loans", "servicing", "modifications")
 # Stored API responses of other users: nobody's business but the owner's.

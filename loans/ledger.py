@@ -1,7 +1,7 @@
 """Pure schedule-state derivation (no ORM): from base installments and a loan's transactions to
 paid and outstanding parts, allocations and summary figures.
 
-The ORM side (``loans.services.rebuild_schedule``) loads rows, calls these functions and writes
+The ORM side (``loans.versions.rebuild_schedule``) loads rows, calls these functions and writes
 the result back. Rules (DESIGN §1, §3, §5), and the choices this module makes where the spec is
 silent:
 

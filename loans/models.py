@@ -66,6 +66,32 @@ class StopServicingReason(models.TextChoices):
     LMS_CLOSED = "LMS_CLOSED", "Loan closed from external LMS sync"
 
 
+class DelinquencyBucket(models.TextChoices):
+    """Days past due as classified by the last close of business (DESIGN §1, §10)."""
+
+    CURRENT = "CURRENT"
+    DPD_1_30 = "DPD_1_30"
+    DPD_31_60 = "DPD_31_60"
+    DPD_61_90 = "DPD_61_90"
+    DPD_91_120 = "DPD_91_120"
+    DPD_120_PLUS = "DPD_120_PLUS"
+
+
+def bucket_for(days_past_due: int) -> str:
+    """The delinquency bucket of a number of days past due (pure)."""
+    if days_past_due <= 0:
+        return DelinquencyBucket.CURRENT
+    for upper, bucket in (
+        (30, DelinquencyBucket.DPD_1_30),
+        (60, DelinquencyBucket.DPD_31_60),
+        (90, DelinquencyBucket.DPD_61_90),
+        (120, DelinquencyBucket.DPD_91_120),
+    ):
+        if days_past_due <= upper:
+            return bucket
+    return DelinquencyBucket.DPD_120_PLUS
+
+
 class PaymentFrequency(models.TextChoices):
     MONTHLY = "MONTHLY"
     SEMI_MONTHLY = "SEMI_MONTHLY"
@@ -141,10 +167,6 @@ class Borrower(models.Model):
     def __str__(self) -> str:
         return f"{self.first_name} {self.last_name}".strip()
 
-    @property
-    def full_name(self) -> str:
-        return str(self)
-
 
 class Loan(models.Model):
     external_id = models.CharField(max_length=100, unique=True)
@@ -178,6 +200,16 @@ class Loan(models.Model):
     )
     mod_total = models.PositiveIntegerField(default=0)
     modification_in_progress = models.BooleanField(default=False)
+    delinquency_bucket = models.CharField(
+        max_length=16,
+        choices=DelinquencyBucket.choices,
+        default=DelinquencyBucket.CURRENT,
+        db_index=True,
+        help_text="as classified by the last close of business",
+    )
+    last_closed_business_date = models.DateField(
+        null=True, blank=True, help_text="the last business date the close of business ran for"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -193,6 +225,8 @@ class Loan(models.Model):
             ("modify_loan", "Can modify a loan"),
             ("post_transaction", "Can post and undo transactions, create and activate loans"),
             ("set_business_date", "Can set the business date"),
+            ("run_close_of_business", "Can run the close of business and the dispatcher"),
+            ("manage_autopay", "Can set up and cancel autopay"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -245,6 +279,13 @@ class LoanSetup(models.Model):
         choices=TerminationInterest.choices,
         default=TerminationInterest.ALL_OUTSTANDING,
     )
+    late_fee_amount = models.DecimalField(
+        **MONEY,
+        null=True,
+        blank=True,
+        help_text="charged once per installment still unpaid late_fee_grace_days after its due",
+    )
+    late_fee_grace_days = models.PositiveIntegerField(null=True, blank=True)
     mod_id = models.PositiveBigIntegerField(
         null=True, blank=True, help_text="the modification that created this setup"
     )
@@ -263,6 +304,10 @@ class LoanSetup(models.Model):
             ),
             models.UniqueConstraint(
                 fields=["loan"], condition=Q(active=False), name="one_draft_setup_per_loan"
+            ),
+            models.CheckConstraint(
+                condition=Q(late_fee_amount__isnull=True) | Q(late_fee_amount__gt=0),
+                name="setup_late_fee_positive",
             ),
         ]
 

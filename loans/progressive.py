@@ -37,6 +37,9 @@ reproduced from its e2e scenarios C3249-C3255, C3682-C3763 and its ``RepaymentPe
 Choices where the sources are silent: no interest accrues after maturity (the last due date);
 an advancement re-amortizes the installment amount of the installments due after its date;
 only ``EQUAL_INSTALLMENTS`` (Fineract's progressive loan is an EMI loan).
+
+Why this module is long: it is one pure engine (accrual, allocation, projection, payoff) whose
+parts share private state and are tested together against Fineract's published figures.
 """
 
 from __future__ import annotations

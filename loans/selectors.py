@@ -1,8 +1,10 @@
 """Reads worth naming: the business date, a loan's current schedule, summaries, annotated
-querysets for lists (no query per row)."""
+querysets for lists (no query per row), and the refusal checks and previews of the core's
+commands (the command asks the same function, so a page and the command cannot disagree)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
@@ -19,9 +21,18 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from loans import ledger
+from loans import ledger, versions
 from loans.exceptions import NotFoundError
-from loans.models import BusinessDate, Loan, Schedule, SchedulePeriod, Transaction
+from loans.models import (
+    BusinessDate,
+    Loan,
+    LoanStatus,
+    Schedule,
+    ScheduleEngine,
+    SchedulePeriod,
+    Transaction,
+    TransactionType,
+)
 
 ZERO = Decimal("0.00")
 MONEY_FIELD = DecimalField(max_digits=14, decimal_places=2)
@@ -97,3 +108,265 @@ def page_summaries(loan_ids: list[int], *, as_of: date) -> dict[int, dict]:
         .order_by()
     )
     return {row.pop("schedule__loan_id"): row for row in rows}
+
+
+# --------------------------------------------------------------------------------------------
+# Contract termination and its undo: refusal checks and previews (seed 002, DESIGN §3)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TerminationPreview:
+    """What terminating a loan on ``on`` would do, computed without writing anything.
+
+    ``principal``/``interest``/``fees`` are everything outstanding on the rewritten schedule
+    (overdue installments included): the portions of the CONTRACT_TERMINATION transaction.
+    ``accelerated`` is the installment due on ``on`` that the later installments collapse
+    into; it is None when ``on`` is on or after maturity (the periods are kept).
+    ``refusals`` lists the failed checks (empty when the termination is allowed).
+    """
+
+    loan: Loan
+    on: date
+    principal: Decimal
+    interest: Decimal
+    fees: Decimal
+    accelerated: ledger.PeriodState | None
+    periods: tuple[ledger.PeriodState, ...]
+    before: ledger.Summary | None
+    after: ledger.Summary | None
+    refusals: tuple[dict, ...] = ()
+
+    @property
+    def total(self) -> Decimal:
+        return self.principal + self.interest + self.fees
+
+    @property
+    def live_periods(self) -> list[ledger.PeriodState]:
+        return ledger.live(list(self.periods))
+
+    @property
+    def allowed(self) -> bool:
+        return not self.refusals
+
+
+@dataclass(frozen=True)
+class UndoTerminationPreview:
+    """What undoing a loan's contract termination would restore (nothing is written)."""
+
+    loan: Loan
+    termination: Transaction | None
+    periods: tuple[ledger.PeriodState, ...]
+    after: ledger.Summary | None
+    refusals: tuple[dict, ...] = ()
+
+    @property
+    def allowed(self) -> bool:
+        return not self.refusals
+
+    @property
+    def live_periods(self) -> list[ledger.PeriodState]:
+        return ledger.live(list(self.periods))
+
+
+def _refusal(code: str, detail: str) -> dict:
+    return {"field": None, "detail": detail, "code": code}
+
+
+def termination_refusals(loan: Loan, *, as_of: date) -> list[dict]:
+    """Every check ``terminate_contract`` makes, collected (DESIGN §3). Read-only."""
+    refusals = []
+    if loan.status != LoanStatus.ACTIVE:
+        refusals.append(
+            _refusal("loan_not_active", f"The loan is {loan.status}; only an ACTIVE loan can be.")
+        )
+    if loan.schedule_engine != ScheduleEngine.DYNAMIC:
+        refusals.append(
+            _refusal(
+                "engine_not_dynamic",
+                f"The loan uses the {loan.schedule_engine} schedule engine; contract "
+                "termination needs the DYNAMIC engine.",
+            )
+        )
+    if loan.charged_off:
+        refusals.append(_refusal("loan_charged_off", "The loan is charged off."))
+    if loan.is_terminated:
+        refusals.append(
+            _refusal("already_terminated", "The loan's contract is already terminated.")
+        )
+    if loan.modification_in_progress:
+        refusals.append(
+            _refusal(
+                "modification_in_progress",
+                "A modification is in progress: activate or cancel it first.",
+            )
+        )
+    # Choices where the spec is silent (as Fineract does for any transaction): the termination
+    # is dated on the business date, which may not precede the contract or the latest
+    # modification, and it must be the loan's latest transaction (so that it can be undone).
+    setup = loan.setup
+    if loan.status == LoanStatus.ACTIVE and setup is not None:
+        if setup.mod_id is None and as_of < setup.contract_date:
+            refusals.append(
+                _refusal(
+                    "date_before_contract",
+                    f"The business date {as_of} is before the contract date {setup.contract_date}.",
+                )
+            )
+        elif setup.mod_id is not None and as_of <= setup.contract_date:
+            refusals.append(
+                _refusal(
+                    "date_before_modification",
+                    f"The business date {as_of} is on or before the latest modification date "
+                    f"{setup.contract_date}.",
+                )
+            )
+        later = (
+            Transaction.objects.filter(loan=loan, reversed=False, date__gt=as_of)
+            .exclude(type=TransactionType.DISBURSEMENT)
+            .exists()
+        )
+        if later:
+            refusals.append(
+                _refusal(
+                    "transactions_after_business_date",
+                    f"The loan has transactions dated after the business date {as_of}.",
+                )
+            )
+    return refusals
+
+
+def _live_totals(periods: list[ledger.PeriodState]) -> tuple[Decimal, Decimal, Decimal]:
+    current = ledger.live(periods)
+    return (
+        sum((p.principal_outstanding for p in current), ZERO),
+        sum((p.interest_outstanding for p in current), ZERO),
+        sum((p.fees_outstanding for p in current), ZERO),
+    )
+
+
+def preview_contract_termination(loan: Loan, *, as_of: date | None = None) -> TerminationPreview:
+    """Compute what ``terminate_contract`` would write, writing nothing.
+
+    The same computation gives the transaction's portions inside ``terminate_contract``, so
+    the admin's preview and the result cannot disagree. Constant query count.
+    """
+    as_of = as_of or get_business_date()
+    return termination_preview(loan, as_of, tuple(termination_refusals(loan, as_of=as_of)))
+
+
+def termination_preview(loan: Loan, as_of: date, refusals: tuple) -> TerminationPreview:
+    """The computation behind ``preview_contract_termination`` and ``terminate_contract``:
+    the loan with a CONTRACT_TERMINATION dated ``as_of`` replayed in memory."""
+    schedule = (
+        Schedule.objects.select_related("setup").filter(loan=loan, is_current=True).first()
+        if loan.status != LoanStatus.PENDING
+        else None
+    )
+    if schedule is None:
+        return TerminationPreview(
+            loan=loan,
+            on=as_of,
+            principal=ZERO,
+            interest=ZERO,
+            fees=ZERO,
+            accelerated=None,
+            periods=(),
+            before=None,
+            after=None,
+            refusals=refusals,
+        )
+    transactions = [
+        t
+        for t in versions.replay_transactions(loan, schedule)
+        if t.type != TransactionType.CONTRACT_TERMINATION
+    ]
+    frozen_rows = versions.frozen_rows(schedule)
+    before = versions.derive_periods(
+        loan, schedule, transactions, frozen=[versions.period_state(r) for r in frozen_rows]
+    )
+    pending = Transaction(
+        loan=loan, type=TransactionType.CONTRACT_TERMINATION, date=as_of, amount=ZERO
+    )
+    after = versions.derive_periods(
+        loan,
+        schedule,
+        [*transactions, pending],
+        frozen=[versions.period_state(r) for r in frozen_rows],
+    )
+    live_before = ledger.live(before.periods)
+    collapsed = (
+        loan.schedule_engine == ScheduleEngine.DYNAMIC
+        and bool(live_before)
+        and as_of < live_before[-1].due_date
+    )
+    principal, interest, fees = _live_totals(after.periods)
+    return TerminationPreview(
+        loan=loan,
+        on=as_of,
+        principal=principal,
+        interest=interest,
+        fees=fees,
+        accelerated=ledger.live(after.periods)[-1] if collapsed else None,
+        periods=tuple(after.periods),
+        before=ledger.summarize(before.periods, as_of=as_of),
+        after=ledger.summarize(after.periods, as_of=as_of),
+        refusals=refusals,
+    )
+
+
+def undo_termination_state(loan: Loan) -> tuple[Transaction | None, list[dict]]:
+    """The termination to undo and every failed check of ``undo_contract_termination``."""
+    refusals = []
+    if loan.status != LoanStatus.ACTIVE:
+        refusals.append(
+            _refusal("loan_not_active", f"The loan is {loan.status}; only an ACTIVE loan can be.")
+        )
+    user_transactions = (
+        Transaction.objects.filter(loan=loan, reversed=False)
+        .exclude(type=TransactionType.DISBURSEMENT)
+        .order_by("-date", "-id")
+    )
+    termination = user_transactions.filter(type=TransactionType.CONTRACT_TERMINATION).first()
+    if not loan.is_terminated or termination is None:
+        refusals.append(
+            _refusal("not_terminated", "The loan is not in CONTRACT_TERMINATION sub-status.")
+        )
+    else:
+        latest = user_transactions.first()
+        if latest.pk != termination.pk:
+            refusals.append(
+                _refusal(
+                    "termination_not_latest",
+                    f"The contract termination is not the loan's latest transaction: a "
+                    f"{latest.type} dated {latest.date} (id {latest.pk}) came after it; "
+                    "undo that first.",
+                )
+            )
+    return termination, refusals
+
+
+def preview_undo_contract_termination(
+    loan: Loan, *, as_of: date | None = None
+) -> UndoTerminationPreview:
+    """The schedule ``undo_contract_termination`` would restore, writing nothing."""
+    as_of = as_of or get_business_date()
+    termination, refusals = undo_termination_state(loan)
+    schedule = Schedule.objects.select_related("setup").filter(loan=loan, is_current=True).first()
+    if schedule is None:
+        return UndoTerminationPreview(
+            loan=loan, termination=termination, periods=(), after=None, refusals=tuple(refusals)
+        )
+    transactions = [
+        t
+        for t in versions.replay_transactions(loan, schedule)
+        if t.type != TransactionType.CONTRACT_TERMINATION
+    ]
+    restored = versions.derive_periods(loan, schedule, transactions)
+    return UndoTerminationPreview(
+        loan=loan,
+        termination=termination,
+        periods=tuple(restored.periods),
+        after=ledger.summarize(restored.periods, as_of=as_of),
+        refusals=tuple(refusals),
+    )

@@ -12,6 +12,7 @@ from loans.models import (
     Borrower,
     CalcType,
     DaysInYear,
+    DelinquencyBucket,
     Loan,
     LoanEvent,
     LoanSetup,
@@ -25,6 +26,7 @@ from loans.models import (
     ServicingStatus,
     TerminationInterest,
     Transaction,
+    bucket_for,
 )
 
 MAX_MONEY = Decimal("999999999999.99")
@@ -412,6 +414,16 @@ class TransactionSerializer(serializers.ModelSerializer):
         }
 
 
+class BucketField(serializers.ChoiceField):
+    """The delinquency bucket of a number of days past due."""
+
+    def __init__(self, **kwargs):
+        super().__init__(DelinquencyBucket.choices, **kwargs)
+
+    def to_representation(self, value):
+        return bucket_for(value)
+
+
 class SummarySerializer(serializers.Serializer):
     principalOutstanding = Money(source="principal_outstanding")
     interestOutstanding = Money(source="interest_outstanding")
@@ -423,6 +435,9 @@ class SummarySerializer(serializers.Serializer):
     nextDueDate = serializers.DateField(source="next_due_date", allow_null=True)
     amountPastDue = Money(source="amount_past_due")
     daysPastDue = serializers.IntegerField(source="days_past_due")
+    # The live classification of daysPastDue as of the business date (the loan's own
+    # delinquencyBucket is what the last close of business recorded).
+    delinquencyBucket = BucketField(source="days_past_due", read_only=True)
 
 
 class LoanSerializer(serializers.ModelSerializer):
@@ -437,6 +452,12 @@ class LoanSerializer(serializers.ModelSerializer):
     stopServicingReason = serializers.CharField(source="stop_servicing_reason", allow_null=True)
     modificationInProgress = serializers.BooleanField(source="modification_in_progress")
     modTotal = serializers.IntegerField(source="mod_total")
+    delinquencyBucket = serializers.ChoiceField(
+        DelinquencyBucket.choices, source="delinquency_bucket", read_only=True
+    )
+    lastClosedBusinessDate = serializers.DateField(
+        source="last_closed_business_date", allow_null=True, read_only=True
+    )
     setupId = serializers.IntegerField(source="setup_id", allow_null=True)
     setup = SetupSerializer()
     createdAt = serializers.DateTimeField(source="created_at")
@@ -456,6 +477,8 @@ class LoanSerializer(serializers.ModelSerializer):
             "stopServicingReason",
             "modificationInProgress",
             "modTotal",
+            "delinquencyBucket",
+            "lastClosedBusinessDate",
             "setupId",
             "setup",
             "createdAt",

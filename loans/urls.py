@@ -11,7 +11,7 @@ urlpatterns = [
     *loan_paths("", api.LoanDetailView.as_view(), "loan-detail"),
     *loan_paths("/setup", api.LoanSetupView.as_view(), "loan-setup-current"),
     *loan_paths("/schedules", api.LoanSchedulesView.as_view(), "loan-schedules"),
-    *loan_paths("/activate", api.ActivateView.as_view(), "loan-activate"),
+    # "/activate" is routed by modifications.urls (one path, two commands: see its view).
     *loan_paths("/transactions", api.TransactionsView.as_view(), "loan-transactions"),
     *loan_paths(
         "/transactions/<int:tx_id>", api.TransactionDetailView.as_view(), "loan-transaction"

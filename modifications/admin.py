@@ -15,9 +15,10 @@ from loans.admin import (
     register_loan_view,
 )
 from loans.models import LoanStatus
-from modifications import services
+from modifications import selectors
 from modifications.models import Modification
 from modifications.views import (
+    activate_modification_view,
     cancel_modification_view,
     modify_loan_view,
     schedule_preview_view,
@@ -26,6 +27,7 @@ from modifications.views import (
 register_loan_view("modify", modify_loan_view, "modify")
 register_loan_view("modify/preview", schedule_preview_view, "modify_preview")
 register_loan_view("cancel-modification", cancel_modification_view, "cancel_modification")
+register_loan_view("activate-modification", activate_modification_view, "activate_modification")
 
 
 def modify_button(request, loan):
@@ -39,7 +41,7 @@ def modify_button(request, loan):
 
 
 def cancel_modification_button(request, loan):
-    if not loan_perm(request, "modify_loan") or services.newest_modification(loan) is None:
+    if not loan_perm(request, "modify_loan") or selectors.newest_modification(loan) is None:
         return None
     return LoanButton("Cancel modification", admin_url("cancel_modification", loan), "danger")
 

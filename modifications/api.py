@@ -9,10 +9,11 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions, status
 from rest_framework.response import Response
 
-from loans.api_common import COMMAND_ERRORS, READ_ERRORS, LoanAPIView
+from loans import api as loan_api
+from loans.api_common import COMMAND_ERRORS, READ_ERRORS, LoanAPIView, parse
 from loans.exceptions import InvalidRequestError, field_error
 from loans.models import LoanStatus
-from modifications import services
+from modifications import selectors, services
 from modifications.models import Modification
 from modifications.serializers import (
     CancelModificationSerializer,
@@ -22,12 +23,6 @@ from modifications.serializers import (
     RollPaymentSerializer,
     RollResultSerializer,
 )
-
-
-def _parse(serializer_class, request):
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 def _modifications(loan):
@@ -56,7 +51,7 @@ class PreModTestView(LoanAPIView):
                 code="invalid_date",
                 errors=[field_error("date", "A date YYYY-MM-DD is required.", "invalid")],
             )
-        result = services.pre_modification_test(loan=loan, on=on)
+        result = selectors.pre_modification_test(loan=loan, on=on)
         return Response(PreModTestSerializer(result).data)
 
 
@@ -76,7 +71,7 @@ class ModificationsView(LoanAPIView):
     )
     def post(self, request, **kwargs):
         loan = self.get_loan()
-        data = _parse(CreateModificationSerializer, request)
+        data = parse(CreateModificationSerializer, request).validated_data
         modification = services.create_modification(
             loan=loan,
             modification_date=data["modificationDate"],
@@ -104,7 +99,7 @@ class RollPaymentView(LoanAPIView):
     )
     def post(self, request, **kwargs):
         loan = self.get_loan()
-        data = _parse(RollPaymentSerializer, request)
+        data = parse(RollPaymentSerializer, request).validated_data
         result = services.roll_payment(
             loan=loan, amount=data["amount"], method=data["method"], actor=request.user
         )
@@ -122,8 +117,25 @@ class CancelModificationView(LoanAPIView):
     )
     def post(self, request, **kwargs):
         loan = self.get_loan()
-        data = _parse(CancelModificationSerializer, request)
+        data = parse(CancelModificationSerializer, request).validated_data
         modification = services.cancel_modification(
             loan=loan, actor=request.user, note=data.get("note", "")
         )
         return Response(ModificationSerializer(_modifications(loan).get(pk=modification.pk)).data)
+
+
+class ActivateView(loan_api.ActivateView):
+    """``POST /loans/{id}/activate``: a loan whose modification is in progress has its draft
+    activated (``activate_modification``, under ``modify_loan``); any other loan goes to the
+    core's activation (``activate_loan``, under ``post_transaction``). Routed from this app
+    because ``loans`` imports no other app."""
+
+    def required_permission(self, request):
+        if self.get_loan().modification_in_progress:
+            return "modify_loan"
+        return super().required_permission(request)
+
+    def activate(self, loan, actor):
+        if loan.modification_in_progress:
+            return services.activate_modification(loan=loan, actor=actor)
+        return super().activate(loan, actor)

@@ -7,7 +7,8 @@ from decimal import Decimal
 from django import forms
 
 from loans.models import CalcType, DaysInYear, PaymentFrequency, RoundingMode
-from modifications.services import ROLL_TERM, ROLL_TERM_EXACT, pre_modification_test
+from modifications.selectors import pre_modification_test
+from modifications.services import ROLL_TERM, ROLL_TERM_EXACT
 
 DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 

@@ -2,8 +2,8 @@
 modification date. A ``Modification`` records the draft (or activated) setup it created, the
 setup it replaced, the transactions kept (persistent) and those it reversed, and who did what.
 
-Statuses are data: ``DRAFT`` -> ``ACTIVE`` (activated) and ``DRAFT``/``ACTIVE`` -> ``CANCELLED``
-(``TRANSITIONS``); at most one ``DRAFT`` per loan is a database constraint.
+Statuses: ``DRAFT`` -> ``ACTIVE`` (activated) and ``DRAFT``/``ACTIVE`` -> ``CANCELLED``, each
+checked by its command; at most one ``DRAFT`` per loan is a database constraint.
 """
 
 from __future__ import annotations
@@ -21,13 +21,6 @@ class ModificationStatus(models.TextChoices):
     DRAFT = "DRAFT"
     ACTIVE = "ACTIVE"
     CANCELLED = "CANCELLED"
-
-
-TRANSITIONS = {
-    ModificationStatus.DRAFT: {ModificationStatus.ACTIVE, ModificationStatus.CANCELLED},
-    ModificationStatus.ACTIVE: {ModificationStatus.CANCELLED},
-    ModificationStatus.CANCELLED: set(),
-}
 
 
 class Modification(models.Model):

@@ -1,5 +1,7 @@
-"""Reads of the modification wizard: a preview of the draft's schedule, the old and new
-schedules side by side, and the balance-over-time chart (inline SVG geometry, no JavaScript)."""
+"""Reads of the modifications app: a loan's draft / newest / latest active modification, the
+balance carried on a modification date, the pre-modification test, and the wizard's views (a
+preview of the draft's schedule, the old and new schedules side by side, and the
+balance-over-time chart: inline SVG geometry, no JavaScript)."""
 
 from __future__ import annotations
 
@@ -7,12 +9,26 @@ from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 
-from loans import services as loan_services
-from loans.models import Loan, SchedulePeriod
-from loans.schedules import Terms, generate_schedule
-from modifications.models import Modification
+from loans import ledger, terms, versions
+from loans.models import Loan, Schedule, SchedulePeriod, Transaction, TransactionType
+from loans.schedules import generate_schedule
+from modifications.models import PERSISTENT_GROUPS, Modification, ModificationStatus
 
 ZERO = Decimal("0.00")
+
+GROUP_TYPES = {
+    "payments": TransactionType.REPAYMENT,
+    "charges": TransactionType.CHARGE,
+    "advancements": TransactionType.ADVANCEMENT,
+    "credits": TransactionType.CREDIT,
+}
+TYPE_GROUPS = {v: k for k, v in GROUP_TYPES.items()}
+TYPE_LABELS = {
+    TransactionType.REPAYMENT: "Repayment",
+    TransactionType.CHARGE: "Charge",
+    TransactionType.ADVANCEMENT: "Advancement",
+    TransactionType.CREDIT: "Credit",
+}
 
 
 @dataclass(frozen=True)
@@ -55,32 +71,15 @@ def preview_rows(modification: Modification, values: dict | None = None) -> list
     the history kept up to the modification date, then the new installments. Raises the core's
     ``InvalidRequestError`` for invalid terms."""
     setup = modification.setup
-    merged = {name: getattr(setup, name) for name in loan_services.SETUP_FIELDS}
-    if not setup.payment_is_given:
-        merged["payment"] = None
-    merged.update(values or {})
+    merged = {**terms.setup_values(setup), **(values or {})}
     merged["contract_date"] = modification.modification_date
-    cleaned = loan_services.validate_terms(merged)
+    cleaned = terms.validate_terms(merged)
     kept = [
         replace(r, historical=True)
         for r in current_rows(modification.loan)
         if r.due_date <= modification.modification_date
     ]
-    schedule = generate_schedule(
-        Terms(
-            loan_amount=cleaned["loan_amount"],
-            annual_rate_percent=cleaned["loan_rate"],
-            term=cleaned["loan_term"],
-            frequency=cleaned["payment_frequency"],
-            contract_date=cleaned["contract_date"],
-            first_payment_date=cleaned["first_payment_date"],
-            payment=cleaned["payment"] if cleaned["payment_is_given"] else None,
-            calc_type=cleaned["calc_type"],
-            days_in_year=cleaned["days_in_year"],
-            rounding_mode=cleaned["rounding_mode"],
-        ),
-        first_number=len(kept) + 1,
-    )
+    schedule = generate_schedule(terms.terms_from(cleaned), first_number=len(kept) + 1)
     return kept + [
         Row(
             period=p.number,
@@ -179,3 +178,86 @@ def balance_chart(
         "x_max": date.fromordinal(x_max),
         "label_y": height - bottom + 16,
     }
+
+
+# --------------------------------------------------------------------------------------------
+# Modifications of a loan
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CarriedBalance:
+    principal: Decimal
+    interest: Decimal
+    fees: Decimal
+    frozen_periods: list  # ledger.PeriodState due on or before the date, as they were then
+
+    @property
+    def total(self) -> Decimal:
+        return self.principal + self.interest + self.fees
+
+
+def later_transactions(loan: Loan, on: date):
+    return Transaction.objects.filter(
+        loan=loan, reversed=False, date__gt=on, type__in=list(TYPE_GROUPS)
+    ).order_by("date", "id")
+
+
+def _info(tx: Transaction) -> str:
+    info = f"{tx.date:%m/%d/%Y} {TYPE_LABELS[tx.type]}"
+    return f"{info} {tx.note}".strip() if tx.note else info
+
+
+def pre_modification_test(*, loan: Loan, on: date) -> dict:
+    """The non-reversed transactions dated after ``on`` in LoanPro's shape (ids as strings)."""
+    result: dict[str, list] = {group: [] for group in PERSISTENT_GROUPS}
+    for tx in later_transactions(loan, on):
+        result[TYPE_GROUPS[tx.type]].append(
+            {
+                "id": str(tx.pk),
+                "displayId": tx.external_id or str(tx.pk),
+                "date": tx.date,
+                "amount": tx.amount,
+                "info": _info(tx),
+            }
+        )
+    return result
+
+
+def latest_active_modification(loan: Loan) -> Modification | None:
+    return (
+        Modification.objects.filter(loan=loan, status=ModificationStatus.ACTIVE)
+        .order_by("-id")
+        .first()
+    )
+
+
+def draft_modification(loan: Loan) -> Modification | None:
+    return (
+        Modification.objects.filter(loan=loan, status=ModificationStatus.DRAFT)
+        .select_related("setup")
+        .first()
+    )
+
+
+def carried_balance(loan: Loan, on: date) -> CarriedBalance:
+    """What the borrower owed on ``on``: the current version replayed in memory with only the
+    transactions dated on or before ``on``."""
+    schedule = Schedule.objects.select_related("setup").get(loan=loan, is_current=True)
+    transactions = [t for t in versions.replay_transactions(loan, schedule) if t.date <= on]
+    result = versions.derive_periods(loan, schedule, transactions)
+    owed = ledger.outstanding_on(result.periods, on=on, rounding_mode=schedule.setup.rounding_mode)
+    frozen = [p for p in result.periods if p.frozen or p.due_date <= on]
+    return CarriedBalance(
+        principal=owed.principal, interest=owed.interest, fees=owed.fees, frozen_periods=frozen
+    )
+
+
+def newest_modification(loan: Loan) -> Modification | None:
+    """The modification ``cancel_modification`` would cancel (newest not cancelled)."""
+    return (
+        Modification.objects.filter(loan=loan)
+        .exclude(status=ModificationStatus.CANCELLED)
+        .order_by("-id")
+        .first()
+    )

@@ -31,13 +31,13 @@ from decimal import Decimal, InvalidOperation
 from django.db import transaction
 from django.utils import timezone
 
-from loans import ledger
-from loans import services as loan_services
+from loans import terms, versions
 from loans.exceptions import (
     ConflictError,
     FutureDateError,
     InvalidRequestError,
     LoanStateError,
+    SetupLockedError,
     field_error,
 )
 from loans.models import (
@@ -47,27 +47,15 @@ from loans.models import (
     Schedule,
     ScheduleReason,
     Transaction,
-    TransactionType,
 )
 from loans.schedules import PaymentTooSmallError, solve_term, step
 from loans.selectors import get_business_date
+from loans.services import ActivationResult
+from modifications import selectors
 from modifications.models import PERSISTENT_GROUPS, Modification, ModificationStatus
+from modifications.selectors import GROUP_TYPES
 
 ZERO = Decimal("0.00")
-
-GROUP_TYPES = {
-    "payments": TransactionType.REPAYMENT,
-    "charges": TransactionType.CHARGE,
-    "advancements": TransactionType.ADVANCEMENT,
-    "credits": TransactionType.CREDIT,
-}
-TYPE_GROUPS = {v: k for k, v in GROUP_TYPES.items()}
-TYPE_LABELS = {
-    TransactionType.REPAYMENT: "Repayment",
-    TransactionType.CHARGE: "Charge",
-    TransactionType.ADVANCEMENT: "Advancement",
-    TransactionType.CREDIT: "Credit",
-}
 
 ROLL_TERM_EXACT = "loan.rollPayment.termExact"
 ROLL_TERM = "loan.rollPayment.term"
@@ -80,79 +68,6 @@ class ModificationInProgressError(ConflictError):
 
 class NoModificationError(ConflictError):
     default_code = "no_modification"
-
-
-@dataclass(frozen=True)
-class CarriedBalance:
-    principal: Decimal
-    interest: Decimal
-    fees: Decimal
-    frozen_periods: list  # ledger.PeriodState due on or before the date, as they were then
-
-    @property
-    def total(self) -> Decimal:
-        return self.principal + self.interest + self.fees
-
-
-# --------------------------------------------------------------------------------------------
-# Reads
-# --------------------------------------------------------------------------------------------
-
-
-def _later_transactions(loan: Loan, on: date):
-    return Transaction.objects.filter(
-        loan=loan, reversed=False, date__gt=on, type__in=list(TYPE_GROUPS)
-    ).order_by("date", "id")
-
-
-def _info(tx: Transaction) -> str:
-    info = f"{tx.date:%m/%d/%Y} {TYPE_LABELS[tx.type]}"
-    return f"{info} {tx.note}".strip() if tx.note else info
-
-
-def pre_modification_test(*, loan: Loan, on: date) -> dict:
-    """The non-reversed transactions dated after ``on`` in LoanPro's shape (ids as strings)."""
-    result: dict[str, list] = {group: [] for group in PERSISTENT_GROUPS}
-    for tx in _later_transactions(loan, on):
-        result[TYPE_GROUPS[tx.type]].append(
-            {
-                "id": str(tx.pk),
-                "displayId": tx.external_id or str(tx.pk),
-                "date": tx.date,
-                "amount": tx.amount,
-                "info": _info(tx),
-            }
-        )
-    return result
-
-
-def latest_active_modification(loan: Loan) -> Modification | None:
-    return (
-        Modification.objects.filter(loan=loan, status=ModificationStatus.ACTIVE)
-        .order_by("-id")
-        .first()
-    )
-
-
-def draft_modification(loan: Loan) -> Modification | None:
-    return (
-        Modification.objects.filter(loan=loan, status=ModificationStatus.DRAFT)
-        .select_related("setup")
-        .first()
-    )
-
-
-def carried_balance(loan: Loan, on: date) -> CarriedBalance:
-    """What the borrower owed on ``on``: the current version replayed in memory with only the
-    transactions dated on or before ``on``."""
-    schedule = Schedule.objects.select_related("setup").get(loan=loan, is_current=True)
-    transactions = [t for t in loan_services.replay_transactions(loan, schedule) if t.date <= on]
-    result = loan_services.derive_periods(loan, schedule, transactions)
-    owed = ledger.outstanding_on(result.periods, on=on, rounding_mode=schedule.setup.rounding_mode)
-    frozen = [p for p in result.periods if p.frozen or p.due_date <= on]
-    return CarriedBalance(
-        principal=owed.principal, interest=owed.interest, fees=owed.fees, frozen_periods=frozen
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -168,7 +83,7 @@ def _check_can_modify(loan: Loan) -> None:
         )
     if loan.is_terminated:
         raise LoanStateError("The contract of this loan is terminated.", code="loan_terminated")
-    if loan.modification_in_progress or draft_modification(loan) is not None:
+    if loan.modification_in_progress or selectors.draft_modification(loan) is not None:
         raise ModificationInProgressError(
             "A modification is already in progress: activate or cancel it first."
         )
@@ -181,7 +96,7 @@ def _check_date(loan: Loan, on: date, as_of: date) -> None:
             code="invalid_date",
             errors=[field_error("modificationDate", "A date is required.", "invalid")],
         )
-    contract = loan_services.original_contract_date(loan)
+    contract = versions.original_contract_date(loan)
     if on < contract:
         raise ConflictError(
             f"The modification date {on} is before the loan's contract date {contract}.",
@@ -190,7 +105,7 @@ def _check_date(loan: Loan, on: date, as_of: date) -> None:
                 field_error("modificationDate", "Before the contract date.", "date_before_contract")
             ],
         )
-    latest = latest_active_modification(loan)
+    latest = selectors.latest_active_modification(loan)
     if latest is not None and on <= latest.modification_date:
         raise ConflictError(
             f"The modification date {on} is on or before the latest modification's date "
@@ -230,7 +145,7 @@ def _clean_persistent(loan: Loan, on: date, persistent: dict | None) -> dict[str
                 "unknown_group",
             )
         )
-    later = {t.pk: t for t in _later_transactions(loan, on)}
+    later = {t.pk: t for t in selectors.later_transactions(loan, on)}
     cleaned: dict[str, list[str]] = {group: [] for group in PERSISTENT_GROUPS}
     for group in PERSISTENT_GROUPS:
         ids = persistent.get(group) or []
@@ -275,12 +190,6 @@ def _clean_persistent(loan: Loan, on: date, persistent: dict | None) -> dict[str
     return cleaned
 
 
-def _setup_terms(setup: LoanSetup) -> dict:
-    return {
-        name: getattr(setup, name) for name in (*loan_services.SETUP_FIELDS, "payment_is_given")
-    }
-
-
 # --------------------------------------------------------------------------------------------
 # Commands
 # --------------------------------------------------------------------------------------------
@@ -299,11 +208,11 @@ def create_modification(
     """Start a modification: a DRAFT ``Modification`` and a draft setup copied from the one in
     force, carrying the balance outstanding on the modification date."""
     as_of = as_of or get_business_date()
-    loan = loan_services.lock_loan(loan)
+    loan = versions.lock_loan(loan)
     _check_can_modify(loan)
     _check_date(loan, modification_date, as_of)
     persistent = _clean_persistent(loan, modification_date, persistent_transactions)
-    carried = carried_balance(loan, modification_date)
+    carried = selectors.carried_balance(loan, modification_date)
     if carried.total <= 0:
         raise LoanStateError(
             f"Nothing is outstanding on {modification_date}; there is nothing to modify.",
@@ -312,15 +221,15 @@ def create_modification(
     in_force = loan.setup
     schedule = Schedule.objects.get(loan=loan, is_current=True)
     remaining = schedule.periods.filter(frozen=False, due_date__gt=modification_date).count()
-    terms = {
-        **{name: getattr(in_force, name) for name in loan_services.SETUP_FIELDS},
+    values = {
+        **{name: getattr(in_force, name) for name in terms.SETUP_FIELDS},
         "loan_amount": carried.total,
         "contract_date": modification_date,
         "first_payment_date": step(modification_date, in_force.payment_frequency),
         "loan_term": Decimal(max(remaining, 1)),
         "payment": None,
     }
-    cleaned = loan_services.validate_terms(terms)
+    cleaned = terms.validate_terms(values)
     modification = Modification.objects.create(
         loan=loan,
         status=ModificationStatus.DRAFT,
@@ -331,14 +240,14 @@ def create_modification(
         carried_fees=carried.fees,
         persistent_transactions=persistent,
         note=(note or "")[:500],
-        created_by=loan_services._actor(actor),
+        created_by=versions.actor_or_none(actor),
     )
     draft = LoanSetup.objects.create(loan=loan, mod_id=modification.pk, active=False, **cleaned)
     modification.setup = draft
     modification.save(update_fields=["setup"])
     loan.modification_in_progress = True
     loan.save(update_fields=["modification_in_progress", "updated_at"])
-    loan_services.record_event(
+    versions.record_event(
         loan=loan,
         command="create_modification",
         actor=actor,
@@ -358,11 +267,6 @@ def create_modification(
         },
     )
     return modification
-
-
-def update_setup(*, setup: LoanSetup, changes: dict, actor) -> LoanSetup:
-    """The draft's terms are edited with the loan core's ``update_setup`` (409 once locked)."""
-    return loan_services.update_setup(setup=setup, changes=changes, actor=actor)
 
 
 def _parse_amount(amount) -> Decimal:
@@ -413,11 +317,11 @@ def roll_payment(*, loan: Loan, amount, method: str, actor) -> RollResult:
             errors=[field_error("method", "Unknown method.", "invalid_choice")],
         )
     amount = _parse_amount(amount)
-    loan = loan_services.lock_loan(loan)
+    loan = versions.lock_loan(loan)
     if loan.status == LoanStatus.PENDING:
         setup = LoanSetup.objects.select_for_update().get(pk=loan.setup_id)
     else:
-        modification = draft_modification(loan)
+        modification = selectors.draft_modification(loan)
         if modification is None or modification.setup_id is None:
             raise NoModificationError(
                 "There is no modification in progress whose payment could be rolled.",
@@ -425,27 +329,26 @@ def roll_payment(*, loan: Loan, amount, method: str, actor) -> RollResult:
             )
         setup = LoanSetup.objects.select_for_update().get(pk=modification.setup_id)
     if setup.active:  # pragma: no cover - a draft or pending setup is never active
-        raise loan_services.SetupLockedError(f"Setup {setup.pk} is active and locked.")
-    terms = loan_services.terms_for(setup)
+        raise SetupLockedError(f"Setup {setup.pk} is active and locked.")
     exact = method == ROLL_TERM_EXACT
     try:
-        solution = solve_term(terms, amount, exact=exact)
+        solution = solve_term(terms.terms_for(setup), amount, exact=exact)
     except PaymentTooSmallError:
         raise _payment_too_small(amount)
-    values = {name: getattr(setup, name) for name in loan_services.SETUP_FIELDS}
+    values = {name: getattr(setup, name) for name in terms.SETUP_FIELDS}
     values.update(loan_term=solution, payment=amount if exact else None)
     try:
-        cleaned = loan_services.validate_terms(values)
+        cleaned = terms.validate_terms(values)
     except InvalidRequestError as exc:
         if exc.code == "payment_too_small":
             raise _payment_too_small(amount)
         raise
-    before = _setup_terms(setup)
+    before = terms.setup_terms(setup)
     for name, value in cleaned.items():
         setattr(setup, name, value)
     setup.save()
-    after = _setup_terms(setup)
-    loan_services.record_event(
+    after = terms.setup_terms(setup)
+    versions.record_event(
         loan=loan,
         command="roll_payment",
         actor=actor,
@@ -458,30 +361,31 @@ def roll_payment(*, loan: Loan, amount, method: str, actor) -> RollResult:
 
 
 @transaction.atomic
-def activate_loan(*, loan: Loan, actor, as_of: date | None = None):
-    """Activate a PENDING loan (loan core) or the modification in progress.
+def activate_modification(*, loan: Loan, actor, as_of: date | None = None) -> ActivationResult:
+    """Activate the loan's draft modification; ``activated=False`` when it has none.
 
-    For a modification: the draft setup is locked and put in force from the modification date;
-    the periods due on or before it are kept as history (frozen); the non-persistent
-    transactions dated after it are reversed naming the modification; a new schedule version
-    is derived from the new terms and the persistent transactions replayed on their own dates.
-    Past-due figures restart because frozen periods no longer count. ``modTotal`` goes up.
+    The draft setup is locked and put in force from the modification date; the periods due on
+    or before it are kept as history (frozen); the non-persistent transactions dated after it
+    are reversed naming the modification; a new schedule version is derived from the new terms
+    and the persistent transactions replayed on their own dates. Past-due figures restart
+    because frozen periods no longer count. ``modTotal`` goes up. (A ``PENDING`` loan is
+    activated by the core's ``loans.services.activate_loan``.)
     """
     as_of = as_of or get_business_date()
-    locked = loan_services.lock_loan(loan)
-    if locked.status == LoanStatus.PENDING:
-        return loan_services.activate_loan(loan=locked, actor=actor, as_of=as_of)
+    locked = versions.lock_loan(loan)
     modification = (
         Modification.objects.select_for_update()
         .filter(loan=locked, status=ModificationStatus.DRAFT)
         .first()
     )
     if modification is None:
-        return loan_services.ActivationResult(activated=False, loan=locked)
+        return ActivationResult(activated=False, loan=locked)
     return _activate_modification(locked, modification, actor=actor, as_of=as_of)
 
 
-def _activate_modification(loan: Loan, modification: Modification, *, actor, as_of: date):
+def _activate_modification(
+    loan: Loan, modification: Modification, *, actor, as_of: date
+) -> ActivationResult:
     on = modification.modification_date
     draft = LoanSetup.objects.select_for_update().get(pk=modification.setup_id)
     if loan.is_terminated:  # pragma: no cover - termination is refused during a modification
@@ -495,25 +399,24 @@ def _activate_modification(loan: Loan, modification: Modification, *, actor, as_
         )
     if on > as_of:
         raise FutureDateError(f"The modification date {on} is after the business date {as_of}.")
-    loan_services.validate_terms(
-        {name: getattr(draft, name) for name in loan_services.SETUP_FIELDS}
-        | {"payment": draft.payment if draft.payment_is_given else None}
-    )
+    terms.validate_terms(terms.setup_values(draft))
     persistent = set(modification.persistent_ids)
-    carried = carried_balance(loan, on)
+    carried = selectors.carried_balance(loan, on)
     previous_schedule = Schedule.objects.get(loan=loan, is_current=True)
     previous_setup = loan.setup
 
     # Reverse what is not kept, before the rebuild (one statement).
     to_reverse = list(
-        _later_transactions(loan, on).exclude(pk__in=persistent).values_list("pk", flat=True)
+        selectors.later_transactions(loan, on)
+        .exclude(pk__in=persistent)
+        .values_list("pk", flat=True)
     )
     now = timezone.now()
     Transaction.objects.filter(pk__in=to_reverse).update(
         reversed=True,
         reversed_on=as_of,
         reversed_at=now,
-        reversed_by=loan_services._actor(actor),
+        reversed_by=versions.actor_or_none(actor),
         reversal_note=f"Reversed by loan modification {modification.pk} dated {on}"[:500],
         reversed_by_modification_id=modification.pk,
     )
@@ -525,7 +428,7 @@ def _activate_modification(loan: Loan, modification: Modification, *, actor, as_
     loan.mod_total += 1
     loan.modification_in_progress = False
     loan.save(update_fields=["setup", "mod_total", "modification_in_progress", "updated_at"])
-    schedule = loan_services.new_schedule_version(
+    schedule = versions.new_schedule_version(
         loan=loan,
         reason=ScheduleReason.MODIFICATION,
         actor=actor,
@@ -534,16 +437,16 @@ def _activate_modification(loan: Loan, modification: Modification, *, actor, as_
         frozen_periods=carried.frozen_periods,
     )
     status_before = loan.status
-    loan_services.rebuild_schedule(loan, schedule=schedule)
+    versions.rebuild_schedule(loan, schedule=schedule)
 
     modification.status = ModificationStatus.ACTIVE
     modification.activated_at = now
-    modification.activated_by = loan_services._actor(actor)
+    modification.activated_by = versions.actor_or_none(actor)
     modification.previous_schedule = previous_schedule
     modification.schedule = schedule
     modification.reversed_transaction_ids = to_reverse
     modification.save()
-    loan_services.record_event(
+    versions.record_event(
         loan=loan,
         command="activate_modification",
         actor=actor,
@@ -562,7 +465,7 @@ def _activate_modification(loan: Loan, modification: Modification, *, actor, as_
             "persistentTransactionIds": sorted(persistent),
         },
     )
-    return loan_services.ActivationResult(activated=True, loan=loan)
+    return ActivationResult(activated=True, loan=loan)
 
 
 @transaction.atomic
@@ -570,7 +473,7 @@ def cancel_modification(*, loan: Loan, actor, note: str = "") -> Modification:
     """Cancel the newest modification (a draft, or an activated one): restore the previous
     setup and schedule and reinstate the transactions it reversed."""
     as_of = get_business_date()
-    loan = loan_services.lock_loan(loan)
+    loan = versions.lock_loan(loan)
     modification = (
         Modification.objects.select_for_update()
         .filter(loan=loan)
@@ -596,7 +499,7 @@ def cancel_modification(*, loan: Loan, actor, note: str = "") -> Modification:
     if status_before == ModificationStatus.DRAFT:
         draft = modification.setup
         if draft is not None:
-            modification.draft_terms = loan_services._jsonable(_setup_terms(draft))
+            modification.draft_terms = versions.jsonable(terms.setup_terms(draft))
             modification.setup = None
             modification.save(update_fields=["draft_terms", "setup"])
             draft.delete()
@@ -624,7 +527,7 @@ def cancel_modification(*, loan: Loan, actor, note: str = "") -> Modification:
         loan.setup = previous_setup
         loan.mod_total -= 1
         loan.save(update_fields=["setup", "mod_total", "updated_at"])
-        schedule = loan_services.new_schedule_version(
+        schedule = versions.new_schedule_version(
             loan=loan,
             reason=ScheduleReason.MODIFICATION_CANCELLED,
             actor=actor,
@@ -633,7 +536,7 @@ def cancel_modification(*, loan: Loan, actor, note: str = "") -> Modification:
             frozen_periods=frozen,
         )
         loan_status = loan.status
-        loan_services.rebuild_schedule(loan, schedule=schedule)
+        versions.rebuild_schedule(loan, schedule=schedule)
         changes.update(
             {
                 "setup": (modification.setup_id, previous_setup.pk),
@@ -645,11 +548,11 @@ def cancel_modification(*, loan: Loan, actor, note: str = "") -> Modification:
             changes["status"] = (loan_status, loan.status)
     modification.status = ModificationStatus.CANCELLED
     modification.cancelled_at = now
-    modification.cancelled_by = loan_services._actor(actor)
+    modification.cancelled_by = versions.actor_or_none(actor)
     if note:
         modification.note = note[:500]
     modification.save()
-    loan_services.record_event(
+    versions.record_event(
         loan=loan,
         command="cancel_modification",
         actor=actor,
@@ -660,13 +563,3 @@ def cancel_modification(*, loan: Loan, actor, note: str = "") -> Modification:
         result={"modificationId": modification.pk},
     )
     return modification
-
-
-def newest_modification(loan: Loan) -> Modification | None:
-    """The modification ``cancel_modification`` would cancel (newest not cancelled)."""
-    return (
-        Modification.objects.filter(loan=loan)
-        .exclude(status=ModificationStatus.CANCELLED)
-        .order_by("-id")
-        .first()
-    )

@@ -9,5 +9,6 @@ urlpatterns = [
         "/modifications/cancel", api.CancelModificationView.as_view(), "loan-modification-cancel"
     ),
     *loan_paths("/modifications", api.ModificationsView.as_view(), "loan-modifications"),
+    *loan_paths("/activate", api.ActivateView.as_view(), "loan-activate"),
     *loan_paths("/roll-payment", api.RollPaymentView.as_view(), "loan-roll-payment"),
 ]

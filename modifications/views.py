@@ -3,7 +3,7 @@
 Steps: ``date`` -> ``transactions`` (the pre-mod test as a checklist) -> ``terms`` (with a
 schedule preview) -> ``roll`` (optional) -> ``review`` (old and new schedules side by side and a
 balance chart) -> activation in ``done()``. Every step persists through the same commands as the
-API: ``create_modification``, ``update_setup``, ``roll_payment``, ``activate_loan``; a
+API: ``create_modification``, ``update_setup``, ``roll_payment``, ``activate_modification``; a
 ``DomainError`` re-renders the step with its message. The storage prefix carries the loan id, so
 two tabs on two loans never share state; a GET derives the starting step from the draft, so
 leaving and coming back resumes it.
@@ -19,8 +19,10 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from formtools.wizard.views import SessionWizardView
 
+from loans import services as loan_services
 from loans.exceptions import DomainError
 from loans.models import LoanEvent
+from loans.selectors import get_business_date
 from modifications import selectors, services
 from modifications.forms import (
     ModificationDateForm,
@@ -100,7 +102,7 @@ class ModificationWizard(SessionWizardView):
 
     def draft(self):
         if not hasattr(self, "_draft"):
-            self._draft = services.draft_modification(self.loan)
+            self._draft = selectors.draft_modification(self.loan)
         return self._draft
 
     def forget_draft(self):
@@ -193,7 +195,7 @@ class ModificationWizard(SessionWizardView):
             if step == "transactions":
                 self.save_transactions(form)
             elif step == "terms":
-                services.update_setup(
+                loan_services.update_setup(
                     setup=self.require_draft().setup,
                     changes=form.changes(),
                     actor=self.request.user,
@@ -284,7 +286,7 @@ class ModificationWizard(SessionWizardView):
             subtitle=STEP_TITLES[step],
             step_titles=[(name, STEP_TITLES[name]) for name in self.get_form_list()],
             draft=draft,
-            as_of=services.get_business_date(),
+            as_of=get_business_date(),
         )
         if step == "terms" and draft is not None and not kwargs.get("previewed"):
             context["preview_rows"] = selectors.preview_rows(draft)
@@ -305,7 +307,7 @@ class ModificationWizard(SessionWizardView):
                 ),
                 reversed_preview=[
                     item
-                    for group, items in services.pre_modification_test(
+                    for group, items in selectors.pre_modification_test(
                         loan=loan, on=draft.modification_date
                     ).items()
                     for item in items
@@ -316,7 +318,7 @@ class ModificationWizard(SessionWizardView):
 
     def done(self, form_list, **kwargs):
         try:
-            result = services.activate_loan(loan=self.loan, actor=self.request.user)
+            result = services.activate_modification(loan=self.loan, actor=self.request.user)
         except DomainError as exc:
             messages.error(self.request, exc.message)
             return HttpResponseRedirect(reverse("admin:loans_loan_modify", args=[self.loan.pk]))
@@ -340,7 +342,7 @@ def schedule_preview_view(model_admin, request, loan):
     produce, as an HTML fragment (nothing is saved)."""
     if not request.user.has_perm("loans.modify_loan"):
         raise PermissionDenied
-    draft = services.draft_modification(loan)
+    draft = selectors.draft_modification(loan)
     form = TermsForm(request.GET, prefix="terms")
     rows, errors = None, []
     if draft is None:
@@ -366,7 +368,7 @@ def cancel_modification_view(model_admin, request, loan):
     """Confirm and cancel the newest modification (a draft or an activated one)."""
     if not request.user.has_perm("loans.modify_loan"):
         raise PermissionDenied
-    newest = services.newest_modification(loan)
+    newest = selectors.newest_modification(loan)
     if request.method == "POST":
         try:
             modification = services.cancel_modification(loan=loan, actor=request.user)
@@ -401,5 +403,37 @@ def cancel_modification_view(model_admin, request, loan):
             "title": f"Cancel modification of {loan}",
             "question": question,
             "confirm_label": "Yes, cancel the modification",
+        },
+    )
+
+
+def activate_modification_view(model_admin, request, loan):
+    """Confirm and activate the loan's draft modification (``activate_modification``)."""
+    if not request.user.has_perm("loans.modify_loan"):
+        raise PermissionDenied
+    if request.method == "POST":
+        try:
+            result = services.activate_modification(loan=loan, actor=request.user)
+        except DomainError as exc:
+            model_admin.message_user(request, exc.message, messages.ERROR)
+        else:
+            if result.activated:
+                model_admin.message_user(
+                    request,
+                    f"The modification of {loan} is active; its new schedule is in force.",
+                    messages.SUCCESS,
+                )
+            else:
+                model_admin.message_user(request, f"{loan} had no modification to activate.")
+            clear_wizard(request, loan)
+        return model_admin.back_to_loan(loan)
+    return model_admin.render_command(
+        request,
+        loan,
+        "admin/loans/loan/confirm_command.html",
+        {
+            "title": f"Activate the modification of {loan}",
+            "question": "Put the draft terms in force from the modification date?",
+            "confirm_label": "Yes, activate the modification",
         },
     )

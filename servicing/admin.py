@@ -39,7 +39,7 @@ from servicing.models import (
     ScheduledPayment,
     ServicingEvent,
 )
-from servicing.selectors import PendingCounts, pending_counts
+from servicing.selectors import CancelCounts, pending_counts
 
 logger = logging.getLogger(__name__)
 
@@ -250,7 +250,7 @@ def cancel_servicing_selected(modeladmin, request, queryset):
                 "loan": loan,
                 "stopped": stopped,
                 # A stopped loan has nothing left to cancel (the cancel made sure of it).
-                "counts": PendingCounts() if stopped else counts[loan.pk],
+                "counts": CancelCounts() if stopped else counts[loan.pk],
             }
         )
     # With "select all N" (select_across) the second pass re-selects the same changelist query
@@ -287,7 +287,7 @@ def _run_cancel_servicing(modeladmin, request, loan_ids: list[int], reason: str)
     as_of = get_business_date()
     outcomes: list[tuple[str, str]] = []  # (level, text)
     done = unchanged = failed = 0
-    totals = PendingCounts()
+    totals = CancelCounts()
     for start in range(0, len(loan_ids), CHUNK):
         with transaction.atomic():
             for loan_id in loan_ids[start : start + CHUNK]:

@@ -28,6 +28,7 @@ from loans.api_common import (
     IdFilter,
     LoanAPIView,
     error_responses,
+    parse,
 )
 from loans.models import StopServicingReason
 from loans.serializers import LoanSerializer
@@ -60,12 +61,6 @@ from servicing.serializers import (
 SCHEDULE_PERMISSION = "post_transaction"
 
 
-def parse(serializer_class, request):
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 # ------------------------------------------------------------------ cancel / resume servicing
 
 
@@ -85,7 +80,7 @@ class CancelServicingView(LoanAPIView):
     )
     def post(self, request, **kwargs):
         loan = self.get_loan()
-        data = parse(CancelServicingInputSerializer, request)
+        data = parse(CancelServicingInputSerializer, request).validated_data
         reason = data.get("reason")
         result = services.cancel_servicing(
             loan=loan,
@@ -106,7 +101,7 @@ class ResumeServicingView(LoanAPIView):
     )
     def post(self, request, **kwargs):
         loan = self.get_loan()
-        data = parse(ResumeServicingInputSerializer, request)
+        data = parse(ResumeServicingInputSerializer, request).validated_data
         services.resume_servicing(loan=loan, note=data.get("note", ""), actor=request.user)
         return Response(LoanSerializer(loan_selectors.get_loan(loan_id=loan.pk)).data)
 
@@ -183,7 +178,7 @@ class ScheduledPaymentsView(LoanItemsView):
     )
     def post(self, request, **kwargs):
         loan = self.get_loan()
-        data = parse(ScheduledPaymentInputSerializer, request)
+        data = parse(ScheduledPaymentInputSerializer, request).validated_data
         payment = services.schedule_payment(
             loan=loan,
             amount=data["amount"],
@@ -209,7 +204,7 @@ class ScheduledCommunicationsView(LoanItemsView):
     )
     def post(self, request, **kwargs):
         loan = self.get_loan()
-        data = parse(ScheduledCommunicationInputSerializer, request)
+        data = parse(ScheduledCommunicationInputSerializer, request).validated_data
         communication = services.schedule_communication(
             loan=loan,
             channel=data["channel"],
@@ -238,7 +233,7 @@ class CommunicationSchedulesView(LoanItemsView):
     )
     def post(self, request, **kwargs):
         loan = self.get_loan()
-        data = parse(CommunicationScheduleInputSerializer, request)
+        data = parse(CommunicationScheduleInputSerializer, request).validated_data
         schedule = services.create_communication_schedule(
             loan=loan,
             channel=data["channel"],
@@ -280,7 +275,7 @@ class CancelScheduledPaymentView(CancelItemView):
         responses={200: ScheduledPaymentSerializer, **error_responses(400, 401, 403, 404, 409)},
     )
     def post(self, request, item_id):
-        data = parse(CancelItemInputSerializer, request)
+        data = parse(CancelItemInputSerializer, request).validated_data
         payment = services.cancel_scheduled_payment(
             payment_id=item_id, reason=data.get("reason", ""), actor=request.user
         )
@@ -296,7 +291,7 @@ class CancelScheduledCommunicationView(CancelItemView):
         },
     )
     def post(self, request, item_id):
-        data = parse(CancelItemInputSerializer, request)
+        data = parse(CancelItemInputSerializer, request).validated_data
         communication = services.cancel_scheduled_communication(
             communication_id=item_id, reason=data.get("reason", ""), actor=request.user
         )
@@ -312,7 +307,7 @@ class CancelCommunicationScheduleView(CancelItemView):
         },
     )
     def post(self, request, item_id):
-        data = parse(CancelItemInputSerializer, request)
+        data = parse(CancelItemInputSerializer, request).validated_data
         result = services.cancel_communication_schedule(
             schedule_id=item_id, reason=data.get("reason", ""), actor=request.user
         )

@@ -18,9 +18,10 @@ from servicing.models import (
 )
 
 
-@dataclass
-class PendingCounts:
-    """What ``cancel_servicing`` would cancel on one loan, in the seven counts' names."""
+@dataclass(kw_only=True)
+class CancelCounts:
+    """The seven counts of cancel servicing: what ``cancel_servicing`` cancelled (its result
+    extends this) or would cancel on one loan (``pending_counts``)."""
 
     cancelled_scheduled_payments: int = 0
     cancelled_call_schedules: int = 0
@@ -30,17 +31,22 @@ class PendingCounts:
     cancelled_emails: int = 0
     cancelled_sms: int = 0
 
+    COUNT_FIELDS = (
+        "cancelled_scheduled_payments",
+        "cancelled_call_schedules",
+        "cancelled_email_schedules",
+        "cancelled_sms_schedules",
+        "cancelled_calls",
+        "cancelled_emails",
+        "cancelled_sms",
+    )
+
+    def counts(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.COUNT_FIELDS}
+
     @property
     def total(self) -> int:
-        return (
-            self.cancelled_scheduled_payments
-            + self.cancelled_call_schedules
-            + self.cancelled_email_schedules
-            + self.cancelled_sms_schedules
-            + self.cancelled_calls
-            + self.cancelled_emails
-            + self.cancelled_sms
-        )
+        return sum(self.counts().values())
 
 
 COMMUNICATION_FIELD = {
@@ -55,11 +61,11 @@ SCHEDULE_FIELD = {
 }
 
 
-def pending_counts(loan_ids: Iterable[int]) -> dict[int, PendingCounts]:
+def pending_counts(loan_ids: Iterable[int]) -> dict[int, CancelCounts]:
     """For each loan, the items still PENDING (schedules ACTIVE), counted in three grouped
     queries whatever the number of loans."""
     loan_ids = list(loan_ids)
-    counts = {loan_id: PendingCounts() for loan_id in loan_ids}
+    counts = {loan_id: CancelCounts() for loan_id in loan_ids}
     if not loan_ids:
         return counts
     payments = (

@@ -2,7 +2,7 @@
 
 Each command is one function with keyword-only arguments and a required ``actor``. It validates
 its input first (changing nothing on failure), then runs in one transaction with the loan row
-locked (``loans.services.lock_loan``), checks the loan's state, writes, and records who, when
+locked (``loans.versions.lock_loan``), checks the loan's state, writes, and records who, when
 and why.
 
 Choices recorded here (DESIGN says "do what Finosu/LoanPro would do"):
@@ -22,6 +22,10 @@ Choices recorded here (DESIGN says "do what Finosu/LoanPro would do"):
 * ``cancel_servicing`` on a loan that is already ``NOT_SERVICING`` is a successful no-op: zero
   counts, the original reason kept, and no audit row (nothing changed).
 * Cancelling a single item needs it to be ``PENDING`` (a schedule ``ACTIVE``), else 409.
+
+Why this module is long: it holds all of the servicing app's commands (cancel/resume servicing
+and the six scheduling commands), which share one set of checks (servicing status, contact
+flags, business date); the reads live in ``servicing.selectors``.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from django.utils import timezone
 from loans.exceptions import ConflictError, InvalidRequestError, NotFoundError, field_error
 from loans.models import Borrower, Loan, LoanStatus, ServicingStatus, StopServicingReason
 from loans.selectors import get_business_date
-from loans.services import lock_loan, record_event
+from loans.versions import actor_or_none, lock_loan, record_event
 from servicing.models import (
     Channel,
     CommunicationSchedule,
@@ -51,6 +55,7 @@ from servicing.models import (
     ServicingEvent,
     ServicingEventKind,
 )
+from servicing.selectors import CancelCounts
 
 MAX_AMOUNT = Decimal("999999999999.99")
 MAX_OCCURRENCES = 500
@@ -66,45 +71,17 @@ DO_NOT_CONTACT_FLAG = {
 CONTACT_ADDRESS = {Channel.CALL: "phone", Channel.EMAIL: "email", Channel.SMS: "phone"}
 
 
-def _actor(actor):
-    return actor if getattr(actor, "pk", None) else None
-
-
 # --------------------------------------------------------------------------------------------
 # Cancel and resume servicing (seed 000)
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ServicingCancellation:
+@dataclass(kw_only=True)
+class ServicingCancellation(CancelCounts):
     """The result of ``cancel_servicing``: the loan as it now is and the seven counts."""
 
     loan: Loan
-    cancelled_scheduled_payments: int = 0
-    cancelled_call_schedules: int = 0
-    cancelled_email_schedules: int = 0
-    cancelled_sms_schedules: int = 0
-    cancelled_calls: int = 0
-    cancelled_emails: int = 0
-    cancelled_sms: int = 0
     changed: bool = True
-
-    COUNT_FIELDS = (
-        "cancelled_scheduled_payments",
-        "cancelled_call_schedules",
-        "cancelled_email_schedules",
-        "cancelled_sms_schedules",
-        "cancelled_calls",
-        "cancelled_emails",
-        "cancelled_sms",
-    )
-
-    def counts(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in self.COUNT_FIELDS}
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts().values())
 
 
 def validate_reason(reason) -> str:
@@ -145,7 +122,7 @@ def cancel_servicing(
         loan.servicing_status = ServicingStatus.NOT_SERVICING
         loan.stop_servicing_reason = reason
         loan.servicing_changed_at = now
-        loan.servicing_changed_by = _actor(actor)
+        loan.servicing_changed_by = actor_or_none(actor)
         loan.save(
             update_fields=[
                 "servicing_status",
@@ -157,7 +134,7 @@ def cancel_servicing(
         )
         stamp = {
             "cancelled_at": now,
-            "cancelled_by": _actor(actor),
+            "cancelled_by": actor_or_none(actor),
             "cancel_reason": f"Servicing cancelled: {reason}",
         }
         payments = ScheduledPayment.objects.filter(
@@ -187,7 +164,7 @@ def cancel_servicing(
         ServicingEvent.objects.create(
             loan=loan,
             kind=ServicingEventKind.CANCEL,
-            actor=_actor(actor),
+            actor=actor_or_none(actor),
             at=now,
             business_date=as_of,
             reason=reason,
@@ -230,7 +207,7 @@ def resume_servicing(*, loan: Loan | int, note: str = "", actor, as_of: date | N
         loan.servicing_status = ServicingStatus.ACTIVE
         loan.stop_servicing_reason = None
         loan.servicing_changed_at = now
-        loan.servicing_changed_by = _actor(actor)
+        loan.servicing_changed_by = actor_or_none(actor)
         loan.save(
             update_fields=[
                 "servicing_status",
@@ -243,7 +220,7 @@ def resume_servicing(*, loan: Loan | int, note: str = "", actor, as_of: date | N
         ServicingEvent.objects.create(
             loan=loan,
             kind=ServicingEventKind.RESUME,
-            actor=_actor(actor),
+            actor=actor_or_none(actor),
             at=now,
             business_date=as_of,
             previous_reason=previous_reason or "",
@@ -365,7 +342,7 @@ def schedule_payment(
             amount=amount,
             scheduled_date=scheduled_date,
             method=method,
-            created_by=_actor(actor),
+            created_by=actor_or_none(actor),
         )
         record_event(
             loan=loan,
@@ -419,7 +396,7 @@ def schedule_communication(
             scheduled_at=scheduled_at,
             subject=subject,
             body=body,
-            created_by=_actor(actor),
+            created_by=actor_or_none(actor),
         )
         record_event(
             loan=loan,
@@ -507,7 +484,7 @@ def create_communication_schedule(
             occurrences=occurrences,
             subject=subject,
             body=body or "",
-            created_by=_actor(actor),
+            created_by=actor_or_none(actor),
         )
         zone = borrower_zone(loan)
         now = timezone.now()
@@ -520,7 +497,7 @@ def create_communication_schedule(
                 body=body or "",
                 schedule=schedule,
                 created_at=now,
-                created_by=_actor(actor),
+                created_by=actor_or_none(actor),
             )
             for on in dates
         )
@@ -560,7 +537,7 @@ def _cancel_one(model, *, pk: int, pending: str, cancelled: str, label: str, act
         )
     now = timezone.now()
     updated = model.objects.filter(pk=pk, status=pending).update(
-        status=cancelled, cancelled_at=now, cancelled_by=_actor(actor), cancel_reason=reason
+        status=cancelled, cancelled_at=now, cancelled_by=actor_or_none(actor), cancel_reason=reason
     )
     if updated == 0:  # changed by someone else since it was read
         row.refresh_from_db(fields=["status"])
@@ -647,7 +624,7 @@ def cancel_communication_schedule(
     ).update(
         status=CommunicationStatus.CANCELLED,
         cancelled_at=schedule.cancelled_at,
-        cancelled_by=_actor(actor),
+        cancelled_by=actor_or_none(actor),
         cancel_reason=f"Schedule {schedule.pk} cancelled"
         + (f": {schedule.cancel_reason}" if schedule.cancel_reason else ""),
     )

@@ -228,6 +228,10 @@ SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
         "CommunicationScheduleStatusEnum": "servicing.models.CommunicationScheduleStatus",
         "PaymentMethodEnum": "servicing.models.PaymentMethod",
         "RollPaymentMethodEnum": "modifications.services.ROLL_METHODS",
+        "DelinquencyBucketEnum": "loans.models.DelinquencyBucket",
+        "JobStatusEnum": "servicing.models.JobStatus",
+        "AutopayStatusEnum": "servicing.models.AutopayStatus",
+        "AttemptStatusEnum": "servicing.models.AttemptStatus",
     }
 )
 
@@ -318,3 +322,44 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
 }
+
+# ---------------------------------------------------------------- the servicing clock (§10, §11)
+# Celery: Redis in production. With DEBUG on (``make run``) and no CELERY_BROKER_URL, kombu's
+# filesystem transport under .celery/ is the embedded broker: no server to start. Tests execute
+# tasks eagerly (in-process) unless CELERY_TASK_ALWAYS_EAGER=0.
+CELERY_BROKER_DIR = Path(os.environ.get("CELERY_BROKER_DIR", BASE_DIR / ".celery" / "broker"))
+CELERY_BROKER_URL = os.environ.get(
+    "CELERY_BROKER_URL", "filesystem://" if DEBUG or TESTING else "redis://127.0.0.1:6379/0"
+)
+CELERY_BROKER_TRANSPORT_OPTIONS = (
+    {"data_folder_in": str(CELERY_BROKER_DIR), "data_folder_out": str(CELERY_BROKER_DIR)}
+    if CELERY_BROKER_URL.startswith("filesystem")
+    else {"max_retries": 1, "socket_connect_timeout": 2, "socket_timeout": 5}
+)
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", TESTING)
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True  # a worker killed mid-batch leaves its message to another worker
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TIMEZONE = "UTC"
+
+SERVICING_TIME_ZONE = os.environ.get("SERVICING_TIME_ZONE", "UTC")
+COB_TIME = os.environ.get("COB_TIME", "00:05")  # HH:MM in SERVICING_TIME_ZONE
+COB_BATCH_SIZE = int(os.environ.get("COB_BATCH_SIZE", "100"))
+AUTOPAY_HORIZON_DAYS = int(os.environ.get("AUTOPAY_HORIZON_DAYS", "35"))
+DISPATCH_BATCH_SIZE = int(os.environ.get("DISPATCH_BATCH_SIZE", "200"))
+DISPATCH_IN_FLIGHT_TIMEOUT_SECONDS = int(
+    os.environ.get("DISPATCH_IN_FLIGHT_TIMEOUT_SECONDS", "600")
+)
+DISPATCH_CLAIM_SECONDS = int(os.environ.get("DISPATCH_CLAIM_SECONDS", "300"))
+PAYMENT_PROVIDER = os.environ.get("PAYMENT_PROVIDER", "servicing.providers.SimulatedAchProvider")
+EMAIL_PROVIDER = os.environ.get("EMAIL_PROVIDER", "servicing.providers.EmailBackendProvider")
+SMS_PROVIDER = os.environ.get("SMS_PROVIDER", "servicing.providers.SmsOutboxProvider")
+CALL_PROVIDER = os.environ.get("CALL_PROVIDER", "servicing.providers.CallOutboxProvider")
+EMAIL_BACKEND = os.environ.get(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.console.EmailBackend"
+    if DEBUG
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "servicing@localhost")

@@ -205,9 +205,9 @@ def race_two_activations(operator):
     loan = make_loan(actor=operator, external_id=f"PEND-{uuid.uuid4().hex[:8]}")
 
     def activate():
-        from modifications.services import activate_loan
-
-        return activate_loan(loan=Loan.objects.get(pk=loan.pk), actor=operator, as_of=AS_OF)
+        return services.activate_loan(
+            loan=Loan.objects.get(pk=loan.pk), actor=operator, as_of=AS_OF
+        )
 
     results = run_together(activate, activate)
     assert sorted(r.activated for r in results) == [False, True], results
@@ -284,7 +284,7 @@ def with_draft_modification(operator):
 
 def with_active_modification(operator):
     loan = with_draft_modification(operator)
-    assert mod_services.activate_loan(loan=loan, actor=operator, as_of=AS_OF).activated
+    assert mod_services.activate_modification(loan=loan, actor=operator, as_of=AS_OF).activated
     return Loan.objects.get(pk=loan.pk)
 
 
@@ -359,7 +359,7 @@ def race_activate_vs_cancel_modification(operator):
     late = Transaction.objects.get(loan=loan, date=LATE_REPAYMENT)
 
     def activate():
-        return mod_services.activate_loan(
+        return mod_services.activate_modification(
             loan=Loan.objects.get(pk=loan.pk), actor=operator, as_of=AS_OF
         )
 
@@ -516,9 +516,7 @@ def _active_with_repayment(operator):
 
 
 def _activate(loan, operator):
-    from modifications.services import activate_loan
-
-    activate_loan(loan=loan, actor=operator, as_of=AS_OF)
+    services.activate_loan(loan=loan, actor=operator, as_of=AS_OF)
 
 
 def _update_setup(loan, operator):
@@ -570,7 +568,7 @@ def _roll_payment(loan, operator):
 
 
 def _activate_modification(loan, operator):
-    assert mod_services.activate_loan(loan=loan, actor=operator, as_of=AS_OF).activated
+    assert mod_services.activate_modification(loan=loan, actor=operator, as_of=AS_OF).activated
 
 
 def _cancel_modification(loan, operator):
@@ -578,28 +576,28 @@ def _cancel_modification(loan, operator):
 
 
 FAILURES = [
-    Failure("post_transaction / rebuild", _active, _repay, "loans.services.rebuild_schedule"),
-    Failure("post_transaction / audit", _active, _repay, "loans.services.record_event"),
+    Failure("post_transaction / rebuild", _active, _repay, "loans.versions.rebuild_schedule"),
+    Failure("post_transaction / audit", _active, _repay, "loans.versions.record_event"),
     Failure(
         "reverse_transaction / rebuild",
         _active_with_repayment,
         _reverse,
-        "loans.services.rebuild_schedule",
+        "loans.versions.rebuild_schedule",
     ),
     Failure(
         "reverse_transaction / audit",
         _active_with_repayment,
         _reverse,
-        "loans.services.record_event",
+        "loans.versions.record_event",
     ),
-    Failure("activate_loan / rebuild", _pending, _activate, "loans.services.rebuild_schedule"),
-    Failure("activate_loan / audit", _pending, _activate, "loans.services.record_event"),
-    Failure("update_setup / audit", _pending, _update_setup, "loans.services.record_event"),
+    Failure("activate_loan / rebuild", _pending, _activate, "loans.versions.rebuild_schedule"),
+    Failure("activate_loan / audit", _pending, _activate, "loans.versions.record_event"),
+    Failure("update_setup / audit", _pending, _update_setup, "loans.versions.record_event"),
     Failure(
         "set_business_date / audit",
         _active,
         _set_business_date,
-        "loans.services.record_event",
+        "loans.versions.record_event",
     ),
     Failure(
         "cancel_servicing / audit",
@@ -623,69 +621,69 @@ FAILURES = [
         "terminate_contract / new version",
         _active,
         _terminate,
-        "loans.services.new_schedule_version",
+        "loans.versions.new_schedule_version",
     ),
-    Failure("terminate_contract / rebuild", _active, _terminate, "loans.services.rebuild_schedule"),
-    Failure("terminate_contract / audit", _active, _terminate, "loans.services.record_event"),
+    Failure("terminate_contract / rebuild", _active, _terminate, "loans.versions.rebuild_schedule"),
+    Failure("terminate_contract / audit", _active, _terminate, "loans.versions.record_event"),
     Failure(
         "undo_contract_termination / rebuild",
         terminated,
         _undo_termination,
-        "loans.services.rebuild_schedule",
+        "loans.versions.rebuild_schedule",
     ),
     Failure(
         "undo_contract_termination / audit",
         terminated,
         _undo_termination,
-        "loans.services.record_event",
+        "loans.versions.record_event",
     ),
     Failure(
         "create_modification / audit",
         _active,
         _create_modification,
-        "loans.services.record_event",
+        "loans.versions.record_event",
     ),
     Failure(
         "roll_payment / audit",
         with_draft_modification,
         _roll_payment,
-        "loans.services.record_event",
+        "loans.versions.record_event",
     ),
     Failure(
         "activate modification / new version",
         with_draft_modification,
         _activate_modification,
-        "loans.services.new_schedule_version",
+        "loans.versions.new_schedule_version",
     ),
     Failure(
         "activate modification / rebuild",
         with_draft_modification,
         _activate_modification,
-        "loans.services.rebuild_schedule",
+        "loans.versions.rebuild_schedule",
     ),
     Failure(
         "activate modification / audit",
         with_draft_modification,
         _activate_modification,
-        "loans.services.record_event",
+        "loans.versions.record_event",
     ),
     Failure(
         "cancel_modification (draft) / audit",
         with_draft_modification,
         _cancel_modification,
-        "loans.services.record_event",
+        "loans.versions.record_event",
     ),
     Failure(
         "cancel_modification (active) / rebuild",
         with_active_modification,
         _cancel_modification,
-        "loans.services.rebuild_schedule",
+        "loans.versions.rebuild_schedule",
     ),
     Failure(
         "cancel_modification (active) / audit",
         with_active_modification,
         _cancel_modification,
-        "loans.services.record_event",
+        "loans.versions.record_event",
     ),
 ]
 

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from loans import services
+from loans import services, versions
 from loans.models import Transaction, TransactionType
 from tests.factories import make_active_loan, set_business_date
 
@@ -33,7 +33,7 @@ def big_loan(actor, *, periods: int, repayments: int):
         )
         for i in range(repayments)
     )
-    services.rebuild_schedule(loan)
+    versions.rebuild_schedule(loan)
     return loan
 
 

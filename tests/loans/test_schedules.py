@@ -482,7 +482,7 @@ contract_dates = st.dates(min_value=date(2000, 1, 1), max_value=date(2040, 12, 3
 def test_schedule_properties(
     amount, rate, term, frequency, calc_type, days_in_year, rounding_mode, contract
 ):
-    # The product accepts at most 50 years of installments (loans.services.MAX_YEARS): an
+    # The product accepts at most 50 years of installments (loans.terms.MAX_YEARS): an
     # annual 240-year loan of 2.40 at 34 % would amortize negatively in leap years.
     assume(term <= 50 * PERIODS_PER_YEAR[frequency])
     t = Terms(

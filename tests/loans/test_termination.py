@@ -24,10 +24,9 @@ from loans.models import (
     Transaction,
     TransactionType,
 )
+from loans.selectors import preview_contract_termination, preview_undo_contract_termination
 from loans.services import (
     post_transaction,
-    preview_contract_termination,
-    preview_undo_contract_termination,
     reverse_transaction,
     terminate_contract,
     undo_contract_termination,

@@ -10,7 +10,7 @@ from unittest import mock
 import pytest
 from django.db.models import QuerySet
 
-from loans import services
+from loans import services, terms
 from loans.models import Borrower, Loan, LoanEvent, LoanSetup
 from tests.factories import make_loan
 
@@ -102,7 +102,7 @@ def test_a_concurrent_duplicate_external_id_names_the_id(operator):
 def test_a_check_constraint_at_creation_is_reported_as_itself(api):
     """Were the validation to let a zero payment through, the constraint is not reported as a
     duplicate external id (the red team's "A loan with external id None already exists")."""
-    real = services.validate_terms
+    real = terms.validate_terms
 
     def let_zero_through(values):
         return {**real(values), "payment": Decimal("0.00")}
@@ -115,7 +115,7 @@ def test_a_check_constraint_at_creation_is_reported_as_itself(api):
         "firstPaymentDate": "2026-02-01",
     }
     count = rows()
-    with mock.patch("loans.services.validate_terms", let_zero_through):
+    with mock.patch("loans.terms.validate_terms", let_zero_through):
         response = api.post("/api/v1/loans", {"borrower": BORROWER, "setup": setup}, format="json")
     assert response.status_code == 400, response.content
     assert response.json() == {

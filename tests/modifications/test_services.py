@@ -22,7 +22,7 @@ from loans.models import (
     TransactionType,
 )
 from loans.selectors import loan_summary
-from modifications import services
+from modifications import selectors, services
 from modifications.models import Modification, ModificationStatus
 from tests.factories import make_active_loan, make_loan, set_business_date
 from tests.modifications.conftest import MOD_DATE
@@ -66,7 +66,7 @@ def test_pre_modification_test_groups_later_transactions(operator, modifiable):
         note="late fee",
         actor=operator,
     )
-    result = services.pre_modification_test(loan=modifiable, on=MOD_DATE)
+    result = selectors.pre_modification_test(loan=modifiable, on=MOD_DATE)
     assert [item["id"] for item in result["payments"]] == [
         str(modifiable.kept_tx.pk),
         str(modifiable.dropped_tx.pk),
@@ -81,7 +81,7 @@ def test_pre_modification_test_groups_later_transactions(operator, modifiable):
         }
     ]
     assert result["advancements"] == [] and result["credits"] == []
-    assert services.pre_modification_test(loan=modifiable, on=date(2025, 7, 25)) == {
+    assert selectors.pre_modification_test(loan=modifiable, on=date(2025, 7, 25)) == {
         "payments": [],
         "charges": result["charges"],
         "advancements": [],
@@ -201,7 +201,7 @@ def test_create_on_the_contract_date_is_allowed(operator, modifiable):
 
 def test_create_refused_on_or_before_the_latest_modification(operator, modifiable):
     create(modifiable, operator)
-    services.activate_loan(loan=modifiable, actor=operator)
+    services.activate_modification(loan=modifiable, actor=operator)
     before = snapshot(modifiable)
     for on in (MOD_DATE, date(2025, 7, 1)):
         with pytest.raises(ConflictError) as exc:
@@ -263,17 +263,19 @@ def test_one_draft_per_loan_is_a_database_constraint(operator, modifiable):
 
 def test_update_setup_on_the_draft_and_locked_after_activation(operator, modifiable):
     modification = create(modifiable, operator)
-    setup = services.update_setup(
+    setup = loan_services.update_setup(
         setup=modification.setup, changes={"loan_rate": Decimal("12")}, actor=operator
     )
     assert (setup.loan_rate, setup.payment) == (
         Decimal("12"),
         Decimal("225.02"),
     )  # 93.5358 / (1 - 1.01^-54)
-    services.activate_loan(loan=modifiable, actor=operator)
+    services.activate_modification(loan=modifiable, actor=operator)
     before = snapshot(modifiable)
     with pytest.raises(SetupLockedError):
-        services.update_setup(setup=setup, changes={"loan_rate": Decimal("10")}, actor=operator)
+        loan_services.update_setup(
+            setup=setup, changes={"loan_rate": Decimal("10")}, actor=operator
+        )
     assert snapshot(modifiable) == before
 
 
@@ -345,18 +347,20 @@ def test_roll_payment_on_a_pending_loan_rolls_its_own_setup(operator):
 
 def test_activate_with_nothing_pending(operator, modifiable):
     before = snapshot(modifiable)
-    result = services.activate_loan(loan=modifiable, actor=operator)
+    result = services.activate_modification(loan=modifiable, actor=operator)
     assert result.activated is False
     assert snapshot(modifiable) == before
 
 
-def test_activate_a_pending_loan_delegates_to_the_core(operator):
+def test_activate_modification_leaves_a_pending_loan_to_the_core(operator):
     set_business_date(date(2026, 2, 18))
     loan = make_loan(actor=operator)
-    result = services.activate_loan(loan=loan, actor=operator)
-    assert result.activated is True
+    result = services.activate_modification(loan=loan, actor=operator)
+    assert result.activated is False
     loan.refresh_from_db()
-    assert loan.status == "ACTIVE"
+    assert (loan.status, loan.mod_total) == ("PENDING", 0)
+    assert not Transaction.objects.filter(loan=loan).exists()
+    assert not LoanEvent.objects.filter(loan=loan).exclude(command="create_loan").exists()
 
 
 def test_activate_modification_effects(operator, modifiable):
@@ -367,7 +371,7 @@ def test_activate_modification_effects(operator, modifiable):
         .values()
     )
     modification = create(modifiable, operator, keep=[str(modifiable.kept_tx.pk)])
-    result = services.activate_loan(loan=modifiable, actor=operator)
+    result = services.activate_modification(loan=modifiable, actor=operator)
     assert result.activated is True
     modifiable.refresh_from_db()
     modification.refresh_from_db()
@@ -417,7 +421,7 @@ def test_activation_restarts_days_past_due(operator):
     summary = loan_summary(loan, as_of=date(2025, 7, 10))
     assert (summary.days_past_due, summary.amount_past_due) == (159, Decimal("1427.40"))
     create(loan, operator, on=date(2025, 7, 10))
-    services.activate_loan(loan=loan, actor=operator)
+    services.activate_modification(loan=loan, actor=operator)
     summary = loan_summary(loan, as_of=date(2025, 7, 10))
     assert (summary.days_past_due, summary.amount_past_due) == (0, Decimal("0.00"))
     assert summary.next_due_date == date(2025, 8, 10)
@@ -425,7 +429,7 @@ def test_activation_restarts_days_past_due(operator):
 
 def test_transactions_on_or_before_the_modification_date_are_refused(operator, modifiable):
     create(modifiable, operator)
-    services.activate_loan(loan=modifiable, actor=operator)
+    services.activate_modification(loan=modifiable, actor=operator)
     with pytest.raises(DomainError) as exc:
         loan_services.post_transaction(
             loan=modifiable,
@@ -439,14 +443,14 @@ def test_transactions_on_or_before_the_modification_date_are_refused(operator, m
 
 def test_activate_refused_when_the_draft_contract_date_moved(operator, modifiable):
     modification = create(modifiable, operator)
-    services.update_setup(
+    loan_services.update_setup(
         setup=modification.setup,
         changes={"contract_date": date(2025, 7, 14)},
         actor=operator,
     )
     before = snapshot(modifiable)
     with pytest.raises(ConflictError) as exc:
-        services.activate_loan(loan=modifiable, actor=operator)
+        services.activate_modification(loan=modifiable, actor=operator)
     assert exc.value.code == "contract_date_changed"
     assert snapshot(modifiable) == before
 
@@ -476,7 +480,7 @@ def test_cancel_a_draft(operator, modifiable):
 def test_cancel_an_activated_modification_restores_everything(operator, modifiable):
     before = snapshot(modifiable)
     modification = create(modifiable, operator, keep=[str(modifiable.kept_tx.pk)])
-    services.activate_loan(loan=modifiable, actor=operator)
+    services.activate_modification(loan=modifiable, actor=operator)
     services.cancel_modification(loan=modifiable, actor=operator)
     modifiable.refresh_from_db()
     modification.refresh_from_db()
@@ -497,7 +501,7 @@ def test_cancel_an_activated_modification_restores_everything(operator, modifiab
 
 def test_cancel_newest_first_and_nothing_to_cancel(operator, modifiable):
     first = create(modifiable, operator)
-    services.activate_loan(loan=modifiable, actor=operator)
+    services.activate_modification(loan=modifiable, actor=operator)
     loan_services.post_transaction(
         loan=modifiable,
         type=TransactionType.REPAYMENT,
@@ -506,7 +510,7 @@ def test_cancel_newest_first_and_nothing_to_cancel(operator, modifiable):
         actor=operator,
     )
     second = create(modifiable, operator, on=date(2025, 8, 5))
-    services.activate_loan(loan=modifiable, actor=operator)
+    services.activate_modification(loan=modifiable, actor=operator)
     modifiable.refresh_from_db()
     assert modifiable.mod_total == 2
     assert services.cancel_modification(loan=modifiable, actor=operator).pk == second.pk

@@ -181,7 +181,8 @@ def test_changing_the_date_replaces_the_draft(client, operator, modifiable):
 
 
 def test_failed_activation_returns_to_the_wizard_with_the_message(client, operator, modifiable):
-    from modifications.services import create_modification, update_setup
+    from loans.services import update_setup
+    from modifications.services import create_modification
 
     loan = modifiable
     client.force_login(operator)

@@ -236,7 +236,7 @@ def load_modified_loan(admin) -> None:
         method=modification_services.ROLL_TERM_EXACT,
         actor=admin,
     )
-    modification_services.activate_loan(loan=loan, actor=admin, as_of=DEMO_DATE)
+    modification_services.activate_modification(loan=loan, actor=admin, as_of=DEMO_DATE)
 
 
 def load_servicing_demo(admin) -> str:

@@ -1,0 +1,216 @@
+"""Loan terms: the setup fields, their API names, limits and defaults, ``validate_terms``, and
+the one way to build the amortization engine's ``Terms`` from a setup or from a dict of
+setup values."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal, InvalidOperation
+
+from loans.exceptions import InvalidRequestError, field_error
+from loans.models import (
+    CalcType,
+    DaysInYear,
+    LoanSetup,
+    PaymentFrequency,
+    RoundingMode,
+    TerminationInterest,
+)
+from loans.schedules import PERIODS_PER_YEAR, PaymentTooSmallError, Terms, generate_schedule
+
+MAX_AMOUNT = Decimal("999999999999.99")
+MAX_TERM = Decimal("1200")
+MAX_RATE = Decimal("1000")
+MAX_YEARS = 50  # the longest tenor accepted: beyond it a cent-rounded payment can fall below
+# the interest of some periods and the balance compounds for centuries.
+
+SETUP_FIELDS = (
+    "loan_amount",
+    "loan_rate",
+    "loan_term",
+    "payment_frequency",
+    "contract_date",
+    "first_payment_date",
+    "payment",
+    "calc_type",
+    "days_in_year",
+    "rounding_mode",
+    "termination_interest",
+)
+# API (camelCase) names, used in field errors so API consumers can map them to their input.
+API_NAMES = {
+    "loan_amount": "loanAmount",
+    "loan_rate": "loanRate",
+    "loan_term": "loanTerm",
+    "payment_frequency": "paymentFrequency",
+    "contract_date": "contractDate",
+    "first_payment_date": "firstPaymentDate",
+    "payment": "payment",
+    "calc_type": "calcType",
+    "days_in_year": "daysInYear",
+    "rounding_mode": "roundingMode",
+    "termination_interest": "terminationInterest",
+}
+CHOICES = {
+    "payment_frequency": PaymentFrequency,
+    "calc_type": CalcType,
+    "days_in_year": DaysInYear,
+    "rounding_mode": RoundingMode,
+    "termination_interest": TerminationInterest,
+}
+SETUP_DEFAULTS = {
+    "payment_frequency": PaymentFrequency.MONTHLY,
+    "calc_type": CalcType.EQUAL_INSTALLMENTS,
+    "days_in_year": DaysInYear.FREQUENCY,
+    "rounding_mode": RoundingMode.HALF_UP,
+    "termination_interest": TerminationInterest.ALL_OUTSTANDING,
+}
+
+
+def terms_from(values: dict) -> Terms:
+    """The engine's ``Terms`` from setup values (model field names, as ``validate_terms`` takes
+    or returns them): the payment is computed when it is None or ``payment_is_given`` is
+    false."""
+    return Terms(
+        loan_amount=values["loan_amount"],
+        annual_rate_percent=values["loan_rate"],
+        term=values["loan_term"],
+        frequency=values["payment_frequency"],
+        contract_date=values["contract_date"],
+        first_payment_date=values["first_payment_date"],
+        payment=values.get("payment") if values.get("payment_is_given", True) else None,
+        calc_type=values["calc_type"],
+        days_in_year=values["days_in_year"],
+        rounding_mode=values["rounding_mode"],
+    )
+
+
+def setup_values(setup: LoanSetup) -> dict:
+    """A setup's terms as ``validate_terms`` takes them: a computed payment is None."""
+    values = {name: getattr(setup, name) for name in SETUP_FIELDS}
+    if not setup.payment_is_given:
+        values["payment"] = None
+    return values
+
+
+def setup_terms(setup: LoanSetup) -> dict:
+    """A setup's stored terms, the payment as stored and whether it was given (audit rows)."""
+    return {name: getattr(setup, name) for name in (*SETUP_FIELDS, "payment_is_given")}
+
+
+def terms_for(setup: LoanSetup) -> Terms:
+    return terms_from(setup_terms(setup))
+
+
+def validate_terms(values: dict) -> dict:
+    """Validate a complete set of setup terms (model field names). Returns the cleaned values
+    including the computed payment; raises InvalidRequestError listing every problem."""
+    errors = []
+    cleaned = dict(values)
+    for name in SETUP_FIELDS:
+        if name == "payment":
+            continue
+        if cleaned.get(name) in (None, ""):
+            errors.append(field_error(API_NAMES[name], "This field is required.", "required"))
+    for name, choices in CHOICES.items():
+        value = cleaned.get(name)
+        if value not in (None, "") and value not in choices.values:
+            errors.append(
+                field_error(
+                    API_NAMES[name],
+                    f"{value!r} is not one of {', '.join(choices.values)}.",
+                    "invalid_choice",
+                )
+            )
+    for name in ("loan_amount", "loan_rate", "loan_term", "payment"):
+        value = cleaned.get(name)
+        if value is None:
+            continue
+        try:
+            value = Decimal(str(value))
+            if not value.is_finite():
+                raise InvalidOperation
+        except (InvalidOperation, ValueError):
+            errors.append(field_error(API_NAMES[name], "A number is required.", "invalid"))
+            continue
+        cleaned[name] = value
+    amount, rate = cleaned.get("loan_amount"), cleaned.get("loan_rate")
+    term, payment = cleaned.get("loan_term"), cleaned.get("payment")
+    if isinstance(amount, Decimal) and not (0 < amount <= MAX_AMOUNT):
+        errors.append(field_error("loanAmount", "Must be positive.", "min_value"))
+    elif isinstance(amount, Decimal) and amount != amount.quantize(Decimal("0.01")):
+        errors.append(
+            field_error("loanAmount", "At most two decimal places.", "max_decimal_places")
+        )
+    if isinstance(rate, Decimal) and not (0 <= rate <= MAX_RATE):
+        errors.append(field_error("loanRate", f"Must be between 0 and {MAX_RATE}.", "out_of_range"))
+    if isinstance(term, Decimal):
+        if not (0 < term <= MAX_TERM):
+            errors.append(
+                field_error("loanTerm", f"Must be above 0 and at most {MAX_TERM}.", "out_of_range")
+            )
+        elif cleaned.get("payment_frequency") in PERIODS_PER_YEAR and term > (
+            MAX_YEARS * PERIODS_PER_YEAR[cleaned["payment_frequency"]]
+        ):
+            errors.append(
+                field_error(
+                    "loanTerm",
+                    f"At most {MAX_YEARS} years of installments.",
+                    "term_too_long",
+                )
+            )
+        elif term != term.to_integral_value() and payment is None:
+            errors.append(
+                field_error(
+                    "loanTerm",
+                    "A fractional term needs a given payment (roll the payment with termExact).",
+                    "fractional_term_requires_payment",
+                )
+            )
+    if isinstance(payment, Decimal) and not (0 < payment <= MAX_AMOUNT):
+        errors.append(field_error("payment", "Must be positive.", "min_value"))
+    contract, first = cleaned.get("contract_date"), cleaned.get("first_payment_date")
+    if isinstance(contract, date) and isinstance(first, date) and first <= contract:
+        errors.append(
+            field_error(
+                "firstPaymentDate", "Must be after the contract date.", "before_contract_date"
+            )
+        )
+    if errors:
+        raise InvalidRequestError(
+            "The loan terms are invalid.", code="invalid_terms", errors=errors
+        )
+    try:
+        schedule = generate_schedule(
+            terms_from({**cleaned, "payment": payment, "payment_is_given": True})
+        )
+    except PaymentTooSmallError:
+        raise InvalidRequestError(
+            "The payment does not cover one period's interest.",
+            code="payment_too_small",
+            errors=[field_error("payment", "Too small to cover interest.", "payment_too_small")],
+        )
+    except (ArithmeticError, OverflowError, ValueError) as exc:
+        raise InvalidRequestError(
+            f"The loan terms cannot be amortized: {exc}.", code="invalid_terms"
+        )
+    check_installments_not_zero(schedule)
+    cleaned["payment_is_given"] = payment is not None
+    cleaned["payment"] = payment if payment is not None else schedule.payment
+    return cleaned
+
+
+def check_installments_not_zero(schedule) -> None:
+    """Issue 16: terms whose installment rounds to 0.00 (0.05 over 360 periods, or at rate 0)
+    cannot be amortized: the setup's payment must be positive."""
+    if schedule.payment > 0 and all(period.total > 0 for period in schedule.periods):
+        return
+    detail = "An installment rounds to 0.00: raise the amount or shorten the term."
+    raise InvalidRequestError(
+        f"The loan terms are invalid. {detail}",
+        code="payment_rounds_to_zero",
+        errors=[
+            field_error("loanAmount", detail, "payment_rounds_to_zero"),
+            field_error("loanTerm", detail, "payment_rounds_to_zero"),
+        ],
+    )

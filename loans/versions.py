@@ -1,0 +1,315 @@
+"""What every app's commands build on: the loan row lock, the audit record, schedule versions
+and their re-derivation from the setup and the transactions (replay, derive, rebuild).
+
+These are the public names other apps import from ``loans``; nothing here is a command.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from loans import ledger
+from loans.exceptions import DuplicateExternalIdError, NotFoundError, field_error
+from loans.models import (
+    Loan,
+    LoanEvent,
+    LoanSetup,
+    LoanStatus,
+    LoanSubStatus,
+    Schedule,
+    ScheduleEngine,
+    SchedulePeriod,
+    Transaction,
+    TransactionType,
+)
+from loans.schedules import generate_schedule
+from loans.terms import terms_for
+
+ZERO = Decimal("0.00")
+
+# The columns a schedule period carries, the same on a ``SchedulePeriod`` row and on a
+# ``ledger.PeriodState`` (apart from ``frozen``, set by the caller).
+PERIOD_FIELDS = (
+    "period",
+    "from_date",
+    "due_date",
+    "principal_due",
+    "interest_due",
+    "fees_due",
+    "principal_paid",
+    "interest_paid",
+    "fees_paid",
+    "balance_after",
+    "complete",
+    "obligations_met_on_date",
+)
+
+
+def lock_loan(loan: Loan | int) -> Loan:
+    """Lock the loan row for the rest of the transaction and return it fresh from the database.
+
+    Must be called inside ``transaction.atomic``. On SQLite ``select_for_update`` is a no-op and
+    SQLite serialises writers itself.
+    """
+    pk = loan.pk if isinstance(loan, Loan) else loan
+    try:
+        return Loan.objects.select_for_update(of=("self",)).select_related("setup").get(pk=pk)
+    except Loan.DoesNotExist:
+        raise NotFoundError(f"Loan {pk} was not found.", code="loan_not_found")
+
+
+def actor_or_none(actor):
+    """The user to store in a ``created_by``-style column: None for an anonymous actor."""
+    return actor if getattr(actor, "pk", None) else None
+
+
+def jsonable(value: Any) -> Any:
+    """Decimals and dates as strings, recursively (audit rows and JSON columns)."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def record_event(
+    *,
+    loan: Loan | None,
+    command: str,
+    actor,
+    as_of: date | None = None,
+    reason: str = "",
+    input: dict | None = None,
+    changes: dict | None = None,
+    result: dict | None = None,
+) -> LoanEvent:
+    """Append one audit row. ``changes`` maps a field to ``(before, after)``."""
+    return LoanEvent.objects.create(
+        loan=loan,
+        command=command,
+        actor=actor_or_none(actor),
+        business_date=as_of,
+        reason=(reason or "")[:500],
+        input=jsonable(input or {}),
+        changes=jsonable({k: list(v) for k, v in (changes or {}).items()}),
+        result=jsonable(result or {}),
+    )
+
+
+def check_external_id(external_id: str | None, *, field: str = "externalId") -> None:
+    """409 when a transaction (or a reversal) already uses ``external_id``."""
+    if not external_id:
+        return
+    taken = Transaction.objects.filter(external_id=external_id).exists() or (
+        Transaction.objects.filter(reversal_external_id=external_id).exists()
+    )
+    if taken:
+        raise DuplicateExternalIdError(
+            f"The external id {external_id!r} is already used by another transaction.",
+            errors=[field_error(field, "Already used.", "duplicate_external_id")],
+        )
+
+
+def original_contract_date(loan: Loan) -> date:
+    first = (
+        LoanSetup.objects.filter(loan=loan).order_by("id").values_list("contract_date", flat=True)
+    )
+    return first.first()
+
+
+def mark_reversed(
+    tx: Transaction, *, actor, as_of: date, note: str = "", reversal_external_id=None
+) -> None:
+    """Mark a transaction reversed (kept, never deleted): on the business date, by whom, why,
+    with its optional unique reversal external id."""
+    tx.reversed = True
+    tx.reversed_on = as_of
+    tx.reversed_at = timezone.now()
+    tx.reversed_by = actor_or_none(actor)
+    tx.reversal_note = (note or "")[:500]
+    tx.reversal_external_id = reversal_external_id or None
+    try:
+        with transaction.atomic():
+            tx.save(
+                update_fields=[
+                    "reversed",
+                    "reversed_on",
+                    "reversed_at",
+                    "reversed_by",
+                    "reversal_note",
+                    "reversal_external_id",
+                ]
+            )
+    except IntegrityError:
+        raise DuplicateExternalIdError(
+            f"The external id {reversal_external_id!r} is already used.",
+            errors=[field_error("reversalExternalId", "Already used.", "duplicate_external_id")],
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Schedule versions
+# --------------------------------------------------------------------------------------------
+
+
+def period_row(schedule: Schedule, period, *, frozen: bool) -> SchedulePeriod:
+    """A ``SchedulePeriod`` of ``schedule`` copied from a row or a ``ledger.PeriodState``."""
+    return SchedulePeriod(
+        schedule=schedule, frozen=frozen, **{name: getattr(period, name) for name in PERIOD_FIELDS}
+    )
+
+
+def period_state(row: SchedulePeriod) -> ledger.PeriodState:
+    return ledger.PeriodState(
+        frozen=row.frozen, **{name: getattr(row, name) for name in PERIOD_FIELDS}
+    )
+
+
+def frozen_rows(schedule: Schedule) -> list[SchedulePeriod]:
+    return list(schedule.periods.filter(frozen=True).order_by("period"))
+
+
+def new_schedule_version(
+    *,
+    loan: Loan,
+    reason: str,
+    actor,
+    note: str = "",
+    setup: LoanSetup | None = None,
+    frozen_periods: list | None = None,
+) -> Schedule:
+    """Retire the current schedule version (its rows stay readable) and start a new one.
+
+    ``frozen_periods`` (history kept from before a modification date) are copied into the new
+    version; by default the current version's frozen periods are carried over. The new
+    version's live periods are written by ``rebuild_schedule``.
+    """
+    current = Schedule.objects.filter(loan=loan, is_current=True).first()
+    if frozen_periods is None:
+        frozen_periods = list(current.periods.filter(frozen=True)) if current else []
+    version = 1
+    if current:
+        version = current.version + 1
+        Schedule.objects.filter(pk=current.pk).update(is_current=False)
+    schedule = Schedule.objects.create(
+        loan=loan,
+        version=version,
+        setup=setup or loan.setup,
+        reason=reason,
+        note=note[:500],
+        created_by=actor_or_none(actor),
+    )
+    SchedulePeriod.objects.bulk_create(period_row(schedule, p, frozen=True) for p in frozen_periods)
+    return schedule
+
+
+def replay_transactions(loan: Loan, schedule: Schedule) -> list[Transaction]:
+    """The non-reversed transactions a schedule version replays, in (date, entry) order.
+
+    A version generated from a modification's setup replays only what is dated after the
+    modification date: what came before is carried in the setup's ``loanAmount``.
+    """
+    rows = list(
+        Transaction.objects.filter(loan=loan, reversed=False)
+        .exclude(type=TransactionType.DISBURSEMENT)
+        .order_by("date", "id")
+    )
+    if schedule.setup.mod_id is not None:
+        rows = [t for t in rows if t.date > schedule.setup.contract_date]
+    return rows
+
+
+def derive_periods(
+    loan: Loan,
+    schedule: Schedule,
+    transactions: list[Transaction],
+    *,
+    frozen: list[ledger.PeriodState] | None = None,
+) -> ledger.ReplayResult:
+    """Pure part of the rebuild: base installments from the setup, advancements, termination,
+    then the chronological replay of charges, repayments and credits."""
+    setup = schedule.setup
+    terms = terms_for(setup)
+    if frozen is None:
+        frozen = [period_state(p) for p in frozen_rows(schedule)]
+    base = generate_schedule(terms, first_number=len(frozen) + 1)
+    periods = frozen + ledger.periods_from_schedule(base)
+    dynamic = loan.schedule_engine == ScheduleEngine.DYNAMIC
+    for tx in transactions:
+        if tx.type == TransactionType.ADVANCEMENT:
+            periods = ledger.apply_advancement(
+                periods, on=tx.date, amount=tx.amount, terms=terms, dynamic=dynamic
+            )
+    termination = next(
+        (t for t in transactions if t.type == TransactionType.CONTRACT_TERMINATION), None
+    )
+    if termination is not None and dynamic:
+        periods = ledger.collapse_for_termination(
+            periods,
+            on=termination.date,
+            policy=setup.termination_interest,
+            rounding_mode=setup.rounding_mode,
+        )
+    entries = [
+        ledger.Entry(key=t.pk, type=t.type, date=t.date, amount=t.amount)
+        for t in transactions
+        if t.type in (TransactionType.CHARGE, TransactionType.REPAYMENT, TransactionType.CREDIT)
+    ]
+    return ledger.replay(periods, entries)
+
+
+def rebuild_schedule(loan: Loan, *, schedule: Schedule | None = None) -> ledger.ReplayResult:
+    """Re-derive the current schedule version's live periods and the transactions' portions
+    from the setup and the non-reversed transactions, and write them. Constant query count."""
+    schedule = schedule or Schedule.objects.select_related("setup").get(loan=loan, is_current=True)
+    transactions = replay_transactions(loan, schedule)
+    result = derive_periods(loan, schedule, transactions)
+    SchedulePeriod.objects.filter(schedule=schedule, frozen=False).delete()
+    SchedulePeriod.objects.bulk_create(
+        [period_row(schedule, p, frozen=False) for p in ledger.live(result.periods)],
+        batch_size=2000,
+    )
+    changed = []
+    for tx in transactions:
+        if tx.type == TransactionType.ADVANCEMENT:
+            portions = (tx.amount, ZERO, ZERO)
+        elif tx.pk in result.allocations:
+            a = result.allocations[tx.pk]
+            portions = (a.principal, a.interest, a.fees)
+        else:
+            continue
+        if (tx.principal_portion, tx.interest_portion, tx.fees_portion) != portions:
+            tx.principal_portion, tx.interest_portion, tx.fees_portion = portions
+            changed.append(tx)
+    if changed:
+        Transaction.objects.bulk_update(
+            changed, ["principal_portion", "interest_portion", "fees_portion"], batch_size=2000
+        )
+    outstanding = sum((p.total_outstanding for p in ledger.live(result.periods)), ZERO)
+    new_status = None
+    if loan.status == LoanStatus.ACTIVE and outstanding == 0:
+        new_status = LoanStatus.CLOSED
+    elif loan.status == LoanStatus.CLOSED and outstanding > 0:
+        new_status = LoanStatus.ACTIVE
+    if new_status:
+        # The sub-status exists only on an ACTIVE loan (a database constraint): paying off a
+        # terminated loan closes it and clears the sub-status; reopening it (its last
+        # repayment undone) restores the sub-status while its termination stands.
+        terminated = any(t.type == TransactionType.CONTRACT_TERMINATION for t in transactions)
+        sub_status = (
+            LoanSubStatus.CONTRACT_TERMINATION
+            if new_status == LoanStatus.ACTIVE and terminated
+            else None
+        )
+        loan.status, loan.sub_status = new_status, sub_status
+        Loan.objects.filter(pk=loan.pk).update(status=new_status, sub_status=sub_status)
+    return result
