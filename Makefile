@@ -18,7 +18,6 @@ install: .venv/bin/python
 
 migrate: .venv/.installed
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py createcachetable
 
 demo: migrate
 	$(PY) manage.py load_demo_data --admin-user $(ADMIN_USER) --admin-password $(ADMIN_PASSWORD)

@@ -13,6 +13,7 @@ later are described correctly without each one repeating it:
 * output fields a serializer only includes on request (``schema_optional_fields``) are not
   marked required;
 * distinct operation ids for commands on one item (``POST /x/{id}``);
+* text filters with ``minLength: 1`` (an empty filter is refused);
 * decimal strings that need at least one digit (drf-spectacular's default pattern accepts
   ``""``, ``"-"`` and ``"."``, which the API rejects), without a sign when the field's minimum
   is not negative.
@@ -68,6 +69,16 @@ class AutoSchema(openapi.AutoSchema):
             statuses.append(413)
         statuses.append(429)
         return statuses
+
+    def _get_filter_parameters(self):
+        """A filter given must have a value (``loans.api_common.FilterBackend`` refuses
+        ``?name=``)."""
+        parameters = super()._get_filter_parameters()
+        for parameter in parameters:
+            schema = parameter.get("schema", {})
+            if schema.get("type") == "string":
+                schema.setdefault("minLength", 1)
+        return parameters
 
     def get_operation_id(self):
         """drf-spectacular names POST ``/x`` and POST ``/x/{id}`` both ``x_create``; the second
@@ -133,7 +144,10 @@ class AutoSchema(openapi.AutoSchema):
             and api_settings.COERCE_DECIMAL_TO_STRING
             and field.max_whole_digits
         ):
-            sign = "" if field.min_value is not None and field.min_value >= 0 else "-?"
-            places = rf"(?:\.\d{{1,{field.decimal_places}}})?" if field.decimal_places else ""
-            schema["pattern"] = rf"^{sign}\d{{1,{field.max_whole_digits}}}{places}$"
+            if hasattr(field, "schema_pattern"):  # the pattern the field itself applies
+                schema["pattern"] = field.schema_pattern
+            else:
+                sign = "" if field.min_value is not None and field.min_value >= 0 else "-?"
+                places = rf"(?:\.\d{{1,{field.decimal_places}}})?" if field.decimal_places else ""
+                schema["pattern"] = rf"^{sign}\d{{1,{field.max_whole_digits}}}{places}$"
         return schema

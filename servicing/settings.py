@@ -189,7 +189,7 @@ REST_FRAMEWORK = {
     "NUM_PROXIES": int(os.environ.get("NUM_PROXIES", "0")),
     "DEFAULT_PAGINATION_CLASS": "loans.api_policies.Pagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_FILTER_BACKENDS": ["loans.api_common.FilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "loans.api_schema.AutoSchema",
     "EXCEPTION_HANDLER": "loans.api_common.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [
