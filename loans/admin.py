@@ -10,19 +10,20 @@ Actions are added with ``LoanAdmin.actions += [...]`` from the app's own admin m
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from functools import partial
 
-from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
-from django.db.models import Prefetch
+from django.db.models import Exists, OuterRef, Prefetch
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html_join
 
-from loans import search, selectors, services
+from loans import audit, formatting, search, selectors, services
 from loans.exceptions import DomainError
+from loans.forms import BusinessDateForm
 from loans.models import (
     Borrower,
     BusinessDate,
@@ -33,7 +34,6 @@ from loans.models import (
     Schedule,
     SchedulePeriod,
     Transaction,
-    TransactionType,
 )
 
 
@@ -67,10 +67,9 @@ def register_loan_section(func) -> None:
 
 
 def as_money(value) -> str:
-    """An aggregate as a two-decimal amount (SQLite's SUM comes back unquantized)."""
-    if value is None:
-        return "-"
-    return f"{Decimal(value).quantize(Decimal('0.01')):,}"
+    """An aggregate as a two-decimal amount (SQLite's SUM comes back unquantized), with
+    thousands separators and never ``-0.00``."""
+    return formatting.money(value)
 
 
 def loan_perm(request, codename: str) -> bool:
@@ -115,6 +114,31 @@ class BooleanStateFilter(admin.SimpleListFilter):
         if self.value():
             return queryset.filter(sub_status=self.value())
         return queryset
+
+
+class PastDueFilter(admin.SimpleListFilter):
+    """Loans with (or without) an installment unpaid after its due date, on the business date
+    (live, from the current schedule; the bucket filter is as of the last close of business)."""
+
+    title = "past due"
+    parameter_name = "past_due"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Past due"), ("no", "Not past due")]
+
+    def queryset(self, request, queryset):
+        if self.value() not in ("yes", "no"):
+            return queryset
+        late = SchedulePeriod.objects.filter(
+            schedule__loan=OuterRef("pk"),
+            schedule__is_current=True,
+            frozen=False,
+            complete=False,
+            due_date__lt=selectors.get_business_date(),
+        )
+        if self.value() == "yes":
+            return queryset.filter(Exists(late))
+        return queryset.exclude(Exists(late))
 
 
 class LoanChangeList(ChangeList):
@@ -164,12 +188,15 @@ class LoanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "status",
         BooleanStateFilter,
         "servicing_status",
+        "delinquency_bucket",
+        PastDueFilter,
         "schedule_engine",
         "charged_off",
     ]
     list_per_page = 50
     show_full_result_count = False
     change_form_template = "admin/loans/loan/change_form.html"
+    change_list_template = "admin/loans/loan/change_list.html"
     actions: list = []
     fields = [
         "display_id",
@@ -258,6 +285,17 @@ class LoanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             shown = next((s for s in schedules if s.version == int(show_version)), current)
         summary = selectors.loan_summary(loan, as_of=as_of, schedule=current) if current else None
         setups = list(LoanSetup.objects.filter(loan=loan).order_by("id"))
+        transactions = list(selectors.loan_transactions(loan))
+        for tx in transactions:
+            tx.reverse_url = (
+                reverse("admin:loans_loan_reverse_transaction", args=[loan.pk, tx.pk])
+                if admin_views.can_reverse(request, loan, tx)
+                else None
+            )
+        by_id = {tx.pk: tx for tx in transactions}
+        events = list(LoanEvent.objects.filter(loan=loan).select_related("actor")[:100])
+        for event in events:
+            event.lines = audit.describe(event, by_id)
         return {
             "loan": loan,
             "as_of": as_of,
@@ -266,8 +304,9 @@ class LoanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             "shown_schedule": shown,
             "current_schedule": current,
             "setups": setups,
-            "transactions": list(selectors.loan_transactions(loan)),
-            "events": list(LoanEvent.objects.filter(loan=loan).select_related("actor")[:100]),
+            "transactions": transactions,
+            "events": events,
+            "balance_chart": admin_views.balance_chart(loan, current, transactions),
             "buttons": self.loan_buttons(request, loan),
             "extra_sections": [
                 section for func in _LOAN_SECTIONS if (section := func(request, loan))
@@ -293,9 +332,19 @@ class LoanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def get_urls(self):
         urls = [
             path(
-                "<path:object_id>/post-repayment/",
-                self.admin_site.admin_view(self.loan_command(post_repayment_view)),
-                name="loans_loan_post_repayment",
+                "create/",
+                self.admin_site.admin_view(partial(admin_views.create_loan_view, self)),
+                name="loans_loan_create",
+            ),
+            path(
+                "create/preview/",
+                self.admin_site.admin_view(partial(admin_views.create_preview_view, self)),
+                name="loans_loan_create_preview",
+            ),
+            path(
+                "export.csv",
+                self.admin_site.admin_view(partial(admin_views.export_csv_view, self)),
+                name="loans_loan_export_csv",
             ),
             path(
                 "<path:object_id>/activate/",
@@ -314,11 +363,11 @@ class LoanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return urls + super().get_urls()
 
     def loan_command(self, view):
-        def wrapper(request, object_id):
+        def wrapper(request, object_id, **kwargs):
             loan = self.get_object(request, object_id)
             if loan is None:
                 raise Http404("No such loan.")
-            return view(self, request, loan)
+            return view(self, request, loan, **kwargs)
 
         return wrapper
 
@@ -340,54 +389,6 @@ class LoanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def back_to_loan(self, loan):
         return HttpResponseRedirect(reverse("admin:loans_loan_change", args=[loan.pk]))
-
-
-class RepaymentForm(forms.Form):
-    transaction_date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
-    amount = forms.DecimalField(max_digits=14, decimal_places=2, min_value=Decimal("0.01"))
-    external_id = forms.CharField(max_length=100, required=False)
-    note = forms.CharField(max_length=500, required=False)
-
-
-def post_repayment_view(model_admin: LoanAdmin, request, loan: Loan):
-    if not loan_perm(request, "post_transaction"):
-        raise PermissionDenied
-    as_of = selectors.get_business_date()
-    if request.method == "POST":
-        form = RepaymentForm(request.POST)
-        if form.is_valid():
-            data = form.cleaned_data
-            try:
-                tx = services.post_transaction(
-                    loan=loan,
-                    type=TransactionType.REPAYMENT,
-                    on=data["transaction_date"],
-                    amount=data["amount"],
-                    external_id=data["external_id"] or None,
-                    note=data["note"],
-                    actor=request.user,
-                    as_of=as_of,
-                )
-            except DomainError as exc:
-                form.add_error(None, exc.message)
-            else:
-                model_admin.message_user(
-                    request,
-                    f"Repayment of {tx.amount} on {tx.date} posted: principal "
-                    f"{tx.principal_portion}, interest {tx.interest_portion}, fees "
-                    f"{tx.fees_portion}.",
-                    messages.SUCCESS,
-                )
-                return model_admin.back_to_loan(loan)
-    else:
-        form = RepaymentForm(initial={"transaction_date": as_of})
-    summary = selectors.loan_summary(loan, as_of=as_of)
-    return model_admin.render_command(
-        request,
-        loan,
-        "admin/loans/loan/post_repayment.html",
-        {"title": f"Post repayment on {loan}", "form": form, "summary": summary, "as_of": as_of},
-    )
 
 
 def registered_loan_view(name: str):
@@ -454,17 +455,26 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 class LoanEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The audit trail: read-only for everybody (no add, change or delete)."""
 
-    list_display = ["created_at", "command", "loan", "actor", "business_date", "reason"]
+    list_display = ["created_at", "command", "loan", "actor", "business_date", "what", "reason"]
     list_filter = ["command"]
     search_fields = ["=loan__external_id", "=loan__display_id", "command"]
     list_select_related = ["loan", "actor"]
+    readonly_fields = ["what"]
+
+    @admin.display(description="What happened")
+    def what(self, obj):
+        lines = audit.describe(obj)
+        return format_html_join(
+            "", "{}<br>", [(line,) for line in [lines.headline, *lines.changes]]
+        )
 
 
 @admin.register(BusinessDate)
 class BusinessDateAdmin(admin.ModelAdmin):
     """The business date is set here by users holding ``loans.set_business_date``."""
 
-    fields = ["date"]
+    form = BusinessDateForm
+    fields = ["date", "confirm_backwards"]
     list_display = ["date", "updated_at", "updated_by"]
 
     def has_add_permission(self, request):
@@ -496,4 +506,5 @@ class BusinessDateAdmin(admin.ModelAdmin):
 
 # The contract termination actions and pages live in their own module; importing it registers
 # them (this module stays the loan page and its hooks).
-from loans import admin_termination  # noqa: E402, F401
+# The operator's pages (create, charge/credit/advancement, reversal, export) register themselves.
+from loans import admin_termination, admin_views  # noqa: E402, F401, I001

@@ -5,6 +5,7 @@ from __future__ import annotations
 import django_filters
 from django.contrib.auth import authenticate
 from django.db.models import Prefetch
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -479,3 +480,26 @@ def undo_contract_termination_command(view, request, loan: Loan) -> Response:
         reversal_external_id=data.get("reversalExternalId") or None,
     )
     return Response(termination_payload(result, result.transaction.reversal_external_id))
+
+
+# ------------------------------------------------------------------ the API root
+
+
+class ApiRootView(APIView):
+    """``GET /api/v1/``: where the documentation is (public, not an operation of the schema)."""
+
+    authentication_classes: list = []
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(exclude=True)
+    def get(self, request):
+        return Response(
+            {
+                "name": "Loan servicing API",
+                "version": "v1",
+                "docs": request.build_absolute_uri(reverse("swagger-ui")),
+                "schema": request.build_absolute_uri(reverse("schema")),
+                "admin": request.build_absolute_uri(reverse("admin:index")),
+                "authentication": "Authorization: Token <key> (POST /api/v1/auth/token)",
+            }
+        )

@@ -381,7 +381,14 @@ def post_transaction(
             raise InvalidRequestError(
                 f"The amount {amount} is more than the {outstanding} outstanding.",
                 code="overpayment",
-                errors=[field_error("amount", f"At most {outstanding}.", "overpayment")],
+                # The request field: a repayment's is transactionAmount, a credit's amount.
+                errors=[
+                    field_error(
+                        "transactionAmount" if type == TransactionType.REPAYMENT else "amount",
+                        f"At most {outstanding}.",
+                        "overpayment",
+                    )
+                ],
             )
     try:
         with transaction.atomic():

@@ -6,11 +6,9 @@ from decimal import Decimal
 
 from django import forms
 
-from loans.models import CalcType, DaysInYear, PaymentFrequency, RoundingMode
+from loans.forms import DATE_INPUT, SetupTermsForm
 from modifications.selectors import pre_modification_test
 from modifications.services import ROLL_TERM, ROLL_TERM_EXACT
-
-DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
 
 class ModificationDateForm(forms.Form):
@@ -44,33 +42,12 @@ class PersistentTransactionsForm(forms.Form):
         }
 
 
-class TermsForm(forms.Form):
-    """The draft setup's terms (its contract date is the modification date and stays so)."""
+class TermsForm(SetupTermsForm):
+    """The draft setup's terms (its contract date is the modification date and stays so; its
+    termination interest is carried over)."""
 
-    loan_amount = forms.DecimalField(
-        max_digits=14, decimal_places=2, min_value=Decimal("0.01"), label="Loan amount"
-    )
-    loan_rate = forms.DecimalField(
-        max_digits=9, decimal_places=4, min_value=Decimal("0"), label="Rate (annual %)"
-    )
-    loan_term = forms.DecimalField(
-        max_digits=9, decimal_places=4, min_value=Decimal("0.0001"), label="Term (installments)"
-    )
-    payment_frequency = forms.ChoiceField(choices=PaymentFrequency.choices)
-    first_payment_date = forms.DateField(widget=DATE_INPUT)
-    payment = forms.DecimalField(
-        max_digits=14,
-        decimal_places=2,
-        min_value=Decimal("0.01"),
-        required=False,
-        help_text="Leave blank to compute it from the terms.",
-    )
-    calc_type = forms.ChoiceField(choices=CalcType.choices)
-    days_in_year = forms.ChoiceField(choices=DaysInYear.choices)
-    rounding_mode = forms.ChoiceField(choices=RoundingMode.choices)
-
-    def changes(self) -> dict:
-        return dict(self.cleaned_data)
+    contract_date = None
+    termination_interest = None
 
 
 class RollPaymentForm(forms.Form):
@@ -92,4 +69,14 @@ class RollPaymentForm(forms.Form):
 
 
 class ReviewForm(forms.Form):
-    """Nothing to enter: the review step only confirms the activation."""
+    """The review only confirms the activation; when the new terms raise warnings the operator
+    must tick that they were read."""
+
+    def __init__(self, *args, warnings=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.warnings = list(warnings)
+        if self.warnings:
+            self.fields["confirm_warnings"] = forms.BooleanField(
+                label="I have read the warnings above and want to activate these terms",
+                error_messages={"required": "Confirm the warnings above to activate."},
+            )

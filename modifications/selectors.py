@@ -204,7 +204,7 @@ def later_transactions(loan: Loan, on: date):
 
 
 def _info(tx: Transaction) -> str:
-    info = f"{tx.date:%m/%d/%Y} {TYPE_LABELS[tx.type]}"
+    info = f"{tx.date:%Y-%m-%d} {TYPE_LABELS[tx.type]}"
     return f"{info} {tx.note}".strip() if tx.note else info
 
 

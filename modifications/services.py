@@ -563,3 +563,30 @@ def cancel_modification(*, loan: Loan, actor, note: str = "") -> Modification:
         result={"modificationId": modification.pk},
     )
     return modification
+
+
+# --------------------------------------------------------------------------------------------
+# Reads for the wizard: a step's own check, and a dry run of the activation
+# --------------------------------------------------------------------------------------------
+
+
+def check_modification_date(*, loan: Loan, on, as_of: date | None = None) -> None:
+    """The checks ``create_modification`` makes on its date, alone: the wizard's first step
+    refuses a bad date where it is entered (nothing is written)."""
+    _check_date(loan, on, as_of or get_business_date())
+
+
+class _DryRun(Exception):
+    pass
+
+
+def preview_activation(*, loan: Loan, actor, inspect):
+    """Run ``activate_modification`` in a transaction that is rolled back, and return what
+    ``inspect(loan)`` read before the rollback: the review shows what the activation will do as
+    computed by the command itself, never a second way. Raises the command's ``DomainError``."""
+    try:
+        with transaction.atomic():
+            activate_modification(loan=loan, actor=actor)
+            raise _DryRun(inspect(Loan.objects.get(pk=loan.pk)))
+    except _DryRun as done:
+        return done.args[0]

@@ -11,6 +11,9 @@ leaving and coming back resumes it.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
@@ -19,8 +22,11 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from formtools.wizard.views import SessionWizardView
 
+from loans import selectors as loan_selectors
 from loans import services as loan_services
 from loans.exceptions import DomainError
+from loans.formatting import money
+from loans.forms import add_domain_errors, error_sentences
 from loans.models import LoanEvent
 from loans.selectors import get_business_date
 from modifications import selectors, services
@@ -31,6 +37,7 @@ from modifications.forms import (
     RollPaymentForm,
     TermsForm,
 )
+from servicing.models import ScheduledPayment, ScheduledPaymentStatus
 
 STEP_TITLES = {
     "date": "Modification date",
@@ -40,6 +47,39 @@ STEP_TITLES = {
     "review": "Review",
 }
 TERMS_FIELDS = list(TermsForm.base_fields)
+DEFAULT_RATE_WARNING_PERCENT = Decimal("36")
+
+
+def rate_warning_percent() -> Decimal:
+    """The rate above which the review warns (``MODIFICATION_RATE_WARNING_PERCENT``)."""
+    return Decimal(
+        str(getattr(settings, "MODIFICATION_RATE_WARNING_PERCENT", DEFAULT_RATE_WARNING_PERCENT))
+    )
+
+
+def review_warnings(draft) -> list[str]:
+    """What the operator must confirm before activating: terms that are accepted but are
+    probably a typing mistake."""
+    if draft is None:
+        return []
+    setup, warnings = draft.setup, []
+    carried = draft.carried_total
+    if setup.payment is not None and setup.payment > carried:
+        warnings.append(
+            f"The payment {money(setup.payment)} is above the balance carried into the "
+            f"modification ({money(carried)}): the first installment would pay it all."
+        )
+    if setup.loan_term < 1:
+        warnings.append(
+            f"The term {setup.loan_term.normalize():f} is under one installment: the loan would "
+            "be repaid by a single partial installment."
+        )
+    cap = rate_warning_percent()
+    if setup.loan_rate > cap:
+        warnings.append(
+            f"The rate {setup.loan_rate.normalize():f} % is above {cap.normalize():f} % a year."
+        )
+    return warnings
 
 
 class StepFailed(Exception):
@@ -174,6 +214,8 @@ class ModificationWizard(SessionWizardView):
         if step == "transactions":
             cleaned = self.get_cleaned_data_for_step("date") or {}
             return {"loan": self.loan, "on": cleaned.get("modification_date")}
+        if step == "review":
+            return {"warnings": review_warnings(self.draft())}
         return {}
 
     def get_form_initial(self, step):
@@ -192,7 +234,11 @@ class ModificationWizard(SessionWizardView):
     def process_step(self, form):
         step = self.steps.current
         try:
-            if step == "transactions":
+            if step == "date":
+                services.check_modification_date(
+                    loan=self.loan, on=form.cleaned_data["modification_date"]
+                )
+            elif step == "transactions":
                 self.save_transactions(form)
             elif step == "terms":
                 loan_services.update_setup(
@@ -209,10 +255,7 @@ class ModificationWizard(SessionWizardView):
                     actor=self.request.user,
                 )
         except DomainError as exc:
-            form.add_error(None, exc.message)
-            for error in exc.errors:
-                if error.get("field") and error.get("detail"):
-                    form.add_error(None, f"{error['field']}: {error['detail']}")
+            add_domain_errors(form, exc)
             raise StepFailed(form)
         self.forget_draft()
         return super().process_step(form)
@@ -229,7 +272,11 @@ class ModificationWizard(SessionWizardView):
     def save_transactions(self, form):
         """Create the draft, reuse it when the date and the kept transactions are the same, or
         replace it (cancel + create, in one transaction) when they changed."""
-        on = self.get_cleaned_data_for_step("date")["modification_date"]
+        dated = self.get_cleaned_data_for_step("date")
+        if not dated:
+            form.add_error(None, "Start from the modification date.")
+            raise StepFailed(form)
+        on = dated["modification_date"]
         persistent = form.persistent()
         draft = self.draft()
         if draft is not None:
@@ -263,9 +310,7 @@ class ModificationWizard(SessionWizardView):
                 try:
                     preview = selectors.preview_rows(draft, form.changes())
                 except DomainError as exc:
-                    form.add_error(None, exc.message)
-                    for error in exc.errors:
-                        form.add_error(None, f"{error['field']}: {error['detail']}")
+                    add_domain_errors(form, exc)
         return self.render(form, preview_rows=preview, previewed=True)
 
     def get_context_data(self, form, **kwargs):
@@ -305,6 +350,7 @@ class ModificationWizard(SessionWizardView):
                     modification_date=draft.modification_date,
                     carried=draft.setup.loan_amount,
                 ),
+                activation=self.activation_preview(),
                 reversed_preview=[
                     item
                     for group, items in selectors.pre_modification_test(
@@ -315,6 +361,36 @@ class ModificationWizard(SessionWizardView):
                 ],
             )
         return context
+
+    def activation_preview(self) -> dict:
+        """Delinquency before and after, and the pending scheduled payments the activation
+        moves, read from a dry run of the activation itself."""
+        loan, as_of = self.loan, get_business_date()
+
+        def state(current):
+            return {
+                "summary": loan_selectors.loan_summary(current, as_of=as_of),
+                "pending": {
+                    p.pk: p
+                    for p in ScheduledPayment.objects.filter(
+                        loan=current, status=ScheduledPaymentStatus.PENDING
+                    ).order_by("scheduled_date", "pk")
+                },
+            }
+
+        before = state(loan)
+        try:
+            after = services.preview_activation(loan=loan, actor=self.request.user, inspect=state)
+        except DomainError as exc:
+            return {"before": before["summary"], "error": exc.message}
+        moved = []
+        for pk, old in before["pending"].items():
+            new = after["pending"].get(pk)
+            if new is None:
+                moved.append({"payment": old, "to": None})
+            elif (new.scheduled_date, new.amount) != (old.scheduled_date, old.amount):
+                moved.append({"payment": old, "to": new})
+        return {"before": before["summary"], "after": after["summary"], "moved": moved}
 
     def done(self, form_list, **kwargs):
         try:
@@ -348,15 +424,13 @@ def schedule_preview_view(model_admin, request, loan):
     if draft is None:
         errors = ["There is no modification in progress."]
     elif not form.is_valid():
-        errors = [
-            f"{form.fields[name].label or name}: {' '.join(messages_)}"
-            for name, messages_ in form.errors.items()
-        ]
+        errors = error_sentences(form)
     else:
         try:
             rows = selectors.preview_rows(draft, form.changes())
         except DomainError as exc:
-            errors = [exc.message] + [f"{e['field']}: {e['detail']}" for e in exc.errors]
+            add_domain_errors(form, exc, always_message=False)
+            errors = error_sentences(form)
     return TemplateResponse(
         request,
         "admin/modifications/schedule_preview.html",

@@ -32,7 +32,7 @@ from loans.api_common import (
 )
 from loans.models import StopServicingReason
 from loans.serializers import LoanSerializer
-from servicing import services
+from servicing import selectors, services
 from servicing.models import (
     Channel,
     CommunicationSchedule,
@@ -51,6 +51,7 @@ from servicing.serializers import (
     CommunicationScheduleCreatedSerializer,
     CommunicationScheduleInputSerializer,
     CommunicationScheduleSerializer,
+    PortfolioSummarySerializer,
     ResumeServicingInputSerializer,
     ScheduledCommunicationInputSerializer,
     ScheduledCommunicationSerializer,
@@ -314,3 +315,24 @@ class CancelCommunicationScheduleView(CancelItemView):
         schedule = result.schedule
         schedule.cancelled_communications = result.cancelled_communications
         return Response(CommunicationScheduleCancelledSerializer(schedule).data)
+
+
+# ------------------------------------------------------------------ the portfolio
+
+
+class PortfolioSummaryView(APIView):
+    """Any authenticated user may read it (like the other lists)."""
+
+    @extend_schema(
+        summary="Portfolio summary",
+        description=(
+            "Counts and amounts (principal outstanding, total outstanding, amount past due on "
+            "the business date) of every loan, in total and by status, sub-status, servicing "
+            "status and delinquency bucket. Every value of each dimension is listed, with zeros "
+            "where no loan has it. The admin's Portfolio page shows the same figures."
+        ),
+        responses={200: PortfolioSummarySerializer, **error_responses(401)},
+    )
+    def get(self, request):
+        summary = selectors.portfolio_summary(as_of=loan_selectors.get_business_date())
+        return Response(PortfolioSummarySerializer(summary).data)

@@ -6,6 +6,7 @@ from loans.api_common import loan_paths
 from servicing import api
 
 urlpatterns: list = [
+    path("portfolio/summary", api.PortfolioSummaryView.as_view(), name="portfolio-summary"),
     *loan_paths("/cancel-servicing", api.CancelServicingView.as_view(), "loan-cancel-servicing"),
     *loan_paths("/resume-servicing", api.ResumeServicingView.as_view(), "loan-resume-servicing"),
     *loan_paths(

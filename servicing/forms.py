@@ -8,10 +8,13 @@ from loans.models import StopServicingReason
 
 
 class CancelServicingForm(forms.Form):
+    """The operator chooses the reason: nothing is pre-selected (the API's default reason,
+    API_REQUEST, is for API callers that give none)."""
+
     reason = forms.ChoiceField(
-        choices=StopServicingReason.choices,
-        initial=StopServicingReason.API_REQUEST,
+        choices=[("", "— choose a reason —"), *StopServicingReason.choices],
         help_text="Recorded as the loan's stop servicing reason.",
+        error_messages={"required": "Choose the reason servicing stops."},
     )
 
 

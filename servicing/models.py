@@ -18,7 +18,7 @@ from loans.models import MONEY, DelinquencyBucket, Loan, StopServicingReason
 
 
 class PaymentMethod(models.TextChoices):
-    ACH = "ACH"
+    ACH = "ACH", "ACH"  # an acronym: not Django's default label "Ach"
     CARD = "CARD"
     CHECK = "CHECK"
 
@@ -34,7 +34,7 @@ class ScheduledPaymentStatus(models.TextChoices):
 class Channel(models.TextChoices):
     CALL = "CALL"
     EMAIL = "EMAIL"
-    SMS = "SMS"
+    SMS = "SMS", "SMS"
 
 
 class CommunicationStatus(models.TextChoices):

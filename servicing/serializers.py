@@ -195,3 +195,22 @@ class CommunicationScheduleCancelledSerializer(CommunicationScheduleSerializer):
 
     class Meta(CommunicationScheduleSerializer.Meta):
         fields = [*CommunicationScheduleSerializer.Meta.fields, "cancelledCommunications"]
+
+
+class PortfolioGroupSerializer(serializers.Serializer):
+    value = serializers.CharField(
+        allow_null=True, help_text="The group's value (null: no sub-status)."
+    )
+    count = serializers.IntegerField(help_text="Number of loans.")
+    principalOutstanding = Money()
+    totalOutstanding = Money()
+    amountPastDue = Money(help_text="Due before the business date and unpaid.")
+
+
+class PortfolioSummarySerializer(serializers.Serializer):
+    businessDate = serializers.DateField()
+    total = PortfolioGroupSerializer()
+    byStatus = PortfolioGroupSerializer(many=True)
+    bySubStatus = PortfolioGroupSerializer(many=True)
+    byServicingStatus = PortfolioGroupSerializer(many=True)
+    byDelinquencyBucket = PortfolioGroupSerializer(many=True)

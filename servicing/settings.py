@@ -150,6 +150,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
+# YYYY-MM-DD dates and 24-hour times on every admin page (servicing/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["servicing.formats"]
 TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True

@@ -1,8 +1,14 @@
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from loans.api import ApiRootView
+from servicing import admin_portfolio
+
 api_patterns = [
+    path("", ApiRootView.as_view(), name="api-root"),
     path("", include("loans.urls")),
     path("", include("servicing.api_urls")),
     path("", include("modifications.urls")),
@@ -11,8 +17,15 @@ api_patterns = [
 ]
 
 urlpatterns = [
+    path(
+        "admin/portfolio/",
+        admin.site.admin_view(admin_portfolio.portfolio_view),
+        name="portfolio",
+    ),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_patterns)),
+    path("favicon.ico", RedirectView.as_view(url=static("loans/favicon.svg"), permanent=True)),
+    path("", RedirectView.as_view(pattern_name="admin:index", permanent=False), name="root"),
 ]
 
 # Under /api/ the error pages are JSON in the API's error shape (servicing/errors.py).

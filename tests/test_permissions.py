@@ -27,6 +27,8 @@ pytestmark = pytest.mark.django_db
 EXPECTED: dict[tuple[str, str], dict] = {
     # Public: the empty body is invalid whoever sends it.
     ("POST", "/api/v1/auth/token"): {"anonymous": 400, "viewer": 400, "operator": 400},
+    # A read for every authenticated user (the admin's Portfolio page shows the same figures).
+    ("GET", "/api/v1/portfolio/summary"): {"anonymous": 401, "viewer": 200, "operator": 200},
 }
 
 OPERATIONS = api_operations()

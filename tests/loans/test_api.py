@@ -295,3 +295,21 @@ def test_schema_and_docs_served_without_cdn(api):
     assert docs.status_code == 200
     html = docs.content.decode()
     assert "swagger-ui" in html and "cdn.jsdelivr" not in html and "unpkg.com" not in html
+
+
+def test_the_overpayment_error_names_the_request_field(api, operator):
+    set_business_date(date(2025, 3, 15))
+    loan = make_active_loan(
+        actor=operator, contract_date=date(2025, 1, 1), first_payment_date=date(2025, 2, 1)
+    )
+    url = f"/api/v1/loans/{loan.pk}/transactions?command="
+    repayment = api.post(
+        f"{url}repayment",
+        {"transactionDate": "2025-03-15", "transactionAmount": "99999"},
+        format="json",
+    )
+    assert repayment.json()["errors"][0]["field"] == "transactionAmount"
+    credit = api.post(
+        f"{url}credit", {"transactionDate": "2025-03-15", "amount": "99999"}, format="json"
+    )
+    assert credit.json()["errors"][0]["field"] == "amount"

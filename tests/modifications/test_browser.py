@@ -75,7 +75,7 @@ def test_operator_walks_the_wizard(page, live_server, operator, modifiable):
     expect(page.locator("#review-terms")).to_contain_text("50.7553")
     expect(page.locator("svg#balance-chart")).to_be_visible()
     expect(page.locator("svg#balance-chart polyline")).to_have_count(2)
-    expect(page.locator("#review-reversed")).to_contain_text("07/25/2025 Repayment")
+    expect(page.locator("#review-reversed")).to_contain_text("2025-07-25 Repayment")
 
     # (5) activate
     page.click("#wizard-next")

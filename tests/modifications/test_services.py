@@ -77,7 +77,7 @@ def test_pre_modification_test_groups_later_transactions(operator, modifiable):
             "displayId": "LATE-FEE-1",
             "date": date(2025, 7, 30),
             "amount": Decimal("15.00"),
-            "info": "07/30/2025 Charge late fee",
+            "info": "2025-07-30 Charge late fee",
         }
     ]
     assert result["advancements"] == [] and result["credits"] == []

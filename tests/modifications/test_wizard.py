@@ -52,7 +52,7 @@ def test_wizard_walks_to_activation(client, operator, modifiable):
     response = post(client, loan, "date", modification_date="2025-07-15")
     assert response.status_code == 200
     body = response.content.decode()
-    assert "07/20/2025 Repayment card" in body and "07/25/2025 Repayment" in body
+    assert "2025-07-20 Repayment card" in body and "2025-07-25 Repayment" in body
     response = post(client, loan, "transactions", keep=[str(loan.kept_tx.pk)])
     assert response.status_code == 200, response.content
     modification = Modification.objects.get(loan=loan, status=ModificationStatus.DRAFT)
@@ -129,10 +129,19 @@ def test_wizard_shows_errors_on_the_step(client, operator, modifiable):
     loan = modifiable
     client.force_login(operator)
     client.get(wizard_url(loan))
-    post(client, loan, "date", modification_date="2024-12-01")
+    # The date is refused on its own step (not on the next one).
+    response = post(client, loan, "date", modification_date="2024-12-01")
+    assert response.status_code == 200
+    assert response.context["wizard"]["steps"].current == "date"
+    assert b"before the loan&#x27;s contract date" in response.content
+    assert response.context["form"].errors["modification_date"] == ["Before the contract date."]
+    future = post(client, loan, "date", modification_date="2099-01-01")
+    assert future.context["wizard"]["steps"].current == "date"
+    assert "is after the business date" in future.content.decode()
+    assert future.context["form"].errors["modification_date"] == ["After the business date."]
+    # Posting the second step without a date does not reach the command.
     response = post(client, loan, "transactions")
     assert response.status_code == 200
-    assert b"before the loan&#x27;s contract date" in response.content
     assert not Modification.objects.filter(loan=loan).exists()
     assert LoanSetup.objects.filter(loan=loan).count() == 1
 
@@ -256,4 +265,83 @@ def test_review_compares_what_is_due_after_the_date(client, operator, modifiable
     assert "54 installments" in body
     assert "51 installments, interest 3335.50, total 12689.08, maturity 2029-10-15" in body
     assert body.count('class="changed') == 54
-    assert "07/20/2025 Repayment card (237.90); 07/25/2025 Repayment (100.00)" in body
+    assert "2025-07-20 Repayment card (237.90); 2025-07-25 Repayment (100.00)" in body
+
+
+def test_review_warns_and_asks_for_confirmation(client, operator, modifiable, settings):
+    from loans.services import update_setup
+    from modifications.services import create_modification, roll_payment
+
+    loan = modifiable
+    client.force_login(operator)
+    modification = create_modification(
+        loan=loan, modification_date=MOD_DATE, persistent_transactions={}, actor=operator
+    )
+    update_setup(setup=modification.setup, changes={"loan_rate": Decimal("500")}, actor=operator)
+    roll_payment(loan=loan, amount="20000.00", method="loan.rollPayment.termExact", actor=operator)
+    modification.refresh_from_db()
+    carried = modification.carried_total
+    body = client.get(wizard_url(loan)).content.decode()
+    assert 'id="review-warnings"' in body
+    assert (
+        f"The payment 20,000.00 is above the balance carried into the modification "
+        f"({carried:,}): the first installment would pay it all." in body
+    )
+    assert "is under one installment" in body
+    assert "The rate 500 % is above 36 % a year." in body
+    # Delinquency before and after, from a dry run of the activation (nothing changed).
+    assert 'id="delinquency-before"' in body and 'id="delinquency-after"' in body
+    assert "Pending scheduled payments (autopay) that move:</strong>\n    none" in body
+    loan.refresh_from_db()
+    assert loan.modification_in_progress
+    refused = client.post(wizard_url(loan), {f"modify_loan_{loan.pk}-current_step": "review"})
+    assert "Confirm the warnings above to activate." in refused.content.decode()
+    loan.refresh_from_db()
+    assert loan.modification_in_progress
+    done = client.post(
+        wizard_url(loan),
+        {f"modify_loan_{loan.pk}-current_step": "review", "review-confirm_warnings": "on"},
+    )
+    assert done.status_code == 302
+    loan.refresh_from_db()
+    assert not loan.modification_in_progress and loan.mod_total == 1
+
+
+def test_rate_warning_cap_is_a_setting(client, operator, modifiable, settings):
+    from loans.services import update_setup
+    from modifications.services import create_modification
+
+    settings.MODIFICATION_RATE_WARNING_PERCENT = 10
+    loan = modifiable
+    client.force_login(operator)
+    modification = create_modification(
+        loan=loan, modification_date=MOD_DATE, persistent_transactions={}, actor=operator
+    )
+    update_setup(setup=modification.setup, changes={"loan_rate": Decimal("12")}, actor=operator)
+    from modifications.views import review_warnings
+
+    modification.refresh_from_db()
+    assert review_warnings(modification) == ["The rate 12 % is above 10 % a year."]
+    settings.MODIFICATION_RATE_WARNING_PERCENT = 36
+    assert review_warnings(modification) == []
+
+
+def test_review_shows_delinquency_before_and_after(client, operator, modifiable):
+    from modifications.services import create_modification, roll_payment
+
+    loan = modifiable
+    client.force_login(operator)
+    create_modification(
+        loan=loan, modification_date=MOD_DATE, persistent_transactions={}, actor=operator
+    )
+    roll_payment(loan=loan, amount="250.00", method="loan.rollPayment.termExact", actor=operator)
+    response = client.get(wizard_url(loan))
+    activation = response.context["activation"]
+    before, after = activation["before"], activation["after"]
+    assert (before.amount_past_due, before.days_past_due) == (Decimal("0.00"), 0)
+    assert (after.amount_past_due, after.days_past_due) == (Decimal("0.00"), 0)
+    assert before.next_due_date == date(2025, 9, 1)
+    assert after.next_due_date == date(2025, 8, 15)
+    assert activation["moved"] == []
+    loan.refresh_from_db()
+    assert loan.modification_in_progress  # the dry run changed nothing

@@ -51,7 +51,7 @@ def test_action_first_pass_shows_each_loan_with_its_counts(
     assert "Cancel servicing of the selected loans" in html
     assert row_counts(html, seeded_loan) == SEED_ROW
     assert row_counts(html, other_loan) == SEED_ROW
-    assert '<option value="API_REQUEST" selected>' in html
+    assert '<option value="" selected>— choose a reason —</option>' in html  # no default
     assert 'name="post" value="yes"' in html
     assert 'name="action" value="cancel_servicing_selected"' in html
     assert html.count('name="_selected_action"') == 2
@@ -323,7 +323,7 @@ def test_many_loans_get_one_summary_message(operator_client, operator, as_of, mo
     )
     texts = [str(m) for m in get_messages(response.wsgi_request)]
     assert texts == [
-        "Servicing cancelled on 2 loans (API_REQUEST): 1 payments, 0 calls, 0 emails, 0 SMS, "
+        "Servicing cancelled on 2 loans (API_REQUEST): 1 payment, 0 calls, 0 emails, 0 SMS, "
         "0 call / 0 email / 0 SMS schedules; 1 already stopped; 0 failed."
     ]
 

@@ -13,7 +13,7 @@ def create_cache_table(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("servicing", "0002_servicing_clock"),
+        ("servicing", "0003_choice_labels"),
     ]
 
     operations = [migrations.RunPython(create_cache_table, migrations.RunPython.noop)]
