@@ -506,5 +506,6 @@ class BusinessDateAdmin(admin.ModelAdmin):
 
 # The contract termination actions and pages live in their own module; importing it registers
 # them (this module stays the loan page and its hooks).
-# The operator's pages (create, charge/credit/advancement, reversal, export) register themselves.
-from loans import admin_termination, admin_views  # noqa: E402, F401, I001
+# The operator's pages (create, charge/credit/advancement, reversal, export) register themselves,
+# and so do the payoff quote, payoff and credit balance refund pages.
+from loans import admin_payoff, admin_termination, admin_views  # noqa: E402, F401, I001

@@ -79,8 +79,19 @@ def line_chart(
                 "last": _fmt(points[-1][1], integer) if points else "",
             }
         )
-        chart.legend.append({"css": css, "label": s.label, "x": left + 10 + 170 * index, "y": 14})
-    for fraction in (Decimal(1), Decimal("0.5"), Decimal(0)):
+        chart.legend.append(
+            {
+                "css": css,
+                "swatch": css.replace("series-", "swatch-"),
+                "label": s.label,
+                "x": left + 10 + 170 * index,
+                "y": 14,
+            }
+        )
+    fractions = (Decimal(1), Decimal("0.5"), Decimal(0))
+    if integer and y_max < 2:
+        fractions = (Decimal(1), Decimal(0))  # no "0.5 loans"
+    for fraction in fractions:
         value = y_max * fraction
         chart.y_labels.append({"y": y(value), "text": _fmt(value, integer)})
     middle = x_min + (x_max - x_min) / 2

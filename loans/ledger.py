@@ -19,6 +19,18 @@ silent:
   ``ALL_OUTSTANDING``: all scheduled interest of the collapsed installments is accelerated;
   ``ACCRUED_TO_DATE``: the interest of the installment whose period holds the termination date,
   prorated by days elapsed over days in the period, later interest dropped.
+* The collapse happens at the termination's place in the replay (date, entry order), on the
+  installments as paid by then: what earlier transactions paid is carried into the accelerated
+  installment, so a non-monetary command never re-splits an earlier transaction (DESIGN §1).
+  Interest that was paid ahead of being earned and is dropped by the collapse is credited
+  against the accelerated installment's principal (``PeriodState.interest_credit``).
+  The termination's portions are what is outstanding right after the collapse; a termination
+  that leaves nothing outstanding is *void* (not applied; the caller reverses it).
+* A PAYOFF settles the loan on its date: the same collapse with the interest earned to the
+  date (``ACCRUED_TO_DATE``, whatever the setup's termination policy), then allocated like a
+  repayment. ``payoff()`` computes the figure the command requires.
+* What a repayment, credit or payoff pays beyond everything outstanding at its place in the
+  replay is its ``overpayment`` (the loan's credit balance; DESIGN §9).
 * Past due (DESIGN §5): an installment is past due once its due date is *before* the business
   date (Fineract's overdue rule: on its due date it is due, not yet overdue).
 """
@@ -27,7 +39,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 from loans.schedules import Schedule, Terms, generate_schedule, money
@@ -38,6 +50,9 @@ REPAYMENT = "REPAYMENT"
 CREDIT = "CREDIT"
 CHARGE = "CHARGE"
 ADVANCEMENT = "ADVANCEMENT"
+TERMINATION = "CONTRACT_TERMINATION"
+PAYOFF = "PAYOFF"
+PAYING = (REPAYMENT, CREDIT, PAYOFF)
 
 ALL_OUTSTANDING = "ALL_OUTSTANDING"
 ACCRUED_TO_DATE = "ACCRUED_TO_DATE"
@@ -58,6 +73,7 @@ class PeriodState:
     complete: bool = False
     obligations_met_on_date: date | None = None
     frozen: bool = False
+    interest_credit: Decimal = ZERO  # paid-ahead interest a settlement credited (see above)
 
     @property
     def total_due(self) -> Decimal:
@@ -99,17 +115,28 @@ class Allocation:
     principal: Decimal = ZERO
     interest: Decimal = ZERO
     fees: Decimal = ZERO
+    overpayment: Decimal = ZERO
 
     @property
     def total(self) -> Decimal:
+        """What was allocated to the loan (the overpayment is not)."""
         return self.principal + self.interest + self.fees
+
+    @property
+    def amount(self) -> Decimal:
+        return self.total + self.overpayment
 
 
 @dataclass
 class ReplayResult:
     periods: list[PeriodState]
     allocations: dict = field(default_factory=dict)
-    unallocated: Decimal = ZERO
+    unallocated: Decimal = ZERO  # the sum of the overpayments
+    void_terminations: list = field(default_factory=list)  # keys of terminations not applied
+
+    @property
+    def interest_credit(self) -> Decimal:
+        return sum((p.interest_credit for p in live(self.periods)), ZERO)
 
 
 @dataclass(frozen=True)
@@ -124,6 +151,8 @@ class Summary:
     principal_paid: Decimal
     interest_paid: Decimal
     fees_paid: Decimal
+    credit_balance: Decimal = ZERO  # set by the ORM side (loans.selectors.loan_summary)
+    payoff_today: Decimal = ZERO
 
 
 def periods_from_schedule(schedule: Schedule) -> list[PeriodState]:
@@ -184,48 +213,136 @@ def apply_advancement(
     return result
 
 
-def collapse_for_termination(
-    periods: list[PeriodState], *, on: date, policy: str, rounding_mode: str
+# --------------------------------------------------------------------------------------------
+# Interest earned to a date: the seam of the payoff (DESIGN §9). A recalculating loan (§11)
+# passes its own accrual; every other caller uses PRORATED.
+# --------------------------------------------------------------------------------------------
+
+
+class ProratedAccrual:
+    """A non-recalculating loan earns its installment's scheduled interest by elapsed days over
+    the days of the installment's period."""
+
+    def earned(self, period: PeriodState, on: date, rounding_mode: str) -> Decimal:
+        """The interest of ``period`` (whose period holds ``on``) earned by ``on``."""
+        length = (period.due_date - period.from_date).days
+        elapsed = min(max((on - period.from_date).days, 0), length)
+        if length <= 0 or elapsed == length:
+            return period.interest_due
+        return money(period.interest_due * Decimal(elapsed) / Decimal(length), rounding_mode)
+
+    def per_diem(self, periods: list[PeriodState], on: date, rounding_mode: str) -> Decimal:
+        """The interest one more day after ``on`` adds."""
+        if on >= date.max:
+            return ZERO
+        day = on + timedelta(days=1)
+        for p in live(periods):
+            if p.from_date < day <= p.due_date:
+                length = (p.due_date - p.from_date).days
+                return money(p.interest_due / Decimal(length), rounding_mode)
+        return ZERO
+
+
+PRORATED = ProratedAccrual()
+Accrual = ProratedAccrual  # the protocol: earned() and per_diem()
+
+
+def settle(
+    periods: list[PeriodState],
+    *,
+    on: date,
+    policy: str,
+    rounding_mode: str,
+    accrual: ProratedAccrual = PRORATED,
 ) -> list[PeriodState]:
-    """Rewrite the base installments for a contract termination dated ``on``."""
+    """Collapse the live installments due on or after ``on`` into one due on ``on`` (a contract
+    termination, a payoff), carrying what they were already paid. Installments already due stay
+    as they are; on or after maturity the periods are kept.
+
+    ``ALL_OUTSTANDING`` keeps all their scheduled interest; ``ACCRUED_TO_DATE`` keeps the
+    interest earned by ``on`` of the installment whose period holds it. Interest already paid
+    above what is kept is credited against the accelerated principal (``interest_credit``).
+    Returns a new list; the given period objects are not changed.
+    """
     current = live(periods)
     if not current or on >= current[-1].due_date:
         return periods
     collapsed = [p for p in current if p.due_date >= on]
     first = collapsed[0]
-    principal = sum((p.principal_due for p in collapsed), ZERO)
+
+    def total(attr):
+        return sum((getattr(p, attr) for p in collapsed), ZERO)
+
+    principal, fees = total("principal_due"), total("fees_due")
+    paid_principal, paid_interest, paid_fees = (
+        total("principal_paid"),
+        total("interest_paid"),
+        total("fees_paid"),
+    )
     if policy == ACCRUED_TO_DATE:
-        elapsed = max((on - first.from_date).days, 0)
-        length = (first.due_date - first.from_date).days
-        interest = (
-            money(first.interest_due * Decimal(elapsed) / Decimal(length), rounding_mode)
-            if length > 0
-            else ZERO
-        )
+        interest = accrual.earned(first, on, rounding_mode)
     else:
-        interest = sum((p.interest_due for p in collapsed), ZERO)
+        interest = total("interest_due")
+    credit = max(paid_interest - interest, ZERO)
+    # Never below what was already paid: a credit beyond the principal left is not applied
+    # (such a settlement leaves nothing outstanding; the callers refuse or void it).
+    principal_due = max(principal - credit, paid_principal)
     accelerated = PeriodState(
         period=first.period,
         from_date=first.from_date,
         due_date=on,
-        principal_due=principal,
-        interest_due=interest,
-        fees_due=sum((p.fees_due for p in collapsed), ZERO),
+        principal_due=principal_due,
+        interest_due=interest + credit,
+        fees_due=fees,
+        principal_paid=paid_principal,
+        interest_paid=paid_interest,
+        fees_paid=paid_fees,
+        interest_credit=principal - principal_due + total("interest_credit"),
     )
+    if accelerated.total_outstanding == 0:
+        accelerated.complete = True
+        met = [p.obligations_met_on_date for p in collapsed if p.obligations_met_on_date]
+        accelerated.obligations_met_on_date = max(met) if met else on
     result = [p for p in periods if p.frozen or p.due_date < on] + [accelerated]
     recompute_balances(result)
     return result
+
+
+def collapse_for_termination(
+    periods: list[PeriodState], *, on: date, policy: str, rounding_mode: str
+) -> list[PeriodState]:
+    """Rewrite the base (unpaid) installments for a contract termination dated ``on``."""
+    return settle(periods, on=on, policy=policy, rounding_mode=rounding_mode)
 
 
 def _charge_index(due_dates: list[date], on: date) -> int:
     return min(bisect.bisect_left(due_dates, on), len(due_dates) - 1)
 
 
-def replay(periods: list[PeriodState], entries: list[Entry]) -> ReplayResult:
-    """Replay charges, repayments and credits (already in date, entry order) onto ``periods``.
+def _outstanding(current: list[PeriodState]) -> Allocation:
+    return Allocation(
+        principal=sum((p.principal_outstanding for p in current), ZERO),
+        interest=sum((p.interest_outstanding for p in current), ZERO),
+        fees=sum((p.fees_outstanding for p in current), ZERO),
+    )
 
-    Mutates and returns the periods with paid parts, completion and obligation dates set.
+
+def replay(
+    periods: list[PeriodState],
+    entries: list[Entry],
+    *,
+    termination_interest: str = ALL_OUTSTANDING,
+    rounding_mode: str = "HALF_UP",
+    accrual: ProratedAccrual = PRORATED,
+) -> ReplayResult:
+    """Replay charges, repayments, credits, terminations and payoffs (already in date, entry
+    order) onto ``periods``.
+
+    Returns the periods with paid parts, completion and obligation dates set (the live periods
+    are new objects after a termination or a payoff), each entry's allocation, the overpayments
+    and the terminations that would leave nothing outstanding (not applied).
     """
+    frozen = [p for p in periods if p.frozen]
     current = live(periods)
     for p in current:
         p.principal_paid = p.interest_paid = p.fees_paid = ZERO
@@ -236,6 +353,16 @@ def replay(periods: list[PeriodState], entries: list[Entry]) -> ReplayResult:
         return result
     due_dates = [p.due_date for p in current]
     cursor = 0  # first installment that may still have something outstanding
+
+    def collapse(on: date, policy: str) -> None:
+        nonlocal current, due_dates, cursor
+        settled = settle(
+            frozen + current, on=on, policy=policy, rounding_mode=rounding_mode, accrual=accrual
+        )
+        current = live(settled)
+        due_dates = [p.due_date for p in current]
+        cursor = next((i for i, p in enumerate(current) if p.total_outstanding > 0), len(current))
+
     for entry in entries:
         if entry.type == CHARGE:
             index = _charge_index(due_dates, entry.date)
@@ -246,8 +373,20 @@ def replay(periods: list[PeriodState], entries: list[Entry]) -> ReplayResult:
             cursor = min(cursor, index)
             result.allocations[entry.key] = Allocation(fees=entry.amount)
             continue
-        if entry.type not in (REPAYMENT, CREDIT):
+        if entry.type == TERMINATION:
+            before = (current, due_dates, cursor)
+            collapse(entry.date, termination_interest)
+            owed = _outstanding(current)
+            if owed.total <= 0:  # nothing outstanding: the termination cannot stand
+                current, due_dates, cursor = before
+                recompute_balances(current)
+                result.void_terminations.append(entry.key)
+            result.allocations[entry.key] = owed
             continue
+        if entry.type not in PAYING:
+            continue
+        if entry.type == PAYOFF:
+            collapse(entry.date, ACCRUED_TO_DATE)
         remaining = entry.amount
         fees = interest = principal = ZERO
         while remaining > 0 and cursor < len(current):
@@ -270,12 +409,13 @@ def replay(periods: list[PeriodState], entries: list[Entry]) -> ReplayResult:
                     p.obligations_met_on_date = entry.date
                 cursor += 1
         result.allocations[entry.key] = Allocation(
-            principal=principal, interest=interest, fees=fees
+            principal=principal, interest=interest, fees=fees, overpayment=remaining
         )
         result.unallocated += remaining
     for p in current:
         if p.total_outstanding == 0 and not p.complete:
             p.complete = True
+    result.periods = frozen + current
     return result
 
 
@@ -301,23 +441,57 @@ def summarize(periods: list[PeriodState], *, as_of: date) -> Summary:
     )
 
 
-def outstanding_on(periods: list[PeriodState], *, on: date, rounding_mode: str) -> Allocation:
-    """What the borrower owes on ``on`` if the loan were settled then: all unpaid principal, the
-    unpaid interest of installments due by ``on`` plus the current installment's interest
-    accrued by days, and unpaid fees charged by then. Used to carry a balance into a
-    modification. ``periods`` must be replayed with the transactions dated on or before ``on``.
+@dataclass(frozen=True)
+class Payoff:
+    """What settles the loan on ``on`` (DESIGN §9). ``credit`` is what was paid beyond it."""
+
+    on: date
+    principal: Decimal
+    interest: Decimal
+    fees: Decimal
+    per_diem: Decimal
+    credit: Decimal = ZERO
+
+    @property
+    def total(self) -> Decimal:
+        return self.principal + self.interest + self.fees
+
+
+def _copy(periods: list[PeriodState]) -> list[PeriodState]:
+    return [replace(p) for p in periods]
+
+
+def payoff(
+    periods: list[PeriodState],
+    *,
+    on: date,
+    rounding_mode: str,
+    credit: Decimal = ZERO,
+    accrual: ProratedAccrual = PRORATED,
+) -> Payoff:
+    """The payoff on ``on``: all unpaid principal, the unpaid interest of installments due by
+    ``on`` plus the interest of the installment whose period holds ``on`` earned by then (less
+    interest paid ahead of being earned), unpaid fees. ``periods`` must be replayed with every
+    transaction (dated on or before ``on``); ``credit`` is the loan's credit balance so far.
+    The ONE definition of what is owed on a date: the payoff quote and command, the
+    modification carry-over and the ACCRUED_TO_DATE termination use it. Pure; ``periods`` are
+    not changed.
     """
-    current = live(periods)
-    principal = sum((p.principal_outstanding for p in current), ZERO)
-    fees = sum((p.fees_outstanding for p in current), ZERO)
-    interest = ZERO
-    for p in current:
-        if p.due_date <= on:
-            interest += p.interest_outstanding
-        elif p.from_date < on:
-            length = (p.due_date - p.from_date).days
-            accrued = money(
-                p.interest_due * Decimal((on - p.from_date).days) / Decimal(length), rounding_mode
-            )
-            interest += max(accrued - p.interest_paid, ZERO)
-    return Allocation(principal=principal, interest=interest, fees=fees)
+    settled = live(
+        settle(
+            _copy(periods),
+            on=on,
+            policy=ACCRUED_TO_DATE,
+            rounding_mode=rounding_mode,
+            accrual=accrual,
+        )
+    )
+    owed = _outstanding(settled)
+    return Payoff(
+        on=on,
+        principal=owed.principal,
+        interest=owed.interest,
+        fees=owed.fees,
+        per_diem=accrual.per_diem(periods, on, rounding_mode) if owed.total > 0 else ZERO,
+        credit=credit,
+    )

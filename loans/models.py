@@ -21,6 +21,7 @@ class LoanStatus(models.TextChoices):
     PENDING = "PENDING"
     ACTIVE = "ACTIVE"
     CLOSED = "CLOSED"
+    OVERPAID = "OVERPAID"  # nothing outstanding and a credit balance (DESIGN §9)
 
 
 class LoanSubStatus(models.TextChoices):
@@ -130,6 +131,8 @@ class TransactionType(models.TextChoices):
     ADVANCEMENT = "ADVANCEMENT"
     CREDIT = "CREDIT"
     CONTRACT_TERMINATION = "CONTRACT_TERMINATION"
+    PAYOFF = "PAYOFF"
+    CREDIT_BALANCE_REFUND = "CREDIT_BALANCE_REFUND"
 
 
 # Types a user posts and may undo with command=undo (DESIGN §6).
@@ -138,7 +141,11 @@ USER_REVERSIBLE_TYPES = (
     TransactionType.CHARGE,
     TransactionType.ADVANCEMENT,
     TransactionType.CREDIT,
+    TransactionType.PAYOFF,
+    TransactionType.CREDIT_BALANCE_REFUND,
 )
+# Types whose amount the borrower paid in: allocated to the loan, or booked as overpayment.
+PAYING_TYPES = (TransactionType.REPAYMENT, TransactionType.CREDIT, TransactionType.PAYOFF)
 
 
 class ScheduleReason(models.TextChoices):
@@ -147,6 +154,7 @@ class ScheduleReason(models.TextChoices):
     UNDO_CONTRACT_TERMINATION = "UNDO_CONTRACT_TERMINATION"
     MODIFICATION = "MODIFICATION"
     MODIFICATION_CANCELLED = "MODIFICATION_CANCELLED"
+    PAYOFF = "PAYOFF"
 
 
 class Borrower(models.Model):
@@ -424,6 +432,9 @@ class Transaction(models.Model):
     principal_portion = models.DecimalField(**MONEY, default=ZERO)
     interest_portion = models.DecimalField(**MONEY, default=ZERO)
     fees_portion = models.DecimalField(**MONEY, default=ZERO)
+    overpayment_portion = models.DecimalField(
+        **MONEY, default=ZERO, help_text="paid beyond everything outstanding: a credit balance"
+    )
     note = models.CharField(max_length=500, blank=True)
     reversed = models.BooleanField(default=False)
     reversed_on = models.DateField(null=True, blank=True)
@@ -448,6 +459,13 @@ class Transaction(models.Model):
             models.CheckConstraint(
                 condition=Q(reversed=False) | Q(reversed_on__isnull=False),
                 name="transaction_reversal_dated",
+            ),
+            models.CheckConstraint(
+                condition=Q(principal_portion__gte=0)
+                & Q(interest_portion__gte=0)
+                & Q(fees_portion__gte=0)
+                & Q(overpayment_portion__gte=0),
+                name="transaction_portions_not_negative",
             ),
         ]
         indexes = [models.Index(fields=["loan", "date", "id"])]

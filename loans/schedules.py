@@ -31,6 +31,7 @@ __all__ = [
     "DAYS_IN_YEAR",
     "ROUNDING_MODES",
     "PaymentTooSmallError",
+    "NegativeAmortizationError",
     "Terms",
     "Period",
     "Schedule",
@@ -74,10 +75,27 @@ _PREC = 34
 # ACTUAL_ACTUAL: d/365 == d*366/(365*366) and d/366 == d*365/(365*366);
 # i.e. d/L == d*(731 - L)/(365*366) for L in {365, 366}.
 _ACT_ACT_DEN = 365 * 366
+_ONE_DAY = timedelta(days=1)
 
 
 class PaymentTooSmallError(ValueError):
     """The payment does not cover the interest of a period."""
+
+
+class NegativeAmortizationError(PaymentTooSmallError):
+    """An installment's interest is above its payment: the balance would grow (DESIGN §1).
+
+    ``period`` is the installment's number, ``interest`` and ``payment`` its figures.
+    """
+
+    def __init__(self, *, period: int, interest: Decimal, payment: Decimal):
+        super().__init__(
+            f"installment {period}'s interest {interest} is above its payment {payment}: "
+            "the balance would grow (negative amortization)"
+        )
+        self.period = period
+        self.interest = interest
+        self.payment = payment
 
 
 # --------------------------------------------------------------------------- #
@@ -226,11 +244,14 @@ def _rate_parts(
     if days_in_year == "ACTUAL_360":
         return annual * days, 100 * 360
     if days_in_year == "ACTUAL_ACTUAL":
+        # Fineract splits a period at 31 December: (31 Dec - from) days over the first year's
+        # length, (due - 31 Dec) over the next one's. So the day that starts on 31 December
+        # counts in the next year: day d belongs to the year of d + 1, and the segments are
+        # calendar years of the dates shifted by one day.
         weighted = 0
-        cursor = from_date
-        while cursor < to_date:
-            year_end = date(cursor.year + 1, 1, 1)
-            segment_end = min(year_end, to_date)
+        cursor, end = from_date + _ONE_DAY, to_date + _ONE_DAY
+        while cursor < end:
+            segment_end = min(date(cursor.year + 1, 1, 1), end)
             length = 366 if calendar.isleap(cursor.year) else 365
             weighted += (segment_end - cursor).days * (731 - length)
             cursor = segment_end
@@ -377,6 +398,10 @@ def generate_schedule(terms: Terms, *, first_number: int = 1) -> Schedule:
                 )
             principal = level_principal if equal_principal else payment - interest
             last = k == n - 1 or principal >= balance
+            if principal < 0 and not last:
+                raise NegativeAmortizationError(
+                    period=first_number + k, interest=interest, payment=payment
+                )
             if last:
                 principal = balance
             balance -= principal

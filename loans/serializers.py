@@ -225,6 +225,11 @@ class RepaymentInputSerializer(serializers.Serializer):
         return value if value is not None else data.get("amount")
 
 
+class PayoffQuerySerializer(serializers.Serializer):
+    date = serializers.DateField(required=False)
+    days = serializers.IntegerField(required=False, min_value=0, max_value=366)
+
+
 class UndoInputSerializer(serializers.Serializer):
     note = StrictCharField(max_length=500, required=False, allow_blank=True)
     reversalExternalId = StrictCharField(max_length=100, required=False, allow_null=True)
@@ -392,6 +397,23 @@ class ScheduleSerializer(serializers.ModelSerializer):
         model = Schedule
         fields = ["version", "reason", "isCurrent", "setupId", "note", "createdAt", "periods"]
 
+    def to_representation(self, schedule):
+        # Hand-built like the periods; ``period_rows`` (``selectors.period_states``) when the
+        # view read the periods as rows, else the (prefetched) related periods.
+        rows = getattr(schedule, "period_rows", None)
+        if rows is None:
+            rows = schedule.periods.all()
+        period = PeriodSerializer().to_representation
+        return {
+            "version": schedule.version,
+            "reason": schedule.reason,
+            "isCurrent": schedule.is_current,
+            "setupId": schedule.setup_id,
+            "note": schedule.note,
+            "createdAt": datetime_str(schedule.created_at),
+            "periods": [period(p) for p in rows],
+        }
+
 
 class TransactionSerializer(serializers.ModelSerializer):
     loanId = serializers.IntegerField(source="loan_id")
@@ -399,6 +421,7 @@ class TransactionSerializer(serializers.ModelSerializer):
     principalPortion = Money(source="principal_portion")
     interestPortion = Money(source="interest_portion")
     feesPortion = Money(source="fees_portion")
+    overpaymentPortion = Money(source="overpayment_portion")
     amount = Money()
     reversedOn = serializers.DateField(source="reversed_on", allow_null=True)
     reversalExternalId = StrictCharField(source="reversal_external_id", allow_null=True)
@@ -421,6 +444,7 @@ class TransactionSerializer(serializers.ModelSerializer):
             "principalPortion",
             "interestPortion",
             "feesPortion",
+            "overpaymentPortion",
             "note",
             "reversed",
             "reversedOn",
@@ -436,25 +460,55 @@ class TransactionSerializer(serializers.ModelSerializer):
 
     def to_representation(self, t):
         # Hand-built for speed (a loan may have thousands); fields above document the schema.
-        return {
-            "id": t.pk,
-            "loanId": t.loan_id,
-            "externalId": t.external_id,
-            "type": t.type,
-            "date": t.date.isoformat(),
-            "amount": money_str(t.amount),
-            "principalPortion": money_str(t.principal_portion),
-            "interestPortion": money_str(t.interest_portion),
-            "feesPortion": money_str(t.fees_portion),
-            "note": t.note,
-            "reversed": t.reversed,
-            "reversedOn": date_str(t.reversed_on),
-            "reversalExternalId": t.reversal_external_id,
-            "reversalNote": t.reversal_note,
-            "reversedByModificationId": t.reversed_by_modification_id,
-            "createdBy": self.get_createdBy(t),
-            "createdAt": datetime_str(t.created_at),
-        }
+        # ``t`` is a model instance or a ``selectors.transaction_rows`` tuple (same JSON).
+        if isinstance(t, tuple):
+            return transaction_json(t)
+        return transaction_json(
+            (
+                t.pk,
+                t.loan_id,
+                t.external_id,
+                t.type,
+                t.date,
+                t.amount,
+                t.principal_portion,
+                t.interest_portion,
+                t.fees_portion,
+                t.note,
+                t.reversed,
+                t.reversed_on,
+                t.reversal_external_id,
+                t.reversal_note,
+                t.reversed_by_modification_id,
+                self.get_createdBy(t),
+                t.created_at,
+                t.overpayment_portion,
+            )
+        )
+
+
+def transaction_json(r: tuple) -> dict:
+    """A transaction's JSON from a row in ``selectors.TRANSACTION_ROW`` order."""
+    return {
+        "id": r[0],
+        "loanId": r[1],
+        "externalId": r[2],
+        "type": r[3],
+        "date": r[4].isoformat(),
+        "amount": money_str(r[5]),
+        "principalPortion": money_str(r[6]),
+        "interestPortion": money_str(r[7]),
+        "feesPortion": money_str(r[8]),
+        "overpaymentPortion": money_str(r[17]),
+        "note": r[9],
+        "reversed": r[10],
+        "reversedOn": date_str(r[11]),
+        "reversalExternalId": r[12],
+        "reversalNote": r[13],
+        "reversedByModificationId": r[14],
+        "createdBy": r[15],
+        "createdAt": datetime_str(r[16]),
+    }
 
 
 class BucketField(serializers.ChoiceField):
@@ -481,6 +535,28 @@ class SummarySerializer(serializers.Serializer):
     # The live classification of daysPastDue as of the business date (the loan's own
     # delinquencyBucket is what the last close of business recorded).
     delinquencyBucket = BucketField(source="days_past_due", read_only=True)
+    creditBalance = Money(source="credit_balance", help_text="overpaid, refundable (§9)")
+    payoffToday = Money(
+        source="payoff_today",
+        allow_null=True,
+        help_text="the payoff total on the business date (§9)",
+    )
+
+
+class PayoffQuoteRowSerializer(serializers.Serializer):
+    date = serializers.DateField(source="on")
+    principal = Money()
+    interest = Money()
+    fees = Money()
+    total = Money()
+
+
+class PayoffQuoteSerializer(serializers.Serializer):
+    """``GET /loans/{id}/payoff``: what settles the loan on the date and each following day."""
+
+    perDiem = Money(source="per_diem", help_text="the interest one more day adds")
+    creditBalance = Money(source="credit_balance")
+    quotes = PayoffQuoteRowSerializer(many=True)
 
 
 class LoanSerializer(serializers.ModelSerializer):

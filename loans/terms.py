@@ -16,7 +16,13 @@ from loans.models import (
     RoundingMode,
     TerminationInterest,
 )
-from loans.schedules import PERIODS_PER_YEAR, PaymentTooSmallError, Terms, generate_schedule
+from loans.schedules import (
+    PERIODS_PER_YEAR,
+    NegativeAmortizationError,
+    PaymentTooSmallError,
+    Terms,
+    generate_schedule,
+)
 
 MAX_AMOUNT = Decimal("999999999999.99")
 MAX_TERM = Decimal("1200")
@@ -183,6 +189,27 @@ def validate_terms(values: dict) -> dict:
     try:
         schedule = generate_schedule(
             terms_from({**cleaned, "payment": payment, "payment_is_given": True})
+        )
+    except NegativeAmortizationError as exc:
+        field = (
+            "payment"
+            if payment is not None
+            else "firstPaymentDate"
+            if exc.period == 1
+            else "loanTerm"
+        )
+        raise InvalidRequestError(
+            f"The terms amortize negatively: installment {exc.period}'s interest {exc.interest} "
+            f"is above its payment {exc.payment}, so the balance would grow.",
+            code="negative_amortization",
+            errors=[
+                field_error(
+                    field,
+                    f"Installment {exc.period}'s interest {exc.interest} is above its payment "
+                    f"{exc.payment}.",
+                    "negative_amortization",
+                )
+            ],
         )
     except PaymentTooSmallError:
         raise InvalidRequestError(

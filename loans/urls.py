@@ -17,4 +17,5 @@ urlpatterns = [
         "/transactions/<int:tx_id>", api.TransactionDetailView.as_view(), "loan-transaction"
     ),
     *loan_paths("/events", api.LoanEventsView.as_view(), "loan-events"),
+    *loan_paths("/payoff", api.LoanPayoffView.as_view(), "loan-payoff"),
 ]

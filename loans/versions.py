@@ -11,11 +11,14 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from loans import ledger
-from loans.exceptions import DuplicateExternalIdError, NotFoundError, field_error
+from loans.exceptions import ConflictError, DuplicateExternalIdError, NotFoundError, field_error
 from loans.models import (
+    PAYING_TYPES,
+    BusinessDate,
     Loan,
     LoanEvent,
     LoanSetup,
@@ -24,6 +27,7 @@ from loans.models import (
     Schedule,
     ScheduleEngine,
     SchedulePeriod,
+    ScheduleReason,
     Transaction,
     TransactionType,
 )
@@ -212,6 +216,30 @@ def new_schedule_version(
     return schedule
 
 
+REPLAYED_TYPES = (
+    TransactionType.CHARGE,
+    TransactionType.REPAYMENT,
+    TransactionType.CREDIT,
+    TransactionType.PAYOFF,
+)
+
+
+def accrual_for(setup: LoanSetup) -> ledger.ProratedAccrual:
+    """How the setup earns interest between due dates: the seam of the payoff and the replay.
+    A non-recalculating loan prorates its installment's scheduled interest by days (§9); the
+    interest recalculation engine (§11) returns its daily accrual here."""
+    return ledger.PRORATED
+
+
+def credit_balance(loan: Loan) -> Decimal:
+    """What the borrower paid beyond everything owed and was not refunded (DESIGN §9)."""
+    figures = Transaction.objects.filter(loan=loan, reversed=False).aggregate(
+        overpaid=Sum("overpayment_portion", filter=Q(type__in=PAYING_TYPES)),
+        refunded=Sum("amount", filter=Q(type=TransactionType.CREDIT_BALANCE_REFUND)),
+    )
+    return (figures["overpaid"] or ZERO) - (figures["refunded"] or ZERO)
+
+
 def replay_transactions(loan: Loan, schedule: Schedule) -> list[Transaction]:
     """The non-reversed transactions a schedule version replays, in (date, entry) order.
 
@@ -249,30 +277,76 @@ def derive_periods(
             periods = ledger.apply_advancement(
                 periods, on=tx.date, amount=tx.amount, terms=terms, dynamic=dynamic
             )
-    termination = next(
-        (t for t in transactions if t.type == TransactionType.CONTRACT_TERMINATION), None
-    )
-    if termination is not None and dynamic:
-        periods = ledger.collapse_for_termination(
-            periods,
-            on=termination.date,
-            policy=setup.termination_interest,
-            rounding_mode=setup.rounding_mode,
-        )
+    # Charges, repayments, credits and payoffs are replayed in (date, entry) order; a DYNAMIC
+    # loan's termination collapses the schedule at its own place in that order, so what was
+    # paid before it is never re-split (DESIGN §1, ledger integrity).
     entries = [
         ledger.Entry(key=t.pk, type=t.type, date=t.date, amount=t.amount)
         for t in transactions
-        if t.type in (TransactionType.CHARGE, TransactionType.REPAYMENT, TransactionType.CREDIT)
+        if t.type in REPLAYED_TYPES or (t.type == TransactionType.CONTRACT_TERMINATION and dynamic)
     ]
-    return ledger.replay(periods, entries)
+    return ledger.replay(
+        periods,
+        entries,
+        termination_interest=setup.termination_interest,
+        rounding_mode=setup.rounding_mode,
+        accrual=accrual_for(setup),
+    )
+
+
+def _void_terminations(loan: Loan, schedule: Schedule, keys: list) -> Schedule:
+    """A replay left a termination with nothing outstanding on its date: the system reverses it
+    (kept, marked reversed on the business date), clears the sub-status and starts a schedule
+    version without it (Fineract S12). Returns the new version."""
+    row = BusinessDate.objects.filter(pk=1).only("date").first()
+    as_of = row.date if row else timezone.localdate()  # selectors.get_business_date's rule
+    note = "Reversed by the system: nothing was outstanding on its date after a replay."
+    Transaction.objects.filter(pk__in=keys).update(
+        reversed=True, reversed_on=as_of, reversed_at=timezone.now(), reversal_note=note
+    )
+    sub_status_before = loan.sub_status
+    loan.sub_status = None
+    Loan.objects.filter(pk=loan.pk).update(sub_status=None)
+    version = new_schedule_version(
+        loan=loan,
+        reason=ScheduleReason.UNDO_CONTRACT_TERMINATION,
+        actor=None,
+        note=note,
+        setup=schedule.setup,
+    )
+    record_event(
+        loan=loan,
+        command="system_reverse_termination",
+        actor=None,
+        as_of=as_of,
+        reason=note,
+        changes={
+            "subStatus": (sub_status_before, None),
+            "transaction.reversed": (False, True),
+        },
+        result={"transactionIds": keys, "scheduleVersion": version.version},
+    )
+    return version
 
 
 def rebuild_schedule(loan: Loan, *, schedule: Schedule | None = None) -> ledger.ReplayResult:
     """Re-derive the current schedule version's live periods and the transactions' portions
-    from the setup and the non-reversed transactions, and write them. Constant query count."""
+    from the setup and the non-reversed transactions, and write them. Constant query count.
+
+    A termination's portions (and amount: it moves no cash) are what is outstanding at its
+    place after the replay; one left with nothing is reversed by the system. What a payment
+    brought beyond everything owed is its overpayment portion, the loan's credit balance. The
+    status follows: something outstanding -> ACTIVE, else a credit balance -> OVERPAID, else
+    CLOSED. A replay that would leave less credit than was already refunded is refused (409
+    ``credit_balance_refunded``; the caller's transaction rolls back).
+    """
     schedule = schedule or Schedule.objects.select_related("setup").get(loan=loan, is_current=True)
     transactions = replay_transactions(loan, schedule)
     result = derive_periods(loan, schedule, transactions)
+    if result.void_terminations:
+        schedule = _void_terminations(loan, schedule, list(result.void_terminations))
+        transactions = [t for t in transactions if t.pk not in result.void_terminations]
+        result = derive_periods(loan, schedule, transactions)
     SchedulePeriod.objects.filter(schedule=schedule, frozen=False).delete()
     SchedulePeriod.objects.bulk_create(
         [period_row(schedule, p, frozen=False) for p in ledger.live(result.periods)],
@@ -280,27 +354,58 @@ def rebuild_schedule(loan: Loan, *, schedule: Schedule | None = None) -> ledger.
     )
     changed = []
     for tx in transactions:
+        amount = tx.amount
         if tx.type == TransactionType.ADVANCEMENT:
-            portions = (tx.amount, ZERO, ZERO)
+            portions = (tx.amount, ZERO, ZERO, ZERO)
         elif tx.pk in result.allocations:
             a = result.allocations[tx.pk]
-            portions = (a.principal, a.interest, a.fees)
+            portions = (a.principal, a.interest, a.fees, a.overpayment)
+            if tx.type == TransactionType.CONTRACT_TERMINATION:
+                amount = a.total
         else:
             continue
-        if (tx.principal_portion, tx.interest_portion, tx.fees_portion) != portions:
-            tx.principal_portion, tx.interest_portion, tx.fees_portion = portions
+        current = (
+            tx.principal_portion,
+            tx.interest_portion,
+            tx.fees_portion,
+            tx.overpayment_portion,
+        )
+        if current != portions or amount != tx.amount:
+            (
+                tx.principal_portion,
+                tx.interest_portion,
+                tx.fees_portion,
+                tx.overpayment_portion,
+            ) = portions
+            tx.amount = amount
             changed.append(tx)
     if changed:
         Transaction.objects.bulk_update(
-            changed, ["principal_portion", "interest_portion", "fees_portion"], batch_size=2000
+            changed,
+            [
+                "amount",
+                "principal_portion",
+                "interest_portion",
+                "fees_portion",
+                "overpayment_portion",
+            ],
+            batch_size=2000,
+        )
+    credit = credit_balance(loan)
+    if credit < 0:
+        raise ConflictError(
+            f"This would leave {-credit} more refunded than the borrower overpaid; undo the "
+            "credit balance refund first.",
+            code="credit_balance_refunded",
         )
     outstanding = sum((p.total_outstanding for p in ledger.live(result.periods)), ZERO)
-    new_status = None
-    if loan.status == LoanStatus.ACTIVE and outstanding == 0:
-        new_status = LoanStatus.CLOSED
-    elif loan.status == LoanStatus.CLOSED and outstanding > 0:
-        new_status = LoanStatus.ACTIVE
-    if new_status:
+    if loan.status != LoanStatus.PENDING:
+        if outstanding > 0:
+            new_status = LoanStatus.ACTIVE
+        elif credit > 0:
+            new_status = LoanStatus.OVERPAID
+        else:
+            new_status = LoanStatus.CLOSED
         # The sub-status exists only on an ACTIVE loan (a database constraint): paying off a
         # terminated loan closes it and clears the sub-status; reopening it (its last
         # repayment undone) restores the sub-status while its termination stands.
@@ -310,6 +415,7 @@ def rebuild_schedule(loan: Loan, *, schedule: Schedule | None = None) -> ledger.
             if new_status == LoanStatus.ACTIVE and terminated
             else None
         )
-        loan.status, loan.sub_status = new_status, sub_status
-        Loan.objects.filter(pk=loan.pk).update(status=new_status, sub_status=sub_status)
+        if (new_status, sub_status) != (loan.status, loan.sub_status):
+            loan.status, loan.sub_status = new_status, sub_status
+            Loan.objects.filter(pk=loan.pk).update(status=new_status, sub_status=sub_status)
     return result

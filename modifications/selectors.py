@@ -246,7 +246,14 @@ def carried_balance(loan: Loan, on: date) -> CarriedBalance:
     schedule = Schedule.objects.select_related("setup").get(loan=loan, is_current=True)
     transactions = [t for t in versions.replay_transactions(loan, schedule) if t.date <= on]
     result = versions.derive_periods(loan, schedule, transactions)
-    owed = ledger.outstanding_on(result.periods, on=on, rounding_mode=schedule.setup.rounding_mode)
+    # The payoff on the modification date (DESIGN §4, §9): interest paid ahead of being earned
+    # is credited, so nothing is carried (and charged) twice.
+    owed = ledger.payoff(
+        result.periods,
+        on=on,
+        rounding_mode=schedule.setup.rounding_mode,
+        accrual=versions.accrual_for(schedule.setup),
+    )
     frozen = [p for p in result.periods if p.frozen or p.due_date <= on]
     return CarriedBalance(
         principal=owed.principal, interest=owed.interest, fees=owed.fees, frozen_periods=frozen

@@ -8,8 +8,9 @@ Choices made where the seed and the spec are silent (LoanPro's behaviour where k
 
 * The carried balance (the draft's ``loanAmount``) is what the borrower owed on the modification
   date: the current schedule version replayed in memory with only the transactions dated on or
-  before that date, then ``ledger.outstanding_on`` (all unpaid principal, unpaid interest of
-  installments due by then, the current installment's interest accrued by days, unpaid fees).
+  before that date, then ``ledger.payoff`` (all unpaid principal, unpaid interest of
+  installments due by then, the current installment's interest accrued by days less interest
+  paid ahead of being earned, unpaid fees).
 * The draft's first payment date is one frequency step after the modification date and its term
   the number of installments of the current schedule still due after that date (at least one);
   its payment is computed.

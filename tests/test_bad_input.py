@@ -20,6 +20,7 @@ from decimal import Decimal
 import pytest
 from django.db import transaction
 
+from loans import selectors
 from loans.models import (
     Borrower,
     BusinessDate,
@@ -31,11 +32,12 @@ from loans.models import (
     SchedulePeriod,
     Transaction,
 )
+from loans.services import post_payoff
 from modifications.models import Modification
 from servicing import services as servicing_services
 from servicing.models import CommunicationSchedule, ScheduledCommunication, ScheduledPayment
 from tests.api_catalog import UNSAFE, api_operations, operation
-from tests.factories import make_loan
+from tests.factories import make_active_loan, make_loan
 
 pytestmark = pytest.mark.django_db
 
@@ -560,6 +562,52 @@ ENDPOINTS = [
                     {},
                     409,
                 ),
+                # payoff and creditBalanceRefund (DESIGN §9): a repayment's body
+                (
+                    "payoff: not the payoff total",
+                    template + "?command=payoff",
+                    {"transactionDate": "2026-02-18", "transactionAmount": "10.00"},
+                    400,
+                ),
+                (
+                    "payoff dated before the latest transaction",
+                    template + "?command=payoff",
+                    {"transactionDate": "2026-02-06", "transactionAmount": "305.54"},
+                    400,
+                ),
+                (
+                    "payoff after the business date",
+                    template + "?command=payoff",
+                    {"transactionDate": "2026-02-19", "transactionAmount": "305.54"},
+                    400,
+                ),
+                (
+                    "payoff without an amount",
+                    template + "?command=payoff",
+                    {"transactionDate": "2026-02-18"},
+                    400,
+                ),
+                (
+                    "payoff on a closed loan",
+                    template.replace("{loan_id}", "{closed_loan_id}").replace(
+                        "{external_id}", "{closed_external_id}"
+                    )
+                    + "?command=payoff",
+                    {"transactionDate": "2026-02-18", "transactionAmount": "1.00"},
+                    409,
+                ),
+                (
+                    "creditBalanceRefund above the credit balance",
+                    template + "?command=creditBalanceRefund",
+                    {"transactionDate": "2026-02-18", "transactionAmount": "0.01"},
+                    400,
+                ),
+                (
+                    "creditBalanceRefund of a negative amount",
+                    template + "?command=creditBalanceRefund",
+                    {"transactionDate": "2026-02-18", "transactionAmount": "-1.00"},
+                    400,
+                ),
                 # undoContractTermination: {note?, reversalExternalId?}
                 (
                     "undoContractTermination on a loan that is not terminated",
@@ -719,6 +767,13 @@ def ids(baseline_b, operator):
     """Baseline B (active, serviced) with one pending and one cancelled item of each kind, a
     repayment with an external id, and a PENDING loan."""
     pending = make_loan(external_id="PENDING-1")
+    closed = make_active_loan(external_id="CLOSED-1", loan_amount=Decimal("100.00"))
+    post_payoff(
+        loan=closed,
+        on=date(2026, 2, 18),
+        amount=selectors.payoff(closed, on=date(2026, 2, 18)).total,
+        actor=operator,
+    )
     repayment = baseline_b.transactions.filter(type="REPAYMENT").order_by("id").first()
     repayment.external_id = "USED-TX-1"
     repayment.save(update_fields=["external_id"])
@@ -765,6 +820,8 @@ def ids(baseline_b, operator):
         "setup_id": pending.setup_id,
         "pending_loan_id": pending.pk,
         "pending_external_id": pending.external_id,
+        "closed_loan_id": closed.pk,
+        "closed_external_id": closed.external_id,
         **items,
     }
 

@@ -23,8 +23,8 @@ import pytest
 from django.apps import apps
 from django.db import connection, connections
 
-from loans import services
-from loans.exceptions import ConflictError, DomainError
+from loans import selectors, services
+from loans.exceptions import ConflictError, DomainError, InvalidRequestError, LoanStateError
 from loans.models import (
     BusinessDate,
     IdempotencyRecord,
@@ -446,6 +446,89 @@ def race_undo_termination_vs_repayment(operator):
     )
 
 
+def overpaid(operator):
+    """An active loan whose undone charge left a credit balance of 5.00 (OVERPAID)."""
+    (loan,) = make_twin_loans(operator, n=1)
+    charge = services.post_transaction(
+        loan=loan,
+        type=TransactionType.CHARGE,
+        on=AS_OF,
+        amount=Decimal("5.00"),
+        actor=operator,
+        as_of=AS_OF,
+    )
+    owed = selectors.loan_summary(loan, as_of=AS_OF).total_outstanding
+    repay_on(loan, AS_OF, owed, operator)
+    services.reverse_transaction(loan=loan, transaction_id=charge.pk, actor=operator, as_of=AS_OF)
+    loan = Loan.objects.get(pk=loan.pk)
+    assert loan.status == LoanStatus.OVERPAID
+    return loan
+
+
+def pay_off(loan_id, actor):
+    def run():
+        loan = Loan.objects.get(pk=loan_id)
+        return services.post_payoff(
+            loan=loan,
+            on=AS_OF,
+            amount=selectors.payoff(loan, on=AS_OF).total,
+            actor=actor,
+            as_of=AS_OF,
+        )
+
+    return run
+
+
+def race_payoff_vs_repayment(operator):
+    """The payoff amount is checked under the loan lock against the quote for the date. The
+    repayment first: a payoff quoted before it is stale (400 payoff_amount_mismatch, nothing
+    written) or, quoted after, closes the loan. The payoff first: the repayment is refused
+    (loan_closed). No cent is lost either way."""
+    (loan,) = make_twin_loans(operator, n=1)
+    paid_off, repayment = run_together(
+        pay_off(loan.pk, operator), repay(loan.pk, "50.00", operator)
+    )
+    loan = Loan.objects.get(pk=loan.pk)
+    if isinstance(paid_off, Transaction):
+        assert loan.status == LoanStatus.CLOSED
+        assert selectors.payoff(loan, on=AS_OF).total == 0
+        if not isinstance(repayment, Transaction):
+            assert isinstance(repayment, LoanStateError) and repayment.code == "loan_closed"
+    else:
+        assert isinstance(paid_off, InvalidRequestError), paid_off
+        assert paid_off.code == "payoff_amount_mismatch"
+        assert isinstance(repayment, Transaction), repayment
+        assert loan.status == LoanStatus.ACTIVE
+        assert not Transaction.objects.filter(loan=loan, type=TransactionType.PAYOFF).exists()
+    for tx in Transaction.objects.filter(loan=loan):
+        assert (
+            tx.principal_portion + tx.interest_portion + tx.fees_portion + tx.overpayment_portion
+            == tx.amount
+        )
+
+
+def race_two_refunds(operator):
+    """Two refunds of the whole credit balance: one is paid, the other is above what is left."""
+    loan = overpaid(operator)
+
+    def refund():
+        return services.post_credit_balance_refund(
+            loan=Loan.objects.get(pk=loan.pk),
+            on=AS_OF,
+            amount=Decimal("5.00"),
+            actor=operator,
+            as_of=AS_OF,
+        )
+
+    results = run_together(refund, refund)
+    done = [r for r in results if isinstance(r, Transaction)]
+    refused = [r for r in results if not isinstance(r, Transaction)]
+    assert len(done) == 1 and len(refused) == 1, results
+    assert refused[0].code == "refund_above_credit_balance"
+    loan = Loan.objects.get(pk=loan.pk)
+    assert loan.status == LoanStatus.CLOSED and selectors.credit_balance(loan) == 0
+
+
 @dataclass(frozen=True)
 class Race:
     name: str
@@ -460,6 +543,8 @@ RACES = [
     Race("create_modification vs create_modification", race_two_create_modifications),
     Race("activate modification vs cancel_modification", race_activate_vs_cancel_modification),
     Race("undo_contract_termination vs repayment", race_undo_termination_vs_repayment),
+    Race("payoff vs repayment", race_payoff_vs_repayment),
+    Race("creditBalanceRefund vs creditBalanceRefund", race_two_refunds),
 ]
 
 
@@ -575,6 +660,16 @@ def _cancel_modification(loan, operator):
     mod_services.cancel_modification(loan=loan, actor=operator, note="x")
 
 
+def _pay_off(loan, operator):
+    pay_off(loan.pk, operator)()
+
+
+def _refund(loan, operator):
+    services.post_credit_balance_refund(
+        loan=loan, on=AS_OF, amount=Decimal("5.00"), actor=operator, as_of=AS_OF
+    )
+
+
 FAILURES = [
     Failure("post_transaction / rebuild", _active, _repay, "loans.versions.rebuild_schedule"),
     Failure("post_transaction / audit", _active, _repay, "loans.versions.record_event"),
@@ -685,6 +780,11 @@ FAILURES = [
         _cancel_modification,
         "loans.versions.record_event",
     ),
+    Failure("post_payoff / new version", _active, _pay_off, "loans.versions.new_schedule_version"),
+    Failure("post_payoff / rebuild", _active, _pay_off, "loans.versions.rebuild_schedule"),
+    Failure("post_payoff / audit", _active, _pay_off, "loans.versions.record_event"),
+    Failure("creditBalanceRefund / rebuild", overpaid, _refund, "loans.versions.rebuild_schedule"),
+    Failure("creditBalanceRefund / audit", overpaid, _refund, "loans.versions.record_event"),
 ]
 
 

@@ -428,6 +428,19 @@ def _new_command_rows():
         ),
         ("activate modification", c.with_draft_modification, "/activate", {}),
         ("cancel modification", c.with_draft_modification, "/modifications/cancel", {}),
+        (
+            "payoff",
+            c._active,
+            "/transactions?command=payoff",
+            # 600.00 + 13.85 interest due + 2.18 of #4's 2.77 (11 of 14 days)
+            {"transactionDate": "2026-02-18", "transactionAmount": "616.03"},
+        ),
+        (
+            "creditBalanceRefund",
+            c.overpaid,
+            "/transactions?command=creditBalanceRefund",
+            {"transactionDate": "2026-02-18", "transactionAmount": "5.00"},
+        ),
     ]
 
 

@@ -111,12 +111,131 @@ def test_collapse_on_or_after_maturity_keeps_periods():
     assert [p.due_date for p in same] == [p.due_date for p in periods]
 
 
-def test_outstanding_on_accrues_current_interest_by_days():
+def test_payoff_accrues_current_interest_by_days():
     periods = base()
     ledger.replay(periods, [])
-    owed = ledger.outstanding_on(periods, on=date(2024, 2, 16), rounding_mode="HALF_UP")
+    owed = ledger.payoff(periods, on=date(2024, 2, 16), rounding_mode="HALF_UP")
     # Installment 1 (10.00 interest) is due; installment 2 accrued 15 of 29 days of its interest.
     expected = periods[0].interest_due + (periods[1].interest_due * 15 / 29).quantize(
         D("0.01"), rounding=ROUND_HALF_UP
     )
     assert owed.principal == D("1000.00") and owed.interest == expected and owed.fees == 0
+    assert owed.per_diem == (periods[1].interest_due / 29).quantize(D("0.01"))
+
+
+# Loan L of issue 10: 100 at 7 %, 6 monthly, contract 2024-01-01, HALF_EVEN.
+L = Terms(
+    loan_amount=D("100.00"),
+    annual_rate_percent=D("7"),
+    term=D("6"),
+    frequency="MONTHLY",
+    contract_date=date(2024, 1, 1),
+    first_payment_date=date(2024, 2, 1),
+    rounding_mode="HALF_EVEN",
+)
+
+
+def l_periods():
+    return ledger.periods_from_schedule(generate_schedule(L))
+
+
+def pay(key, on, amount, kind=ledger.REPAYMENT):
+    return ledger.Entry(key=key, type=kind, date=on, amount=D(amount))
+
+
+def test_payoff_figure_of_loan_l():
+    """L after a 17.01 repayment on 02-01: payoff on 02-14 = 83.57 + 0.22 = 83.79."""
+    result = ledger.replay(
+        l_periods(), [pay(1, date(2024, 2, 1), "17.01")], rounding_mode="HALF_EVEN"
+    )
+    owed = ledger.payoff(result.periods, on=date(2024, 2, 14), rounding_mode="HALF_EVEN")
+    assert (owed.principal, owed.interest, owed.fees, owed.total) == (
+        D("83.57"),
+        D("0.22"),
+        D("0.00"),
+        D("83.79"),
+    )
+    assert owed.per_diem == D("0.02")  # 0.49 over the 29 days of February 2024
+    # The quote does not change the replayed periods.
+    assert sum(p.principal_outstanding for p in result.periods) == D("83.57")
+
+
+def test_payoff_credits_interest_paid_ahead():
+    """Issue 10 defect 4: 17.01 on 02-01 and on 02-10; owed on 02-14 = 83.57 + 0.22 - 17.01."""
+    entries = [pay(1, date(2024, 2, 1), "17.01"), pay(2, date(2024, 2, 10), "17.01")]
+    result = ledger.replay(l_periods(), entries, rounding_mode="HALF_EVEN")
+    owed = ledger.payoff(result.periods, on=date(2024, 2, 14), rounding_mode="HALF_EVEN")
+    assert owed.total == D("66.78")
+    assert (owed.principal, owed.interest) == (D("66.78"), D("0.00"))
+
+
+def test_payoff_entry_closes_with_nothing_left():
+    entries = [
+        pay(1, date(2024, 2, 1), "17.01"),
+        pay(2, date(2024, 2, 14), "83.79", ledger.PAYOFF),
+    ]
+    result = ledger.replay(l_periods(), entries, rounding_mode="HALF_EVEN")
+    assert result.allocations[2] == ledger.Allocation(principal=D("83.57"), interest=D("0.22"))
+    assert result.allocations[1] == ledger.Allocation(principal=D("16.43"), interest=D("0.58"))
+    assert sum(p.total_outstanding for p in ledger.live(result.periods)) == 0
+    assert all(p.complete for p in ledger.live(result.periods))
+    assert [p.due_date for p in ledger.live(result.periods)] == [
+        date(2024, 2, 1),
+        date(2024, 2, 14),
+    ]
+
+
+def test_termination_never_resplits_an_earlier_repayment():
+    """Issue 10 defect 5: ALL_OUTSTANDING, 5.00 on 01-15 (4.42 / 0.58), terminate 01-20."""
+    entries = [
+        pay(1, date(2024, 1, 15), "5.00"),
+        ledger.Entry(key=2, type=ledger.TERMINATION, date=date(2024, 1, 20), amount=D(0)),
+    ]
+    result = ledger.replay(l_periods(), entries, rounding_mode="HALF_EVEN")
+    assert result.allocations[1] == ledger.Allocation(principal=D("4.42"), interest=D("0.58"))
+    assert result.allocations[2] == ledger.Allocation(principal=D("95.58"), interest=D("1.47"))
+    assert not result.void_terminations
+
+
+def test_accrued_termination_with_nothing_outstanding_is_void():
+    """Issue 10 defect 3: ACCRUED_TO_DATE, 101.50 on 01-10, terminate 01-20: 100.36 owed."""
+    entries = [
+        pay(1, date(2024, 1, 10), "101.50"),
+        ledger.Entry(key=2, type=ledger.TERMINATION, date=date(2024, 1, 20), amount=D(0)),
+    ]
+    result = ledger.replay(
+        l_periods(), entries, termination_interest=ledger.ACCRUED_TO_DATE, rounding_mode="HALF_EVEN"
+    )
+    assert result.void_terminations == [2]
+    assert result.allocations[1].amount == D("101.50")
+    assert result.allocations[1].overpayment == 0
+    assert sum(p.total_outstanding for p in ledger.live(result.periods)) == D("0.55")
+    assert [p.due_date for p in ledger.live(result.periods)][-1] == date(2024, 7, 1)
+
+
+def test_accrued_termination_credits_interest_paid_ahead():
+    """5.00 on 01-15 paid 0.58 interest; terminated 01-20 ACCRUED_TO_DATE earns 0.36 of it."""
+    entries = [
+        pay(1, date(2024, 1, 15), "5.00"),
+        ledger.Entry(key=2, type=ledger.TERMINATION, date=date(2024, 1, 20), amount=D(0)),
+    ]
+    result = ledger.replay(
+        l_periods(), entries, termination_interest=ledger.ACCRUED_TO_DATE, rounding_mode="HALF_EVEN"
+    )
+    assert result.allocations[1] == ledger.Allocation(principal=D("4.42"), interest=D("0.58"))
+    # 100.36 owed - 5.00 paid = 95.36, all principal (0.22 of paid interest credited).
+    assert result.allocations[2] == ledger.Allocation(principal=D("95.36"))
+    assert result.interest_credit == D("0.22")
+
+
+def test_replay_books_what_is_left_unallocated_as_overpayment():
+    """Issue 10 defect 3: charge 5.00, repay 107.05, undo the charge: 5.00 overpaid."""
+    repay = pay(2, date(2024, 1, 10), "107.05")
+    charge = ledger.Entry(key=1, type=ledger.CHARGE, date=date(2024, 1, 10), amount=D("5.00"))
+    with_charge = ledger.replay(l_periods(), [charge, repay], rounding_mode="HALF_EVEN")
+    assert with_charge.allocations[2].overpayment == 0
+    without = ledger.replay(l_periods(), [repay], rounding_mode="HALF_EVEN")
+    assert without.allocations[2] == ledger.Allocation(
+        principal=D("100.00"), interest=D("2.05"), overpayment=D("5.00")
+    )
+    assert without.unallocated == D("5.00")

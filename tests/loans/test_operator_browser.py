@@ -145,7 +145,7 @@ def test_export_the_filtered_list_as_csv(page, live_server, operator):
 
 def test_dashboard_charts_and_links(page, live_server, operator):
     set_business_date(AS_OF)
-    make_active_loan(actor=operator, external_id="DASH-1", **TERMS)
+    loan_a = make_active_loan(actor=operator, external_id="DASH-1", **TERMS)
     stopped = make_active_loan(actor=operator, external_id="DASH-2", **TERMS)
     cancel_servicing(loan=stopped, reason="BANKRUPTCY", actor=operator)
     post_transaction(
@@ -155,8 +155,33 @@ def test_dashboard_charts_and_links(page, live_server, operator):
         amount=Decimal("237.90"),
         actor=operator,
     )
+    from datetime import timedelta
+
+    from servicing.models import LoanDailySnapshot
+
+    for offset in range(30):
+        for loan, bucket, past_due in ((stopped, "DPD_1_30", 237.9), (loan_a, "CURRENT", 0)):
+            LoanDailySnapshot.objects.create(
+                loan=loan,
+                business_date=AS_OF - timedelta(days=29 - offset),
+                status="ACTIVE",
+                servicing_status=loan.servicing_status,
+                delinquency_bucket=bucket,
+                days_past_due=offset if past_due else 0,
+                amount_past_due=Decimal(str(past_due * (1 + offset // 10))).quantize(
+                    Decimal("0.01")
+                ),
+                principal_outstanding=Decimal("10000.00") - offset * 10,
+                interest_outstanding=Decimal("0.00"),
+                fees_outstanding=Decimal("0.00"),
+                payoff_total=Decimal("10000.00"),
+            )
     login(page, live_server, "/admin/")
     page.click("#portfolio-link")
+    for chart in ("#chart-outstanding", "#chart-past-due", "#chart-buckets"):
+        expect(page.locator(chart)).to_be_visible()
+    expect(page.locator("#chart-buckets polyline")).to_have_count(2)
+    expect(page.locator("#dispatcher-queue")).to_contain_text("Due now")
     expect(page.locator("#portfolio-total")).to_contain_text("2 loans")
     expect(page.locator("#portfolio-total")).to_contain_text("past due 713.70")
     row = page.locator("#portfolio-byServicingStatus tr[data-value=NOT_SERVICING]")

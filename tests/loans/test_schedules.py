@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from loans.schedules import (
     PERIODS_PER_YEAR,
+    NegativeAmortizationError,
     PaymentTooSmallError,
     Period,
     Schedule,
@@ -257,14 +258,70 @@ def test_period_rate_each_setting():
 
 
 def test_actual_actual_splits_at_year_end():
-    # 2023-12-15 -> 2024-01-15: 17 days in 2023 (15..31 Dec) / 365 + 14 days / 366
+    # Fineract splits at 31 December: 2023-12-15 -> 2024-01-15 is (31 Dec - 15 Dec) = 16 days
+    # over 365 and (15 Jan - 31 Dec) = 15 days over 366.
     r = _rate(date(2023, 12, 15), date(2024, 1, 15), "ACTUAL_ACTUAL")
-    expected = D("0.12") * (D(17) / 365 + D(14) / 366)
+    expected = D("0.12") * (D(16) / 365 + D(15) / 366)
     assert _close(r, expected)
-    # several years: 184/365 (2023) + 366/366 (2024) + 59/365 (2025)
+    # several years, each split at 31 December: 183/365 (to 2023-12-31) + 366/366 (to
+    # 2024-12-31) + 60/365 (to 2025-03-01)
     r = _rate(date(2023, 7, 1), date(2025, 3, 1), "ACTUAL_ACTUAL", freq="ANNUALLY")
-    expected = D("0.12") * (D(184) / 365 + 1 + D(59) / 365)
+    expected = D("0.12") * (D(183) / 365 + 1 + D(60) / 365)
     assert _close(r, expected)
+
+
+def test_actual_actual_fineract_figure_across_31_december():
+    """Issue 10 defect 1: 10,000 at 12 %, 6 monthly, 2023-12-12 -> 2024-01-12, HALF_EVEN:
+    19/365 + 12/366 gives first interest 101.81, payment 1,725.56, last 1,725.59."""
+    t = monthly(
+        "10000",
+        "12",
+        6,
+        date(2023, 12, 12),
+        date(2024, 1, 12),
+        days_in_year="ACTUAL_ACTUAL",
+        rounding_mode="HALF_EVEN",
+    )
+    s = generate_schedule(t)
+    assert s.payment == D("1725.56") == compute_payment(t)
+    assert s.periods[0].interest == D("101.81")
+    assert [p.total for p in s.periods] == [D("1725.56")] * 5 + [D("1725.59")]
+    assert s.total_principal == D("10000")
+
+
+@pytest.mark.parametrize(
+    "amount, rate, term, first_payment, interest, payment",
+    [
+        # Issue 10 defect 6: a 45-day first period under FREQUENCY accrues more than the payment.
+        ("10000", "24.99", 60, date(2024, 2, 15), D("312.38"), D("293.45")),
+        ("250000", "4", 360, date(2024, 2, 15), D("1250.00"), D("1193.54")),
+    ],
+)
+def test_negative_amortization_names_the_period(
+    amount, rate, term, first_payment, interest, payment
+):
+    t = monthly(amount, rate, term, date(2024, 1, 1), first_payment)
+    with pytest.raises(NegativeAmortizationError) as exc:
+        generate_schedule(t)
+    assert (exc.value.period, exc.value.interest, exc.value.payment) == (1, interest, payment)
+    assert isinstance(exc.value, PaymentTooSmallError)
+
+
+def test_negative_amortization_in_a_later_period_of_a_given_payment():
+    # ACTUAL_365 with a given payment equal to a 28-day period's interest plus a cent: the
+    # 31-day periods that follow accrue more than the payment.
+    t = monthly(
+        "100000",
+        "12",
+        3,
+        date(2023, 2, 1),
+        date(2023, 3, 1),
+        days_in_year="ACTUAL_365",
+        payment=D("920.56"),
+    )
+    with pytest.raises(NegativeAmortizationError) as exc:
+        generate_schedule(t)
+    assert exc.value.period == 2
 
 
 def test_actual_365_hand_checked():
@@ -496,8 +553,15 @@ def test_schedule_properties(
         days_in_year=days_in_year,
         rounding_mode=rounding_mode,
     )
-    s = generate_schedule(t)
+    try:
+        s = generate_schedule(t)
+    except NegativeAmortizationError as exc:
+        # A cent-rounded payment under the interest of a longer period (ACTUAL_365): refused
+        # terms (DESIGN §1), never a schedule whose balance grows.
+        assert exc.interest > exc.payment
+        return
     assert 1 <= len(s.periods) <= term
+    assert all(p.principal >= 0 for p in s.periods)
     assert sum(p.principal for p in s.periods) == amount
     assert all(p.balance_after >= 0 for p in s.periods)
     assert s.periods[-1].balance_after == 0
@@ -551,10 +615,15 @@ def test_irregular_first_period_properties(
         first_payment_date=contract + timedelta(days=extra_days),
         days_in_year=days_in_year,
     )
-    s = generate_schedule(t)
+    try:
+        s = generate_schedule(t)
+    except NegativeAmortizationError as exc:
+        # Refused terms: the named installment's interest is above the payment.
+        assert exc.interest > exc.payment
+        return
     assert sum(p.principal for p in s.periods) == amount
     assert s.periods[-1].balance_after == 0
-    assert all(p.balance_after >= 0 for p in s.periods[-1:])
+    assert all(p.principal >= 0 and p.balance_after >= 0 for p in s.periods)
 
 
 positive_rates = st.integers(min_value=1, max_value=360_000).map(lambda x: D(x) / 10_000)

@@ -1,0 +1,73 @@
+"""The write path (issue 14), on PostgreSQL, through the API (in-process test client).
+
+1. A repayment on a 30-year loan (360 periods, 20 prior transactions) next to the cheapest
+   audited write of the API, ``PUT /business-date``, alternated (goal <= 3x).
+2. History: the same repayment (dated on the business date, after every transaction) on a loan
+   with 5,000 prior transactions next to one with 20 (goal <= 1.5x).
+Statements of each are counted too.
+"""
+
+from __future__ import annotations
+
+import os
+
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from bench.bench_core import AS_OF, make_loan
+from bench.db import throwaway_database
+from bench.measure import alternate, count_statements, load_line, print_figure
+from loans.models import BusinessDate
+
+REPEAT = int(os.environ.get("BENCH_REPEAT", "7"))
+
+
+def repayment(client, loan):
+    def post():
+        response = client.post(
+            f"/api/v1/loans/{loan.pk}/transactions?command=repayment",
+            {"transactionDate": AS_OF.isoformat(), "transactionAmount": "1.00"},
+            content_type="application/json",
+        )
+        assert response.status_code in (200, 201), response.content[:300]
+
+    return post
+
+
+def business_date(client):
+    def put():
+        response = client.put(
+            "/api/v1/business-date", {"date": AS_OF.isoformat()}, content_type="application/json"
+        )
+        assert response.status_code == 200, response.content[:300]
+
+    return put
+
+
+def run() -> None:
+    user = get_user_model().objects.create_superuser("bench", password="bench-pass-123")
+    BusinessDate.objects.update_or_create(pk=1, defaults={"date": AS_OF})
+    short = make_loan(user, periods=360, repayments=20)
+    long = make_loan(user, periods=360, repayments=5000)
+    client = Client()
+    client.force_login(user)
+    cases = {
+        "PUT /business-date": business_date(client),
+        "repayment, 360 periods, 20 prior transactions": repayment(client, short),
+        "repayment, 360 periods, 5,000 prior transactions": repayment(client, long),
+    }
+    statements = {label: count_statements(func)[0] for label, func in cases.items()}
+    print(f"write path ({REPEAT} rounds, alternated; {load_line()}):")
+    samples = alternate(cases, repeat=REPEAT)
+    for label in cases:
+        samples[label].label = f"{label} [{statements[label]} statements]"
+    anchor, short_s, long_s = samples.values()
+    print_figure(anchor)
+    print_figure(short_s, anchor, ratio_goal="<= 3x")
+    print_figure(long_s, short_s, ratio_goal="<= 1.5x")
+    print(f"  ({load_line()})")
+
+
+def main() -> None:
+    with throwaway_database():
+        run()
