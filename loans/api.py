@@ -1,4 +1,8 @@
-"""DRF views of the loan core (DESIGN §6). Thin: parse input, call a service, render output."""
+"""DRF views of the loan core (DESIGN §6). Thin: parse input, call a service, render output.
+
+Why this module is long: it holds every loan-core operation of the API contract (DESIGN §6)
+with its schema, error responses and request examples; each view is thin.
+"""
 
 from __future__ import annotations
 
@@ -165,7 +169,26 @@ class LoanListCreateView(APIView, generics.ListAPIView):
                         "firstPaymentDate": "2026-02-01",
                     },
                 },
-            )
+            ),
+            OpenApiExample(
+                "Interest recalculation (daily accrual, DYNAMIC only)",
+                request_only=True,
+                value={
+                    "borrowerId": 1,
+                    "scheduleEngine": "DYNAMIC",
+                    "setup": {
+                        "loanAmount": "100.00",
+                        "loanRate": "7.0000",
+                        "loanTerm": "6",
+                        "paymentFrequency": "MONTHLY",
+                        "contractDate": "2024-01-01",
+                        "firstPaymentDate": "2024-02-01",
+                        "roundingMode": "HALF_EVEN",
+                        "terminationInterest": "ACCRUED_TO_DATE",
+                        "interestRecalculation": True,
+                    },
+                },
+            ),
         ],
     )
     def post(self, request):
@@ -298,7 +321,12 @@ class SetupUpdateView(APIView):
                 "New amount and rate",
                 request_only=True,
                 value={"loanAmount": "1500.00", "loanRate": "9.5000"},
-            )
+            ),
+            OpenApiExample(
+                "Switch interest recalculation on",
+                request_only=True,
+                value={"interestRecalculation": True},
+            ),
         ],
     )
     def patch(self, request, setup_id):

@@ -103,6 +103,11 @@ class SetupTermsForm(forms.Form):
     termination_interest = forms.ChoiceField(
         choices=TerminationInterest.choices, initial=TerminationInterest.ALL_OUTSTANDING
     )
+    interest_recalculation = forms.BooleanField(
+        required=False,
+        label="Interest recalculation",
+        help_text="Daily accrual on the actual outstanding principal (DYNAMIC loans only).",
+    )
 
     def changes(self) -> dict:
         return {

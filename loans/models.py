@@ -287,6 +287,11 @@ class LoanSetup(models.Model):
         choices=TerminationInterest.choices,
         default=TerminationInterest.ALL_OUTSTANDING,
     )
+    interest_recalculation = models.BooleanField(
+        default=False,
+        help_text="DYNAMIC only: interest accrues daily on the actual outstanding principal "
+        "(Fineract's progressive loan, DESIGN §11)",
+    )
     late_fee_amount = models.DecimalField(
         **MONEY,
         null=True,

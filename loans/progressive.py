@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import bisect
 import calendar
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
@@ -58,6 +59,7 @@ from loans.schedules import (
     Terms,
     compute_payment,
     generate_schedule,
+    money,
     periods_layout,
 )
 
@@ -67,6 +69,7 @@ __all__ = [
     "CHARGE",
     "ADVANCEMENT",
     "CONTRACT_TERMINATION",
+    "CHARGE_OFF",
     "ALL_OUTSTANDING",
     "ACCRUED_TO_DATE",
     "Event",
@@ -76,6 +79,7 @@ __all__ = [
     "Payoff",
     "recalculate",
     "payoff",
+    "payoffs",
 ]
 
 REPAYMENT = "REPAYMENT"
@@ -83,6 +87,7 @@ CREDIT = "CREDIT"
 CHARGE = "CHARGE"
 ADVANCEMENT = "ADVANCEMENT"
 CONTRACT_TERMINATION = "CONTRACT_TERMINATION"
+CHARGE_OFF = "CHARGE_OFF"
 ALL_OUTSTANDING = "ALL_OUTSTANDING"
 ACCRUED_TO_DATE = "ACCRUED_TO_DATE"
 
@@ -108,12 +113,16 @@ class Event:
 
 @dataclass(frozen=True)
 class Portions:
+    """An event's portions; ``overpayment`` is what a payment brought beyond everything owed."""
+
     principal: Decimal = ZERO
     interest: Decimal = ZERO
     fees: Decimal = ZERO
+    overpayment: Decimal = ZERO
 
     @property
     def total(self) -> Decimal:
+        """What was allocated to the loan (the overpayment is not)."""
         return self.principal + self.interest + self.fees
 
 
@@ -147,10 +156,15 @@ class Installment:
 
 @dataclass(frozen=True)
 class Recalculation:
-    installments: tuple[Installment, ...]
+    rows: tuple[tuple, ...]  # the installments' fields, in Installment's order
     allocations: Mapping[object, Portions]
     unallocated: Decimal
     terminated_on: date | None
+    void_terminations: tuple = ()  # keys of terminations that found nothing outstanding
+
+    @functools.cached_property
+    def installments(self) -> tuple[Installment, ...]:
+        return tuple(Installment(*row) for row in self.rows)
 
     @property
     def total_interest(self) -> Decimal:
@@ -261,20 +275,22 @@ class _Engine:
         self.policy = policy
         self.rounding = ROUNDING_MODES[terms.rounding_mode]
         self.actual_actual = terms.days_in_year == "ACTUAL_ACTUAL"
-        base = generate_schedule(terms)
-        layout = periods_layout(terms)[: len(base.periods)]
-        last = len(base.periods) - 1
+        layout, payment = periods_layout(terms)
+        if terms.payment is not None:  # a given payment may end the schedule early
+            payment = money(Decimal(terms.payment), terms.rounding_mode)
+            layout = layout[: len(generate_schedule(terms).periods)]
+        last = len(layout) - 1
         self.insts = [
             _Inst(
-                p.number,
-                p.from_date,
-                p.due_date,
-                None if k == last else p.total,
+                k + 1,
+                start,
+                due,
+                None if k == last else payment,
                 num,
                 den,
-                self._weight(p.from_date, p.due_date),
+                self._weight(start, due),
             )
-            for k, (p, (_f, _d, num, den)) in enumerate(zip(base.periods, layout, strict=True))
+            for k, (start, due, num, den) in enumerate(layout)
         ]
         self.total_principal = self._round(Decimal(terms.loan_amount))
         self.balance = self.total_principal  # actual principal outstanding
@@ -285,8 +301,10 @@ class _Engine:
         self.assigned = ZERO  # principal due of the final installments
         self.ahead = ZERO  # interest paid on installments not final yet
         self.terminated_on: date | None = None
+        self.accruing = True  # a charge-off stops the accrual (DESIGN §10, §12)
         self.allocations: dict = {}
         self.unallocated = ZERO
+        self.void: list = []  # terminations that found nothing outstanding
 
     # ---- arithmetic -------------------------------------------------------------------------
 
@@ -297,24 +315,24 @@ class _Engine:
         return value.quantize(CENT, rounding=self.rounding)
 
     def _accrued_interest(self, inst: _Inst) -> Decimal:
-        """The installment's accrual so far, rounded once, plus what it carries in."""
-        with localcontext() as ctx:
-            ctx.prec = _PREC
-            value = inst.accrued * inst.rate_num / (inst.rate_den * inst.weight)
-        return self._round(value) + inst.carry
+        """The installment's accrual so far, rounded once, plus what it carries in (callers
+        hold a 34-digit context: see ``_precise``)."""
+        value = inst.accrued * inst.rate_num / (inst.rate_den * inst.weight)
+        return value.quantize(CENT, rounding=self.rounding) + inst.carry
 
     def clone(self) -> _Engine:
         other = object.__new__(_Engine)
         other.__dict__.update(self.__dict__)
         other.insts = [i.clone() for i in self.insts]
         other.allocations = dict(self.allocations)
+        other.void = list(self.void)
         return other
 
     # ---- time -------------------------------------------------------------------------------
 
     def _accrue(self, inst: _Inst, to: date) -> None:
         start = max(self.cursor, inst.from_date)
-        if to > start:
+        if to > start and self.accruing:
             balance = self.balance if self.projected is None else self.projected
             if balance:
                 inst.accrued += balance * self._weight(start, to)
@@ -356,7 +374,7 @@ class _Engine:
         self.assigned += principal
         if self.projected is not None:
             self.projected -= max(principal - inst.principal_paid, ZERO)
-        if inst.outstanding <= 0 and not inst.complete:
+        if not inst.complete and inst.outstanding <= 0:
             inst.complete = True
             inst.met_on = inst.last_paid_on
 
@@ -381,7 +399,9 @@ class _Engine:
         elif event.type == ADVANCEMENT:
             self._advance_principal(event)
         elif event.type == CONTRACT_TERMINATION:
-            self._terminate(event.date)
+            self._terminate(event)
+        elif event.type == CHARGE_OFF:
+            self.accruing = False
 
     def _earned(self) -> Decimal:
         """Interest earned to the cursor by the installments not final yet: the accrual of the
@@ -438,7 +458,9 @@ class _Engine:
                 inst.met_on = event.date
         while self.open < len(insts) and insts[self.open].complete:
             self.open += 1
-        self.allocations[event.key] = Portions(principal=principal, interest=interest, fees=fees)
+        self.allocations[event.key] = Portions(
+            principal=principal, interest=interest, fees=fees, overpayment=remaining
+        )
         self.unallocated += remaining
 
     def _target(self, on: date) -> int:
@@ -488,11 +510,29 @@ class _Engine:
         future[-1].met_on = None
         self.open = min(self.open, self.insts.index(future[0]))
 
-    def _terminate(self, on: date) -> None:
-        insts = self.insts
-        self.terminated_on = on
-        if not insts or on >= insts[-1].due_date:
-            return  # on or after maturity: the periods are kept
+    @staticmethod
+    def _owed(insts: list[_Inst]) -> Portions:
+        return Portions(
+            principal=sum((i.principal_due - i.principal_paid for i in insts), ZERO),
+            interest=sum((i.interest_due - i.interest_paid for i in insts), ZERO),
+            fees=sum((i.fees_due - i.fees_paid for i in insts), ZERO),
+        )
+
+    def _terminate(self, event: Event) -> None:
+        """Stop the accrual on the termination date and collapse what falls due from it. Its
+        portions are what is outstanding right after; with nothing outstanding it is void (not
+        applied: the caller reverses it)."""
+        on, insts = event.date, self.insts
+        if self.terminated_on is not None or not insts:
+            return
+        if on >= insts[-1].due_date:  # on or after maturity: the periods are kept
+            owed = self._owed(insts)
+            if owed.total <= 0:
+                self.void.append(event.key)
+                return
+            self.terminated_on = on
+            self.allocations[event.key] = owed
+            return
         kept = [i for i in insts if i.due_date < on]
         collapsed = insts[len(kept) :]
         first = collapsed[0]
@@ -518,9 +558,15 @@ class _Engine:
         accelerated.fees_paid = sum((i.fees_paid for i in collapsed), ZERO)
         paid_dates = [i.last_paid_on for i in collapsed if i.last_paid_on]
         accelerated.last_paid_on = max(paid_dates) if paid_dates else None
+        owed = self._owed([*kept, accelerated])
+        if owed.total <= 0:
+            self.void.append(event.key)
+            return
         if accelerated.outstanding <= 0:
             accelerated.complete = True
             accelerated.met_on = accelerated.last_paid_on
+        self.terminated_on = on
+        self.allocations[event.key] = owed
         self.insts = [*kept, accelerated]
         self.ahead = ZERO
         self.next = len(self.insts)
@@ -529,26 +575,35 @@ class _Engine:
 
     # ---- results ----------------------------------------------------------------------------
 
-    def installments(self) -> tuple[Installment, ...]:
+    def rows(self) -> tuple[tuple, ...]:
+        """Each installment as a tuple in :class:`Installment`'s field order."""
         result = []
         balance = self.total_principal
-        for inst in self.insts:
-            balance -= inst.principal_due
-            outstanding = inst.outstanding
+        for i in self.insts:
+            balance -= i.principal_due
+            outstanding = (
+                i.principal_due
+                + i.interest_due
+                + i.fees_due
+                - i.principal_paid
+                - i.interest_paid
+                - i.fees_paid
+            )
+            done = outstanding <= 0
             result.append(
-                Installment(
-                    number=inst.number,
-                    from_date=inst.from_date,
-                    due_date=inst.due_date,
-                    principal_due=inst.principal_due,
-                    interest_due=inst.interest_due,
-                    fees_due=inst.fees_due,
-                    principal_paid=inst.principal_paid,
-                    interest_paid=inst.interest_paid,
-                    fees_paid=inst.fees_paid,
-                    balance_after=balance,
-                    complete=outstanding <= 0,
-                    obligations_met_on_date=inst.met_on if outstanding <= 0 else None,
+                (
+                    i.number,
+                    i.from_date,
+                    i.due_date,
+                    i.principal_due,
+                    i.interest_due,
+                    i.fees_due,
+                    i.principal_paid,
+                    i.interest_paid,
+                    i.fees_paid,
+                    balance,
+                    done,
+                    i.met_on if done else None,
                 )
             )
         return tuple(result)
@@ -567,6 +622,18 @@ class _Engine:
 # --------------------------------------------------------------------------------------------
 
 
+def _precise(func):
+    """Run ``func`` in a 34-digit decimal context (the one the engine's arithmetic assumes)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with localcontext() as ctx:
+            ctx.prec = _PREC
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
 def _ordered(events: Iterable[Event]) -> list[Event]:
     return sorted(events, key=lambda e: e.date)  # stable: same-day events keep their order
 
@@ -579,6 +646,7 @@ def _replayed(terms: Terms, events: list[Event], policy: str) -> _Engine:
     return engine
 
 
+@_precise
 def recalculate(
     terms: Terms,
     events: Iterable[Event],
@@ -601,10 +669,11 @@ def recalculate(
     if engine.insts:
         engine.advance(max(engine.insts[-1].due_date, end))
     return Recalculation(
-        installments=engine.installments(),
+        rows=engine.rows(),
         allocations=MappingProxyType(dict(engine.allocations)),
         unallocated=engine.unallocated,
         terminated_on=engine.terminated_on,
+        void_terminations=tuple(engine.void),
     )
 
 
@@ -618,19 +687,35 @@ def payoff(
     """What settles the loan on ``on`` (not before its latest event), assuming no payment in
     between: all principal outstanding, interest accrued to ``on`` (overdue principal included)
     less what was paid towards it, and unpaid fees."""
+    return payoffs(terms, events, on=on, days=0, termination_interest=termination_interest)[0]
+
+
+@_precise
+def payoffs(
+    terms: Terms,
+    events: Iterable[Event],
+    *,
+    on: date,
+    days: int,
+    termination_interest: str = ALL_OUTSTANDING,
+) -> tuple[Payoff, ...]:
+    """The payoff on ``on`` and on each of the ``days`` following days, from one replay."""
     ordered = _ordered(events)
     if ordered and on < ordered[-1].date:
         raise ValueError(f"payoff date {on} is before the latest transaction {ordered[-1].date}")
     engine = _replayed(terms, ordered, termination_interest)
-    engine.advance(on)
-    principal, interest, fees = engine.owed_on(on)
-    tomorrow = on + timedelta(days=1)
-    engine.advance(tomorrow)
-    _p, interest_tomorrow, _f = engine.owed_on(tomorrow)
-    return Payoff(
-        on=on,
-        principal=principal,
-        interest=interest,
-        fees=fees,
-        per_diem=max(interest_tomorrow - interest, ZERO),
+    owed = []
+    for n in range(days + 2):  # one day more for the last per diem
+        day = on + timedelta(days=n)
+        engine.advance(day)
+        owed.append((day, *engine.owed_on(day)))
+    return tuple(
+        Payoff(
+            on=day,
+            principal=principal,
+            interest=interest,
+            fees=fees,
+            per_diem=max(after[2] - interest, ZERO),
+        )
+        for (day, principal, interest, fees), after in zip(owed, owed[1:], strict=False)
     )

@@ -325,11 +325,18 @@ def _periods_layout(terms: Terms) -> list[tuple[date, date, Decimal, int]]:
     return layout
 
 
-def periods_layout(terms: Terms) -> list[tuple[date, date, Decimal, int]]:
-    """(from_date, due_date, rate_num, rate_den) of each period: the period rate is exactly
-    ``rate_num / rate_den`` (validated terms; used by the daily-accrual engine)."""
+def periods_layout(terms: Terms) -> tuple[list[tuple[date, date, Decimal, int]], Decimal]:
+    """(from_date, due_date, rate_num, rate_den) of each period (its rate is exactly
+    ``rate_num / rate_den``) and the computed level payment, from one layout (validated terms;
+    used by the daily-accrual engine)."""
     _validate(terms)
-    return _periods_layout(terms)
+    layout = _periods_layout(terms)
+    with localcontext() as ctx:
+        ctx.prec = _PREC
+        payment = _level_payment(terms, layout).quantize(
+            CENT, rounding=_rounding(terms.rounding_mode)
+        )
+    return layout, payment
 
 
 def _level_payment(terms: Terms, layout) -> Decimal:

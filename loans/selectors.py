@@ -22,11 +22,12 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from loans import ledger, versions
+from loans import ledger, recalculation, versions
 from loans.exceptions import InvalidRequestError, LoanStateError, NotFoundError, field_error
 from loans.models import (
     BusinessDate,
     Loan,
+    LoanSetup,
     LoanStatus,
     Schedule,
     ScheduleEngine,
@@ -34,6 +35,7 @@ from loans.models import (
     Transaction,
     TransactionType,
 )
+from loans.terms import terms_for
 
 ZERO = Decimal("0.00")
 MONEY_FIELD = DecimalField(max_digits=14, decimal_places=2)
@@ -124,11 +126,41 @@ def _payoff_state(loan: Loan, on: date):
     return schedule.setup, result
 
 
+def _daily_payoffs(loan: Loan, setup: LoanSetup, *, on: date, days: int, credit: Decimal):
+    """A recalculating loan's payoffs (DESIGN §11): the daily accrual to each date, overdue
+    principal included; None for a loan that does not recalculate."""
+    if not (setup.interest_recalculation and loan.schedule_engine == ScheduleEngine.DYNAMIC):
+        return None
+    schedule = Schedule.objects.select_related("setup").get(loan=loan, is_current=True)
+    quotes = recalculation.payoffs(
+        terms=terms_for(setup),
+        transactions=versions.replay_transactions(loan, schedule),
+        on=on,
+        days=days,
+        termination_interest=setup.termination_interest,
+    )
+    return tuple(
+        ledger.Payoff(
+            on=q.on,
+            principal=q.principal,
+            interest=q.interest,
+            fees=q.fees,
+            per_diem=q.per_diem,
+            credit=credit,
+        )
+        for q in quotes
+    )
+
+
 def payoff(loan: Loan, *, on: date) -> ledger.Payoff:
     """What settles the loan on ``on`` (DESIGN §9): ``ledger.payoff`` over the current schedule
-    re-derived from every transaction. ``on`` may be after the business date (a quote assuming
-    no payment in between), not before the latest transaction (400)."""
+    re-derived from every transaction (a recalculating loan: its daily accrual). ``on`` may be
+    after the business date (a quote assuming no payment in between), not before the latest
+    transaction (400)."""
     setup, result = _payoff_state(loan, on)
+    daily = _daily_payoffs(loan, setup, on=on, days=0, credit=credit_balance(loan))
+    if daily is not None:
+        return daily[0]
     return ledger.payoff(
         result.periods,
         on=on,
@@ -157,6 +189,9 @@ def payoff_quotes(loan: Loan, *, on: date, days: int = 10) -> PayoffQuote:
         )
     setup, result = _payoff_state(loan, on)
     credit = credit_balance(loan)
+    daily = _daily_payoffs(loan, setup, on=on, days=days, credit=credit)
+    if daily is not None:
+        return PayoffQuote(per_diem=daily[0].per_diem, credit_balance=credit, quotes=daily)
     accrual = accrual_for(setup)
     quotes = tuple(
         ledger.payoff(

@@ -1,5 +1,9 @@
 """Input and output serializers of the loan core API. camelCase on the wire; money as strings
-with two decimals, rates with four; dates ``YYYY-MM-DD``. No business logic here."""
+with two decimals, rates with four; dates ``YYYY-MM-DD``. No business logic here.
+
+Why this module is long: one input or output serializer per resource of the API contract
+(DESIGN §6), the hand-built ones written out for speed; no logic beyond shaping JSON.
+"""
 
 from __future__ import annotations
 
@@ -170,6 +174,12 @@ class SetupInputSerializer(serializers.Serializer):
     terminationInterest = serializers.ChoiceField(
         TerminationInterest.choices, source="termination_interest", required=False
     )
+    interestRecalculation = serializers.BooleanField(
+        source="interest_recalculation",
+        required=False,
+        help_text="DYNAMIC only: interest accrues daily on the actual outstanding principal "
+        "(Fineract's progressive loan); false keeps interest per period as scheduled.",
+    )
 
 
 class LoanCreateSerializer(serializers.Serializer):
@@ -281,10 +291,11 @@ class SetupSerializer(serializers.ModelSerializer):
     firstPaymentDate = serializers.DateField(source="first_payment_date")
     payment = Money(allow_null=True)
     paymentIsGiven = serializers.BooleanField(source="payment_is_given")
-    calcType = StrictCharField(source="calc_type")
-    daysInYear = StrictCharField(source="days_in_year")
-    roundingMode = StrictCharField(source="rounding_mode")
-    terminationInterest = StrictCharField(source="termination_interest")
+    calcType = serializers.CharField(source="calc_type")
+    daysInYear = serializers.CharField(source="days_in_year")
+    roundingMode = serializers.CharField(source="rounding_mode")
+    terminationInterest = serializers.CharField(source="termination_interest")
+    interestRecalculation = serializers.BooleanField(source="interest_recalculation")
     modId = serializers.IntegerField(source="mod_id", allow_null=True)
     createdAt = serializers.DateTimeField(source="created_at")
     activatedAt = serializers.DateTimeField(source="activated_at", allow_null=True)
@@ -306,6 +317,7 @@ class SetupSerializer(serializers.ModelSerializer):
             "daysInYear",
             "roundingMode",
             "terminationInterest",
+            "interestRecalculation",
             "modId",
             "active",
             "createdAt",

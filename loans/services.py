@@ -124,6 +124,7 @@ def create_loan(
             errors=[field_error("scheduleEngine", "Unknown value.", "invalid_choice")],
         )
     cleaned = terms.validate_terms({**terms.SETUP_DEFAULTS, **setup})
+    terms.check_recalculation_engine(cleaned, schedule_engine)
     if borrower is None and borrower_id is not None:
         borrower = Borrower.objects.filter(pk=borrower_id).first()
         if borrower is None:
@@ -221,6 +222,7 @@ def update_setup(*, setup: LoanSetup, changes: dict, actor) -> LoanSetup:
     if unknown:
         raise InvalidRequestError(f"Unknown setup fields: {', '.join(sorted(unknown))}.")
     cleaned = terms.validate_terms({**terms.setup_values(setup), **changes})
+    terms.check_recalculation_engine(cleaned, setup.loan.schedule_engine)
     before = terms.setup_terms(setup)
     for name, value in cleaned.items():
         setattr(setup, name, value)

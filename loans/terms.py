@@ -14,6 +14,7 @@ from loans.models import (
     LoanSetup,
     PaymentFrequency,
     RoundingMode,
+    ScheduleEngine,
     TerminationInterest,
 )
 from loans.schedules import (
@@ -42,6 +43,7 @@ SETUP_FIELDS = (
     "days_in_year",
     "rounding_mode",
     "termination_interest",
+    "interest_recalculation",
 )
 # API (camelCase) names, used in field errors so API consumers can map them to their input.
 API_NAMES = {
@@ -56,6 +58,7 @@ API_NAMES = {
     "days_in_year": "daysInYear",
     "rounding_mode": "roundingMode",
     "termination_interest": "terminationInterest",
+    "interest_recalculation": "interestRecalculation",
 }
 CHOICES = {
     "payment_frequency": PaymentFrequency,
@@ -70,6 +73,7 @@ SETUP_DEFAULTS = {
     "days_in_year": DaysInYear.FREQUENCY,
     "rounding_mode": RoundingMode.HALF_UP,
     "termination_interest": TerminationInterest.ALL_OUTSTANDING,
+    "interest_recalculation": False,
 }
 
 
@@ -175,6 +179,17 @@ def validate_terms(values: dict) -> dict:
             )
     if isinstance(payment, Decimal) and not (0 < payment <= MAX_AMOUNT):
         errors.append(field_error("payment", "Must be positive.", "min_value"))
+    recalculating = cleaned.get("interest_recalculation")
+    if recalculating not in (None, True, False):
+        errors.append(field_error("interestRecalculation", "Must be true or false.", "invalid"))
+    elif recalculating and cleaned.get("calc_type") == CalcType.EQUAL_PRINCIPAL:
+        errors.append(
+            field_error(
+                "interestRecalculation",
+                "Interest recalculation (Fineract's progressive loan) needs EQUAL_INSTALLMENTS.",
+                "recalculation_requires_equal_installments",
+            )
+        )
     contract, first = cleaned.get("contract_date"), cleaned.get("first_payment_date")
     if isinstance(contract, date) and isinstance(first, date) and first <= contract:
         errors.append(
@@ -241,3 +256,19 @@ def check_installments_not_zero(schedule) -> None:
             field_error("loanTerm", detail, "payment_rounds_to_zero"),
         ],
     )
+
+
+def check_recalculation_engine(values: dict, schedule_engine: str) -> None:
+    """Interest recalculation re-derives interest from the transactions: DYNAMIC only (400)."""
+    if values.get("interest_recalculation") and schedule_engine != ScheduleEngine.DYNAMIC:
+        raise InvalidRequestError(
+            "Interest recalculation needs the DYNAMIC schedule engine.",
+            code="recalculation_requires_dynamic",
+            errors=[
+                field_error(
+                    "interestRecalculation",
+                    f"Not available with the {schedule_engine} engine.",
+                    "recalculation_requires_dynamic",
+                )
+            ],
+        )

@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
-from loans import ledger
+from loans import ledger, recalculation
 from loans.exceptions import ConflictError, DuplicateExternalIdError, NotFoundError, field_error
 from loans.models import (
     PAYING_TYPES,
@@ -269,9 +269,19 @@ def derive_periods(
     terms = terms_for(setup)
     if frozen is None:
         frozen = [period_state(p) for p in frozen_rows(schedule)]
+    dynamic = loan.schedule_engine == ScheduleEngine.DYNAMIC
+    if setup.interest_recalculation and dynamic:  # DESIGN §11: daily accrual
+        from loans.selectors import get_business_date  # selectors imports this module
+
+        return recalculation.derive(
+            terms=terms,
+            transactions=transactions,
+            frozen=frozen,
+            horizon=get_business_date(),
+            termination_interest=setup.termination_interest,
+        )
     base = generate_schedule(terms, first_number=len(frozen) + 1)
     periods = frozen + ledger.periods_from_schedule(base)
-    dynamic = loan.schedule_engine == ScheduleEngine.DYNAMIC
     for tx in transactions:
         if tx.type == TransactionType.ADVANCEMENT:
             periods = ledger.apply_advancement(

@@ -9,8 +9,15 @@ from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 
-from loans import ledger, terms, versions
-from loans.models import Loan, Schedule, SchedulePeriod, Transaction, TransactionType
+from loans import ledger, recalculation, terms, versions
+from loans.models import (
+    Loan,
+    Schedule,
+    ScheduleEngine,
+    SchedulePeriod,
+    Transaction,
+    TransactionType,
+)
 from loans.schedules import generate_schedule
 from modifications.models import PERSISTENT_GROUPS, Modification, ModificationStatus
 
@@ -246,14 +253,27 @@ def carried_balance(loan: Loan, on: date) -> CarriedBalance:
     schedule = Schedule.objects.select_related("setup").get(loan=loan, is_current=True)
     transactions = [t for t in versions.replay_transactions(loan, schedule) if t.date <= on]
     result = versions.derive_periods(loan, schedule, transactions)
-    # The payoff on the modification date (DESIGN §4, §9): interest paid ahead of being earned
-    # is credited, so nothing is carried (and charged) twice.
-    owed = ledger.payoff(
-        result.periods,
-        on=on,
-        rounding_mode=schedule.setup.rounding_mode,
-        accrual=versions.accrual_for(schedule.setup),
-    )
+    setup = schedule.setup
+    if setup.interest_recalculation and loan.schedule_engine == ScheduleEngine.DYNAMIC:
+        # DESIGN §11: the payoff on the date with the daily accrual
+        quote = recalculation.payoff(
+            terms=terms.terms_for(setup),
+            transactions=transactions,
+            on=on,
+            termination_interest=setup.termination_interest,
+        )
+        owed = ledger.Allocation(
+            principal=quote.principal, interest=quote.interest, fees=quote.fees
+        )
+    else:
+        # The payoff on the modification date (DESIGN §4, §9): interest paid ahead of being
+        # earned is credited, so nothing is carried (and charged) twice.
+        owed = ledger.payoff(
+            result.periods,
+            on=on,
+            rounding_mode=setup.rounding_mode,
+            accrual=versions.accrual_for(setup),
+        )
     frozen = [p for p in result.periods if p.frozen or p.due_date <= on]
     return CarriedBalance(
         principal=owed.principal, interest=owed.interest, fees=owed.fees, frozen_periods=frozen

@@ -340,3 +340,24 @@ def test_export_needs_the_view_permission(client, django_user_model):
     )
     client.force_login(nobody)
     assert client.get("/admin/loans/loan/export.csv").status_code == 403
+
+
+@pytest.mark.parametrize(
+    "suffix",
+    [
+        "post-repayment/",
+        "post-charge/",
+        "post-credit/",
+        "post-advancement/",
+        "transactions/{tx}/reverse/",
+    ],
+)
+def test_every_new_command_page_refuses_a_viewer(client, viewer, loan, suffix):
+    tx = Transaction.objects.get(loan=loan, type=TransactionType.DISBURSEMENT)
+    url = f"/admin/loans/loan/{loan.pk}/{suffix.format(tx=tx.pk)}"
+    before = (Transaction.objects.count(), LoanEvent.objects.count())
+    client.force_login(viewer)
+    assert client.get(url).status_code == 403
+    body = {"transaction_date": "2025-03-15", "amount": "10.00", "note": "x"}
+    assert client.post(url, body).status_code == 403
+    assert (Transaction.objects.count(), LoanEvent.objects.count()) == before

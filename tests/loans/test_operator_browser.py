@@ -211,3 +211,38 @@ def test_wizard_refuses_a_bad_date_at_step_one(page, live_server, operator):
     page.fill("#id_date-modification_date", "2025-03-01")
     page.click("#wizard-next")
     expect(page.locator("li.current")).to_contain_text("Transactions after the date")
+
+
+def test_read_the_payoff_quote(page, live_server, operator):
+    """Issue 10's loan L: 100 at 7 %, 6 monthly, HALF_EVEN, 17.01 paid on 2024-02-01; on the
+    business date 2024-02-14 the payoff is 83.79, ten days later 83.96, per diem 0.02."""
+    set_business_date(date(2024, 1, 1))
+    loan = make_active_loan(
+        actor=operator,
+        external_id="BROWSER-PAYOFF",
+        loan_amount=Decimal("100.00"),
+        loan_rate=Decimal("7"),
+        loan_term=Decimal("6"),
+        contract_date=date(2024, 1, 1),
+        first_payment_date=date(2024, 2, 1),
+        rounding_mode="HALF_EVEN",
+        as_of=date(2024, 1, 1),
+    )
+    set_business_date(date(2024, 2, 14))
+    post_transaction(
+        loan=loan,
+        type=TransactionType.REPAYMENT,
+        on=date(2024, 2, 1),
+        amount=Decimal("17.01"),
+        actor=operator,
+    )
+    login(page, live_server, f"/admin/loans/loan/{loan.pk}/change/")
+    page.get_by_role("link", name="Payoff quote").click()
+    rows = page.locator("#payoff-quotes tbody tr")
+    expect(rows).to_have_count(11)
+    expect(rows.first).to_contain_text("2024-02-14 (business date)")
+    expect(rows.first.locator("td").last).to_have_text("83.79")
+    expect(rows.last).to_contain_text("2024-02-24")
+    expect(rows.last.locator("td").last).to_have_text("83.96")
+    expect(page.locator("#content")).to_contain_text("(per diem): 0.02")
+    shot(page, "payoff-quote")

@@ -113,6 +113,7 @@ def test_payoff_on_15_february_with_nothing_paid_c3245():
 def test_termination_accrued_to_date_with_second_installment_unpaid_c3682():
     events = [pay(1, date(2024, 2, 1), "17.01"), terminate(date(2024, 3, 31))]
     result = pg.recalculate(fineract_terms(), events, termination_interest=pg.ACCRUED_TO_DATE)
+    assert result.allocations["T"] == pg.Portions(principal=D("83.57"), interest=D("0.96"))
     assert [(i.number, i.due_date) for i in result.installments] == [
         (1, date(2024, 2, 1)),
         (2, date(2024, 3, 1)),
@@ -147,10 +148,12 @@ def test_backdated_repayment_that_settles_everything_c3724():
         terminate(date(2024, 3, 31)),
         pay(2, date(2024, 3, 1), "84.06"),
     ]
-    terminated = pg.recalculate(fineract_terms(), events, termination_interest=pg.ACCRUED_TO_DATE)
-    assert outstanding(terminated) == 0
-    assert terminated.allocations[2] == pg.Portions(principal=D("83.57"), interest=D("0.49"))
+    replayed = pg.recalculate(fineract_terms(), events, termination_interest=pg.ACCRUED_TO_DATE)
+    assert replayed.void_terminations == ("T",) and replayed.terminated_on is None
+    assert "T" not in replayed.allocations
+    assert replayed.allocations[2] == pg.Portions(principal=D("83.57"), interest=D("0.49"))
     restored = pg.recalculate(fineract_terms(), [events[0], events[2]], horizon=date(2024, 3, 31))
+    assert rows(replayed) == rows(restored)
     assert rows(restored) == [
         ("16.43", "0.58", "17.01"),
         ("16.52", "0.49", "17.01"),
@@ -170,6 +173,7 @@ def test_backdated_partial_repayment_under_a_termination_and_its_undo_c3763():
         pay(2, date(2024, 3, 1), "27.01"),
     ]
     terminated = pg.recalculate(fineract_terms(), events, termination_interest=pg.ACCRUED_TO_DATE)
+    assert terminated.allocations["T"] == pg.Portions(principal=D("57.05"), interest=D("0.32"))
     assert rows(terminated)[2] == ("67.05", "0.32", "67.37")
     assert outstanding(terminated) == D("57.37")
     assert terminated.allocations[2] == pg.Portions(principal=D("26.52"), interest=D("0.49"))
@@ -382,7 +386,12 @@ def test_principal_sums_to_the_amount_and_money_is_conserved(history):
         assert i.fees_paid <= i.fees_due and i.interest_due >= 0
     allocated = [e for e in events if e.type in (REPAY, pg.CREDIT)]
     for e in allocated:
-        assert result.allocations[e.key].total <= e.amount
+        portions = result.allocations[e.key]
+        assert portions.total + portions.overpayment == e.amount
+    for key in result.void_terminations:
+        assert key not in result.allocations
+    if "T" in result.allocations:  # the termination carries what was outstanding after it
+        assert result.allocations["T"].total > 0
     paid = sum((result.allocations[e.key].total for e in allocated), D(0))
     assert paid + result.unallocated == sum((e.amount for e in allocated), D(0))
     assert paid == sum((i.total_paid for i in installments), D(0))
@@ -403,3 +412,25 @@ def test_paying_the_payoff_settles_the_loan(history, data):
     assert settled.allocations["payoff"].total == quote.total
     assert outstanding(settled) == 0
     assert quote.per_diem >= 0
+
+
+def test_a_charge_off_stops_the_accrual():
+    events = [
+        pay(1, date(2024, 2, 1), "17.01"),
+        pg.Event(key="co", type=pg.CHARGE_OFF, date=date(2024, 2, 15)),
+    ]
+    result = pg.recalculate(fineract_terms(), events)
+    # #2 earns 14 of its 29 days on 83.57 (0.24), nothing after; the installments stay
+    assert [i.interest_due for i in result.installments[1:]] == [D("0.24")] + [D("0.00")] * 4
+    assert sum((i.principal_due for i in result.installments), D(0)) == D("100.00")
+    quote = pg.payoff(fineract_terms(), events, on=date(2024, 5, 1))
+    assert (quote.interest, quote.per_diem) == (D("0.24"), D("0.00"))
+
+
+def test_payoffs_for_following_days_agree_with_single_quotes():
+    events = [pay(1, date(2024, 2, 15), "17.01")]
+    quotes = pg.payoffs(fineract_terms(), events, on=date(2024, 2, 25), days=10)
+    assert [q.on for q in quotes] == [date(2024, 2, 25) + timedelta(days=n) for n in range(11)]
+    for q in quotes:
+        assert q == pg.payoff(fineract_terms(), events, on=q.on)
+    assert quotes[0].per_diem == quotes[1].interest - quotes[0].interest

@@ -49,7 +49,10 @@ def test_operator_walks_the_wizard(page, live_server, operator, modifiable):
     page.fill("#id_terms-loan_term", "54")
     page.fill("#id_terms-first_payment_date", "2025-07-10")
     page.click("#wizard-next")
-    expect(page.locator("#wizard-errors")).to_contain_text("Must be after the contract date")
+    # The error is shown under the field it is about (not only on top of the form).
+    expect(page.locator(".form-row.errors .errorlist")).to_contain_text(
+        "Must be after the contract date"
+    )
     page.fill("#id_terms-first_payment_date", "2025-08-15")
     page.click("#wizard-next")
 

@@ -51,7 +51,12 @@ def test_selector_figures(portfolio, django_assert_max_num_queries):
         "totalOutstanding": Decimal("28547.80"),
         "amountPastDue": Decimal("951.60"),
     }
-    assert [row["value"] for row in summary["byStatus"]] == ["PENDING", "ACTIVE", "CLOSED"]
+    assert [row["value"] for row in summary["byStatus"]] == [
+        "PENDING",
+        "ACTIVE",
+        "CLOSED",
+        "OVERPAID",
+    ]
     assert group(summary["byStatus"], "PENDING")["count"] == 1
     assert group(summary["byStatus"], "PENDING")["totalOutstanding"] == Decimal("0.00")
     assert group(summary["byStatus"], "ACTIVE")["totalOutstanding"] == Decimal("28547.80")

@@ -173,6 +173,7 @@ class Command(BaseCommand):
             )
 
         load_modified_loan(admin)
+        load_recalculating_loan(admin)
         servicing_demo = load_servicing_demo(admin)
         load_not_serviced_loan(admin)
 
@@ -183,6 +184,30 @@ class Command(BaseCommand):
                 f"{DEMO_DATE}. {servicing_demo}"
             )
         )
+
+
+def load_recalculating_loan(admin) -> None:
+    """Interest recalculation (DESIGN §11): 1,200.00 at 12 %, 12 monthly from 2025-08-01; the
+    first installment paid 11 days late (its overdue principal accrues for the second), the
+    second paid early on 2025-09-25 (interest only to that day), then on time."""
+    loan, new = demo_loan(
+        admin,
+        "DEMO-RECALC",
+        "Rhea",
+        "Recalc",
+        loan_amount=Decimal("1200.00"),
+        loan_rate=Decimal("12"),
+        loan_term=Decimal("12"),
+        contract_date=date(2025, 8, 1),
+        first_payment_date=date(2025, 9, 1),
+        termination_interest="ACCRUED_TO_DATE",
+        interest_recalculation=True,
+    )
+    if new:
+        late, early = date(2025, 9, 12), date(2025, 9, 25)
+        on_time = [date(2025, 11, 1), date(2025, 12, 1), date(2026, 1, 1), date(2026, 2, 1)]
+        payment = str(loan.setup.payment)
+        activate_and_repay(loan, admin, [(on, payment) for on in (late, early, *on_time)])
 
 
 def load_modified_loan(admin) -> None:

@@ -17,7 +17,7 @@ def body_to_bytes(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("loans", "0005_ledger_overpayment"),
+        ("loans", "0006_setup_interest_recalculation"),
     ]
 
     operations = [
