@@ -22,10 +22,13 @@ migrate: .venv/.installed
 demo: migrate
 	$(PY) manage.py load_demo_data --admin-user $(ADMIN_USER) --admin-password $(ADMIN_PASSWORD)
 
+# web (gunicorn), worker and beat from the Procfile, through honcho, on the embedded default:
+# SQLite and kombu's filesystem broker under .celery/ (no server to start).
 run: demo
+	@mkdir -p .celery/broker
 	@echo "Admin:   http://127.0.0.1:$(PORT)/admin/   user: $(ADMIN_USER)   password: $(ADMIN_PASSWORD)"
 	@echo "API:     http://127.0.0.1:$(PORT)/api/v1/   docs: http://127.0.0.1:$(PORT)/api/v1/docs"
-	DEBUG=1 $(PY) manage.py runserver 127.0.0.1:$(PORT)
+	PATH="$(CURDIR)/.venv/bin:$$PATH" DEBUG=1 PORT=$(PORT) CELERY_POOL=solo $(PY) -m honcho start -f Procfile
 
 test: .venv/.installed
 	$(PY) -m pytest
@@ -56,4 +59,4 @@ format: .venv/.installed
 	$(PY) -m ruff check --fix .
 
 clean:
-	rm -rf .venv db.sqlite3 staticfiles
+	rm -rf .venv db.sqlite3 staticfiles .celery

@@ -170,6 +170,7 @@ def error_responses(*statuses: int) -> dict:
         403: "Permission denied",
         404: "Not found",
         409: "Conflict with the loan's state",
+        503: "A service the request needs (the task broker) is unavailable",
     }
     return {s: OpenApiResponse(ERROR_SERIALIZER, description=descriptions[s]) for s in statuses}
 

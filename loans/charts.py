@@ -84,7 +84,7 @@ def line_chart(
                 "css": css,
                 "swatch": css.replace("series-", "swatch-"),
                 "label": s.label,
-                "x": left + 10 + 170 * index,
+                "x": left + 10 + 240 * index,
                 "y": 14,
             }
         )

@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
-from loans import ledger, recalculation
+from loans import hooks, ledger, recalculation
 from loans.exceptions import ConflictError, DuplicateExternalIdError, NotFoundError, field_error
 from loans.models import (
     PAYING_TYPES,
@@ -428,4 +428,6 @@ def rebuild_schedule(loan: Loan, *, schedule: Schedule | None = None) -> ledger.
         if (new_status, sub_status) != (loan.status, loan.sub_status):
             loan.status, loan.sub_status = new_status, sub_status
             Loan.objects.filter(pk=loan.pk).update(status=new_status, sub_status=sub_status)
+    # Apps built on the core follow the new schedule in this transaction (loans.hooks).
+    hooks.schedule_changed(loan)
     return result

@@ -440,4 +440,5 @@ register_loan_button(servicing_button)
 
 # Bulk cancel actions of the scheduled items, their times in the borrower's zone, and the loan
 # page's autopay section live in their own module; importing it registers them.
-from servicing import admin_items  # noqa: E402, F401
+# The servicing clock's pages (jobs, dispatcher queue, outbox, autopay) live beside this one.
+from servicing import admin_clock, admin_items  # noqa: E402, F401

@@ -3,7 +3,7 @@
 from django.urls import path
 
 from loans.api_common import loan_paths
-from servicing import api
+from servicing import api, clock_api
 
 urlpatterns: list = [
     path("portfolio/summary", api.PortfolioSummaryView.as_view(), name="portfolio-summary"),
@@ -36,5 +36,20 @@ urlpatterns: list = [
         "communication-schedules/<int:item_id>/cancel",
         api.CancelCommunicationScheduleView.as_view(),
         name="communication-schedule-cancel",
+    ),
+    path("jobs", clock_api.JobsView.as_view(), name="jobs"),
+    path("jobs/<int:job_id>", clock_api.JobDetailView.as_view(), name="job-detail"),
+    path("dispatch", clock_api.DispatchView.as_view(), name="dispatch"),
+    *loan_paths("/autopay", clock_api.LoanAutopayView.as_view(), "loan-autopay"),
+    path(
+        "autopays/<int:autopay_id>/cancel",
+        clock_api.CancelAutopayView.as_view(),
+        name="autopay-cancel",
+    ),
+    *loan_paths("/snapshots", clock_api.LoanSnapshotsView.as_view(), "loan-snapshots"),
+    *loan_paths(
+        "/dispatch-attempts",
+        clock_api.LoanDispatchAttemptsView.as_view(),
+        "loan-dispatch-attempts",
     ),
 ]

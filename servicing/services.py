@@ -44,6 +44,8 @@ from loans.models import Borrower, Loan, LoanStatus, ServicingStatus, StopServic
 from loans.selectors import get_business_date
 from loans.versions import actor_or_none, lock_loan, record_event
 from servicing.models import (
+    Autopay,
+    AutopayStatus,
     Channel,
     CommunicationSchedule,
     CommunicationScheduleStatus,
@@ -107,8 +109,8 @@ def cancel_servicing(
 ) -> ServicingCancellation:
     """Stop servicing a loan and cancel everything scheduled for it (DESIGN §2).
 
-    Twelve statements however many items the loan has: the business date, the row lock, the
-    loan update, one UPDATE per kind (payments; calls, emails, SMS; call, email and SMS
+    Thirteen statements however many items the loan has: the business date, the row lock, the
+    loan update, one UPDATE per kind (payments; autopays; calls, emails, SMS; call, email and SMS
     schedules) and the two audit rows.
     """
     reason = validate_reason(reason)
@@ -140,6 +142,10 @@ def cancel_servicing(
         payments = ScheduledPayment.objects.filter(
             loan=loan, status=ScheduledPaymentStatus.PENDING
         ).update(status=ScheduledPaymentStatus.CANCELLED, **stamp)
+        # Active autopays stop too (their pending payments are counted above; DESIGN §11).
+        Autopay.objects.filter(loan=loan, status=AutopayStatus.ACTIVE).update(
+            status=AutopayStatus.CANCELLED, **stamp
+        )
 
         def communications(channel: str) -> int:
             return ScheduledCommunication.objects.filter(

@@ -234,6 +234,8 @@ SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
         "JobStatusEnum": "servicing.models.JobStatus",
         "AutopayStatusEnum": "servicing.models.AutopayStatus",
         "AttemptStatusEnum": "servicing.models.AttemptStatus",
+        "JobKindEnum": "servicing.models.JobKind",
+        "ItemKindEnum": "servicing.models.ItemKind",
     }
 )
 

@@ -26,6 +26,8 @@ COMMAND_PERMISSIONS = [
     "modify_loan",
     "post_transaction",
     "set_business_date",
+    "run_close_of_business",
+    "manage_autopay",
 ]
 
 

@@ -702,6 +702,90 @@ ENDPOINTS = [
 ]
 
 
+# The servicing clock (issue 12): jobs, dispatch, autopay.
+BAD["job_kind"] = ["NIGHTLY", "", 1, None, []]
+BAD["amount_type"] = ["MONTHLY", "", 1, None, []]
+BAD["days_before"] = [-1, 31, "abc", 1.5, "", [], "9" * 30]
+BAD["limit"] = [0, -1, "abc", 1.5, "", [], "9" * 30]
+VALID_AUTOPAY = {"method": "ACH", "amountType": "FIXED", "amount": "40.00", "processDaysBefore": 2}
+ENDPOINTS = [
+    *ENDPOINTS,
+    Endpoint(
+        "POST",
+        "/api/v1/jobs",
+        "/api/v1/jobs",
+        {"kind": "CLOSE_OF_BUSINESS", "businessDate": "2026-02-18"},
+        {"kind": "job_kind", "businessDate": "date"},
+        required=("kind",),
+        valid_status=202,
+        extra=(
+            (
+                "after the business date",
+                "/api/v1/jobs",
+                {"kind": "CLOSE_OF_BUSINESS", "businessDate": "2026-02-19"},
+                400,
+            ),
+        ),
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/dispatch",
+        "/api/v1/dispatch",
+        {"limit": 100},
+        {"limit": "limit"},
+        valid_status=200,
+    ),
+    *[
+        Endpoint(
+            "POST",
+            template + "/autopay",
+            url + "/autopay",
+            VALID_AUTOPAY,
+            {
+                "method": "method",
+                "amountType": "amount_type",
+                "amount": "money",
+                "processDaysBefore": "days_before",
+            },
+            valid_status=201,
+            unknown_ids=(unknown + "/autopay",),
+            extra=(
+                ("a pending loan", pending + "/autopay", VALID_AUTOPAY, 409),
+                (
+                    "an amount with SCHEDULED_PAYMENT",
+                    url + "/autopay",
+                    {"amountType": "SCHEDULED_PAYMENT", "amount": "10.00"},
+                    400,
+                ),
+                ("FIXED without an amount", url + "/autopay", {"amountType": "FIXED"}, 400),
+            ),
+        )
+        for template, url, pending, unknown in (
+            (
+                "/api/v1/loans/{loan_id}",
+                "/api/v1/loans/{loan_id}",
+                "/api/v1/loans/{pending_loan_id}",
+                f"/api/v1/loans/{UNKNOWN}",
+            ),
+            (
+                "/api/v1/loans/external-id/{external_id}",
+                "/api/v1/loans/external-id/{external_id}",
+                "/api/v1/loans/external-id/{pending_external_id}",
+                "/api/v1/loans/external-id/NO-SUCH-LOAN",
+            ),
+        )
+    ],
+    Endpoint(
+        "POST",
+        "/api/v1/autopays/{autopay_id}/cancel",
+        f"/api/v1/autopays/{UNKNOWN}/cancel",  # the body is checked before the id
+        {"reason": "the borrower called"},
+        {"reason": "text500"},
+        unknown_ids=(f"/api/v1/autopays/{UNKNOWN}/cancel", f"/api/v1/autopays/{HUGE_ID}/cancel"),
+    ),
+]
+
+
 def _set(body: dict, path: str, value):
     body = json.loads(json.dumps(body))
     *parents, leaf = path.split(".")

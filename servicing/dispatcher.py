@@ -1,0 +1,519 @@
+"""The dispatcher (DESIGN §11): executes the scheduled payments and communications that are due.
+
+``dispatch_due(now=...)`` first reconciles attempts left ``IN_FLIGHT`` by a dead worker, then
+claims due items in batches and executes each one. The database is the queue:
+
+* **Claim** (one short transaction per batch): ``PENDING`` payments dated on or before the
+  business date and ``PENDING`` communications with ``scheduledAt <= now``, not deferred
+  (``not_before``) and not claimed by another dispatcher (``claimed_until``), oldest first,
+  ``select_for_update(skip_locked=True)`` on PostgreSQL; the batch gets a lease
+  (``DISPATCH_CLAIM_SECONDS``) so concurrent dispatchers take different items.
+* **Check and mark** (one transaction per item, under the loan row lock, the lock
+  ``cancel_servicing`` takes): the loan is serviced and the item still ``PENDING`` (else it is
+  cancelled or skipped); a communication's channel is not do-not-contact (cancelled, with the
+  reason); the borrower-local time is within 08:00-21:00 (else deferred to the next 08:00,
+  staying ``PENDING``); at most 7 calls per loan in 7 days (Reg F; else deferred until the
+  oldest of them is 7 days old); a payment's loan is open and the amount is capped at the
+  payoff (nothing to pay: cancelled). Then a numbered ``DispatchAttempt`` (unique per item) and
+  the item ``IN_FLIGHT``; commit. So no attempt starts after ``cancel_servicing`` committed.
+* **Call** the provider with no lock held, the attempt id as idempotency key
+  (``servicing.providers``). A timeout or an exception is a failed attempt.
+* **Record** (a new transaction): a payment succeeds as a ``REPAYMENT`` posted through the
+  repayment command (``post_transaction``, actor: the system user, external id
+  ``dispatch-attempt-<id>``) and the item ``PROCESSED`` with its transaction; a communication
+  ``SENT`` with the provider's reference. A failed communication is retried twice (5 and 30
+  minutes later), then ``FAILED``; a failed payment is ``FAILED`` with the return code (an
+  operator may schedule it again). A schedule with nothing left to send is ``COMPLETED``.
+
+Reconciliation: an attempt ``IN_FLIGHT`` for longer than ``DISPATCH_IN_FLIGHT_TIMEOUT_SECONDS``
+is looked up at its provider by its idempotency key: an outcome found is recorded as above (a
+payment that went through is posted once); nothing found means the call never reached the
+provider, so the attempt is ``FAILED`` ("worker lost") and the item goes back to ``PENDING``
+(a communication that used its three attempts is ``FAILED``). Nothing is executed twice.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from loans.exceptions import DomainError
+from loans.models import Borrower, Loan, ServicingStatus, TransactionType
+from loans.selectors import current_schedule, get_business_date
+from loans.services import post_transaction
+from loans.versions import lock_loan
+from servicing.close_of_business import OPEN_STATUSES, payoff_total
+from servicing.models import (
+    AttemptStatus,
+    AutopayAmountType,
+    Channel,
+    CommunicationSchedule,
+    CommunicationScheduleStatus,
+    CommunicationStatus,
+    DispatchAttempt,
+    ItemKind,
+    ScheduledCommunication,
+    ScheduledPayment,
+    ScheduledPaymentStatus,
+)
+from servicing.providers import (
+    Message,
+    Outcome,
+    ProviderTimeout,
+    get_provider,
+    provider_for_channel,
+    provider_name,
+)
+from servicing.system import system_user
+
+ZERO = Decimal("0.00")
+WINDOW_START = time(8, 0)
+WINDOW_END = time(21, 0)
+REG_F_CALLS = 7
+REG_F_DAYS = 7
+RETRY_DELAYS = (timedelta(minutes=5), timedelta(minutes=30))  # then FAILED
+MAX_COMMUNICATION_ATTEMPTS = len(RETRY_DELAYS) + 1
+
+DO_NOT_CONTACT_FLAG = {
+    Channel.CALL: "do_not_call",
+    Channel.EMAIL: "do_not_email",
+    Channel.SMS: "do_not_sms",
+}
+ADDRESS = {Channel.CALL: "phone", Channel.EMAIL: "email", Channel.SMS: "phone"}
+
+
+@dataclass
+class DispatchResult:
+    claimed: int = 0
+    executed: int = 0
+    deferred: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    skipped: int = 0
+    reconciled: int = 0
+
+    def add(self, outcome: str) -> None:
+        setattr(self, outcome, getattr(self, outcome) + 1)
+
+
+# --------------------------------------------------------------------------------------------
+# Pure rules
+# --------------------------------------------------------------------------------------------
+
+
+def zone_of(borrower: Borrower) -> zoneinfo.ZoneInfo:
+    try:
+        return zoneinfo.ZoneInfo(borrower.timezone or "UTC")
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zoneinfo.ZoneInfo("UTC")
+
+
+def next_window_start(now: datetime, zone: zoneinfo.ZoneInfo) -> datetime | None:
+    """None when ``now`` is inside 08:00-21:00 in ``zone``; else the next 08:00 there."""
+    local = now.astimezone(zone)
+    if WINDOW_START <= local.time() < WINDOW_END:
+        return None
+    day = local.date() if local.time() < WINDOW_START else local.date() + timedelta(days=1)
+    return datetime.combine(day, WINDOW_START, tzinfo=zone)
+
+
+# --------------------------------------------------------------------------------------------
+# Claim
+# --------------------------------------------------------------------------------------------
+
+
+def _claim(queryset, *, now: datetime, size: int) -> list[int]:
+    with transaction.atomic():
+        queryset = queryset.filter(Q(not_before__isnull=True) | Q(not_before__lte=now)).filter(
+            Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+        )
+        if connection.features.has_select_for_update_skip_locked:
+            queryset = queryset.select_for_update(skip_locked=True)
+        ids = list(queryset.values_list("id", flat=True)[:size])
+        if ids:
+            queryset.model.objects.filter(pk__in=ids).update(
+                claimed_until=now + timedelta(seconds=settings.DISPATCH_CLAIM_SECONDS)
+            )
+    return ids
+
+
+def claim_payments(*, now: datetime, as_of: date, size: int) -> list[int]:
+    return _claim(
+        ScheduledPayment.objects.filter(
+            status=ScheduledPaymentStatus.PENDING, scheduled_date__lte=as_of
+        ).order_by("scheduled_date", "id"),
+        now=now,
+        size=size,
+    )
+
+
+def claim_communications(*, now: datetime, size: int) -> list[int]:
+    return _claim(
+        ScheduledCommunication.objects.filter(
+            status=CommunicationStatus.PENDING, scheduled_at__lte=now
+        ).order_by("scheduled_at", "id"),
+        now=now,
+        size=size,
+    )
+
+
+def dispatch_due(*, now: datetime | None = None, limit: int | None = None) -> DispatchResult:
+    """Run the dispatcher once (Celery beat every minute; ``POST /dispatch``)."""
+    now = now or timezone.now()
+    result = DispatchResult(reconciled=reconcile_in_flight(now=now))
+    as_of = get_business_date()
+    size = settings.DISPATCH_BATCH_SIZE
+    while limit is None or result.claimed < limit:
+        batch = size if limit is None else min(size, limit - result.claimed)
+        payments = claim_payments(now=now, as_of=as_of, size=batch)
+        communications = claim_communications(now=now, size=batch)
+        if not payments and not communications:
+            break
+        result.claimed += len(payments) + len(communications)
+        for pk in payments:
+            result.add(dispatch_payment(payment_id=pk, now=now))
+        for pk in communications:
+            result.add(dispatch_communication(communication_id=pk, now=now))
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Payments
+# --------------------------------------------------------------------------------------------
+
+
+def _cancel(item, *, now: datetime, reason: str) -> str:
+    type(item).objects.filter(pk=item.pk).update(
+        status="CANCELLED", cancelled_at=now, cancel_reason=reason[:500], claimed_until=None
+    )
+    return "cancelled"
+
+
+def _payment_amount(item: ScheduledPayment, loan: Loan, as_of: date) -> Decimal:
+    schedule = current_schedule(loan)
+    periods = [p for p in schedule.periods.all() if not p.frozen] if schedule else []
+    outstanding = sum((p.total_outstanding for p in periods), ZERO)
+    amount = item.amount
+    if item.autopay_id and item.autopay.amount_type == AutopayAmountType.SCHEDULED_PAYMENT:
+        period = next((p for p in periods if p.due_date == item.due_date), None)
+        amount = period.total_outstanding if period else ZERO
+    cap = min(outstanding, payoff_total(loan, periods, on=as_of)) if periods else ZERO
+    return max(min(amount, cap), ZERO)
+
+
+def _start_attempt(*, loan: Loan, item, kind: str, channel: str, now, amount=None, provider):
+    number = item.attempts.count() + 1
+    attempt = DispatchAttempt.objects.create(
+        loan=loan,
+        kind=kind,
+        scheduled_payment=item if kind == ItemKind.PAYMENT else None,
+        scheduled_communication=item if kind == ItemKind.COMMUNICATION else None,
+        channel=channel,
+        number=number,
+        amount=amount,
+        provider=provider_name(provider),
+        started_at=now,
+    )
+    type(item).objects.filter(pk=item.pk).update(
+        status="IN_FLIGHT", in_flight_since=now, claimed_until=None, not_before=None
+    )
+    return attempt
+
+
+def _call(provider, message: Message, key: str) -> Outcome:
+    try:
+        return provider.send(message, idempotency_key=key)
+    except ProviderTimeout as exc:
+        return Outcome(succeeded=False, return_code="TIMEOUT", detail=str(exc))
+    except Exception as exc:  # noqa: BLE001 - a provider error is a failed attempt, not a 500
+        return Outcome(succeeded=False, return_code="ERROR", detail=f"{type(exc).__name__}: {exc}")
+
+
+def dispatch_payment(*, payment_id: int, now: datetime) -> str:
+    """Check, mark, call, record one scheduled payment. Returns the outcome's name."""
+    provider = get_provider("PAYMENT")
+    with transaction.atomic():
+        loan_id = ScheduledPayment.objects.filter(pk=payment_id).values_list("loan_id", flat=True)
+        loan = lock_loan(loan_id.get())
+        item = (
+            ScheduledPayment.objects.select_for_update(of=("self",))
+            .select_related("autopay")
+            .get(pk=payment_id)
+        )
+        if item.status != ScheduledPaymentStatus.PENDING:
+            return "skipped"
+        if loan.servicing_status != ServicingStatus.ACTIVE:
+            return _cancel(item, now=now, reason="Servicing of the loan is stopped")
+        if loan.status not in OPEN_STATUSES:
+            return _cancel(item, now=now, reason=f"The loan is {loan.status}")
+        as_of = get_business_date()
+        amount = _payment_amount(item, loan, as_of)
+        if amount <= 0:
+            return _cancel(item, now=now, reason="Nothing is due: nothing to pay")
+        attempt = _start_attempt(
+            loan=loan,
+            item=item,
+            kind=ItemKind.PAYMENT,
+            channel=item.method,
+            now=now,
+            amount=amount,
+            provider=provider,
+        )
+    outcome = _call(
+        provider,
+        Message(channel=item.method, loan_id=loan.pk, amount=amount),
+        attempt.idempotency_key,
+    )
+    return record_outcome(attempt_id=attempt.pk, outcome=outcome, now=now)
+
+
+def _record_payment(attempt: DispatchAttempt, outcome: Outcome, now: datetime) -> str:
+    item = ScheduledPayment.objects.select_for_update(of=("self",)).get(
+        pk=attempt.scheduled_payment_id
+    )
+    attempt.finished_at = now
+    attempt.provider_reference = outcome.reference
+    attempt.return_code = outcome.return_code
+    if not outcome.succeeded:
+        attempt.status = AttemptStatus.FAILED
+        attempt.error = outcome.detail[:500]
+        attempt.save()
+        ScheduledPayment.objects.filter(pk=item.pk).update(
+            status=ScheduledPaymentStatus.FAILED,
+            return_code=outcome.return_code[:16],
+            failure_reason=(outcome.detail or outcome.return_code)[:500],
+            executed_at=now,
+        )
+        return "failed"
+    attempt.status = AttemptStatus.SUCCEEDED
+    try:
+        with transaction.atomic():
+            tx = post_transaction(
+                loan=attempt.loan_id,
+                type=TransactionType.REPAYMENT,
+                on=get_business_date(),
+                amount=attempt.amount,
+                actor=system_user(),
+                external_id=f"dispatch-{attempt.idempotency_key}",
+                note=f"Scheduled payment {item.pk}, attempt {attempt.number} ({outcome.reference})",
+            )
+    except DomainError as exc:
+        # Collected but not postable (the loan changed meanwhile): an operator must see it.
+        attempt.error = f"Collected but not posted: {exc}"[:500]
+        attempt.save()
+        ScheduledPayment.objects.filter(pk=item.pk).update(
+            status=ScheduledPaymentStatus.FAILED,
+            return_code="POSTING",
+            failure_reason=attempt.error,
+            executed_at=now,
+        )
+        return "failed"
+    attempt.save()
+    ScheduledPayment.objects.filter(pk=item.pk).update(
+        status=ScheduledPaymentStatus.PROCESSED, transaction=tx, executed_at=now
+    )
+    return "executed"
+
+
+# --------------------------------------------------------------------------------------------
+# Communications
+# --------------------------------------------------------------------------------------------
+
+
+def _defer(item, until: datetime) -> str:
+    type(item).objects.filter(pk=item.pk).update(not_before=until, claimed_until=None)
+    return "deferred"
+
+
+def reg_f_deferral(loan: Loan, now: datetime) -> datetime | None:
+    """When a call may be placed again if 7 were placed in the last 7 days, else None."""
+    window = now - timedelta(days=REG_F_DAYS)
+    recent = list(
+        DispatchAttempt.objects.filter(loan=loan, channel=Channel.CALL, started_at__gt=window)
+        .order_by("-started_at")
+        .values_list("started_at", flat=True)[:REG_F_CALLS]
+    )
+    if len(recent) < REG_F_CALLS:
+        return None
+    return recent[-1] + timedelta(days=REG_F_DAYS)
+
+
+def dispatch_communication(*, communication_id: int, now: datetime) -> str:
+    with transaction.atomic():
+        loan_id = ScheduledCommunication.objects.filter(pk=communication_id).values_list(
+            "loan_id", flat=True
+        )
+        loan = lock_loan(loan_id.get())
+        borrower = Borrower.objects.get(pk=loan.borrower_id)
+        item = ScheduledCommunication.objects.select_for_update(of=("self",)).get(
+            pk=communication_id
+        )
+        if item.status != CommunicationStatus.PENDING:
+            return "skipped"
+        if loan.servicing_status != ServicingStatus.ACTIVE:
+            return _cancel(item, now=now, reason="Servicing of the loan is stopped")
+        if getattr(borrower, DO_NOT_CONTACT_FLAG[item.channel]):
+            return _cancel(
+                item, now=now, reason=f"The borrower asked not to be contacted by {item.channel}"
+            )
+        recipient = getattr(borrower, ADDRESS[item.channel])
+        zone = zone_of(borrower)
+        later = next_window_start(now, zone)
+        if later is not None:
+            return _defer(item, later)
+        if item.channel == Channel.CALL:
+            allowed = reg_f_deferral(loan, now)
+            if allowed is not None:
+                return _defer(item, next_window_start(allowed, zone) or allowed)
+        provider = provider_for_channel(item.channel)
+        attempt = _start_attempt(
+            loan=loan,
+            item=item,
+            kind=ItemKind.COMMUNICATION,
+            channel=item.channel,
+            now=now,
+            provider=provider,
+        )
+    if not recipient:
+        outcome = Outcome(
+            succeeded=False,
+            return_code="no_address",
+            detail=f"No {ADDRESS[item.channel]} on file",
+        )
+    else:
+        outcome = _call(
+            provider,
+            Message(
+                channel=item.channel,
+                loan_id=loan.pk,
+                recipient=recipient,
+                subject=item.subject,
+                body=item.body,
+            ),
+            attempt.idempotency_key,
+        )
+    return record_outcome(attempt_id=attempt.pk, outcome=outcome, now=now)
+
+
+def _complete_schedule(schedule_id: int | None) -> None:
+    if schedule_id is None:
+        return
+    left = ScheduledCommunication.objects.filter(
+        schedule_id=schedule_id,
+        status__in=[CommunicationStatus.PENDING, CommunicationStatus.IN_FLIGHT],
+    ).exists()
+    if not left:
+        CommunicationSchedule.objects.filter(
+            pk=schedule_id, status=CommunicationScheduleStatus.ACTIVE
+        ).update(status=CommunicationScheduleStatus.COMPLETED)
+
+
+def _record_communication(
+    attempt: DispatchAttempt, outcome: Outcome, now: datetime, *, lost: bool = False
+) -> str:
+    item = ScheduledCommunication.objects.select_for_update(of=("self",)).get(
+        pk=attempt.scheduled_communication_id
+    )
+    attempt.finished_at = now
+    attempt.provider_reference = outcome.reference
+    attempt.return_code = outcome.return_code
+    if outcome.succeeded:
+        attempt.status = AttemptStatus.SUCCEEDED
+        attempt.save()
+        ScheduledCommunication.objects.filter(pk=item.pk).update(
+            status=CommunicationStatus.SENT, sent_at=now, provider_reference=outcome.reference
+        )
+        _complete_schedule(item.schedule_id)
+        return "executed"
+    attempt.status = AttemptStatus.FAILED
+    attempt.error = outcome.detail[:500]
+    attempt.save()
+    if attempt.number < MAX_COMMUNICATION_ATTEMPTS:
+        delay = timedelta(0) if lost else RETRY_DELAYS[attempt.number - 1]
+        ScheduledCommunication.objects.filter(pk=item.pk).update(
+            status=CommunicationStatus.PENDING,
+            not_before=now + delay,
+            in_flight_since=None,
+            failure_reason=(outcome.detail or outcome.return_code)[:500],
+        )
+        return "deferred" if not lost else "reconciled"
+    ScheduledCommunication.objects.filter(pk=item.pk).update(
+        status=CommunicationStatus.FAILED,
+        failure_reason=(outcome.detail or outcome.return_code)[:500],
+    )
+    _complete_schedule(item.schedule_id)
+    return "failed"
+
+
+def record_outcome(*, attempt_id: int, outcome: Outcome, now: datetime) -> str:
+    """Record what the provider said, in a new transaction under the loan lock. An attempt no
+    longer IN_FLIGHT (reconciled meanwhile) is left alone."""
+    with transaction.atomic():
+        loan_id = DispatchAttempt.objects.filter(pk=attempt_id).values_list("loan_id", flat=True)
+        lock_loan(loan_id.get())
+        attempt = DispatchAttempt.objects.select_for_update(of=("self",)).get(pk=attempt_id)
+        if attempt.status != AttemptStatus.IN_FLIGHT:
+            return "skipped"
+        if attempt.kind == ItemKind.PAYMENT:
+            return _record_payment(attempt, outcome, now)
+        return _record_communication(attempt, outcome, now)
+
+
+# --------------------------------------------------------------------------------------------
+# Reconciliation of attempts left IN_FLIGHT by a dead worker
+# --------------------------------------------------------------------------------------------
+
+
+def reconcile_in_flight(*, now: datetime | None = None, timeout: int | None = None) -> int:
+    now = now or timezone.now()
+    timeout = settings.DISPATCH_IN_FLIGHT_TIMEOUT_SECONDS if timeout is None else timeout
+    stale = list(
+        DispatchAttempt.objects.filter(
+            status=AttemptStatus.IN_FLIGHT, started_at__lt=now - timedelta(seconds=timeout)
+        )
+        .order_by("started_at", "id")
+        .values_list("id", "kind", "channel")[: settings.DISPATCH_BATCH_SIZE]
+    )
+    count = 0
+    for attempt_id, kind, channel in stale:
+        provider = (
+            get_provider("PAYMENT") if kind == ItemKind.PAYMENT else provider_for_channel(channel)
+        )
+        outcome = provider.lookup(f"attempt-{attempt_id}")
+        if outcome is not None:
+            record_outcome(attempt_id=attempt_id, outcome=outcome, now=now)
+        else:
+            _release_lost(attempt_id, now)
+        count += 1
+    return count
+
+
+def _release_lost(attempt_id: int, now: datetime) -> None:
+    """The provider never received the call: the attempt failed, the item is due again."""
+    lost = Outcome(
+        succeeded=False,
+        return_code="LOST",
+        detail="The worker was lost before the provider received the call",
+    )
+    with transaction.atomic():
+        loan_id = DispatchAttempt.objects.filter(pk=attempt_id).values_list("loan_id", flat=True)
+        lock_loan(loan_id.get())
+        attempt = DispatchAttempt.objects.select_for_update(of=("self",)).get(pk=attempt_id)
+        if attempt.status != AttemptStatus.IN_FLIGHT:
+            return
+        if attempt.kind == ItemKind.COMMUNICATION:
+            _record_communication(attempt, lost, now, lost=True)
+            return
+        attempt.status = AttemptStatus.FAILED
+        attempt.return_code, attempt.error, attempt.finished_at = "LOST", lost.detail, now
+        attempt.save()
+        ScheduledPayment.objects.filter(
+            pk=attempt.scheduled_payment_id, status=ScheduledPaymentStatus.IN_FLIGHT
+        ).update(status=ScheduledPaymentStatus.PENDING, in_flight_since=None)
