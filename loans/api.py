@@ -86,7 +86,9 @@ class TokenView(APIView):
     )
     def post(self, request):
         data = parse(TokenRequestSerializer, request).validated_data
-        user = authenticate(request, username=data["username"], password=data["password"])
+        # Django's request, not DRF's: django-axes marks a locked-out login on it, and its
+        # middleware answers 429 for it (servicing.security.lockout).
+        user = authenticate(request._request, username=data["username"], password=data["password"])
         if user is None or not user.is_active:
             raise InvalidRequestError(
                 "Unable to log in with the given credentials.", code="invalid_credentials"

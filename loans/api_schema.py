@@ -5,13 +5,15 @@ later are described correctly without each one repeating it:
 
 * the error responses (one shape, ``loans.api_common.ERROR_SERIALIZER``): 400 everywhere, 401
   where authentication is required, 403 and 409 on commands (unsafe methods; 409 also covers a
-  reused ``Idempotency-Key``), 404 on paths with parameters, 429 (throttling). A view's own
+  reused ``Idempotency-Key``), 404 on paths with parameters, 413 where a body is read, 429
+  (throttling). A view's own
   ``@extend_schema(responses=...)`` wins where it documents the same status;
 * the ``Idempotency-Key`` request header and ``Idempotent-Replayed`` response header on the
   methods ``loans.idempotency.IdempotentMixin`` handles;
 * output fields a serializer only includes on request (``schema_optional_fields``) are not
   marked required;
 * distinct operation ids for commands on one item (``POST /x/{id}``);
+* text filters with ``minLength: 1`` (an empty filter is refused);
 * decimal strings that need at least one digit (drf-spectacular's default pattern accepts
   ``""``, ``"-"`` and ``"."``, which the API rejects), without a sign when the field's minimum
   is not negative.
@@ -29,12 +31,14 @@ from loans.idempotency import HEADER, MAX_KEY_LENGTH, REPLAYED_HEADER, Idempoten
 # What a stored response can be (a 401 or a throttled request never reaches the view).
 REPLAYABLE_STATUSES = [200, 201, 202, 204, 400, 403, 404, 409]
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+BODY_METHODS = {"POST", "PUT", "PATCH"}
 ERROR_DESCRIPTIONS = {
     400: "Invalid input",
     401: "Not authenticated",
     403: "Permission denied",
     404: "Not found",
     409: "Conflict with the loan's state, or a reused Idempotency-Key",
+    413: "The request body is too large",
     429: "Too many requests (throttled)",
 }
 
@@ -112,8 +116,20 @@ class AutoSchema(openapi.AutoSchema):
             statuses.append(404)
         if self.method in UNSAFE:
             statuses.append(409)
+        if self.method in BODY_METHODS:
+            statuses.append(413)
         statuses.append(429)
         return statuses
+
+    def _get_filter_parameters(self):
+        """A filter given must have a value (``loans.api_common.FilterBackend`` refuses
+        ``?name=``)."""
+        parameters = super()._get_filter_parameters()
+        for parameter in parameters:
+            schema = parameter.get("schema", {})
+            if schema.get("type") == "string":
+                schema.setdefault("minLength", 1)
+        return parameters
 
     def get_operation_id(self):
         """drf-spectacular names POST ``/x`` and POST ``/x/{id}`` both ``x_create``; the second
@@ -179,7 +195,10 @@ class AutoSchema(openapi.AutoSchema):
             and api_settings.COERCE_DECIMAL_TO_STRING
             and field.max_whole_digits
         ):
-            sign = "" if field.min_value is not None and field.min_value >= 0 else "-?"
-            places = rf"(?:\.\d{{1,{field.decimal_places}}})?" if field.decimal_places else ""
-            schema["pattern"] = rf"^{sign}\d{{1,{field.max_whole_digits}}}{places}$"
+            if hasattr(field, "schema_pattern"):  # the pattern the field itself applies
+                schema["pattern"] = field.schema_pattern
+            else:
+                sign = "" if field.min_value is not None and field.min_value >= 0 else "-?"
+                places = rf"(?:\.\d{{1,{field.decimal_places}}})?" if field.decimal_places else ""
+                schema["pattern"] = rf"^{sign}\d{{1,{field.max_whole_digits}}}{places}$"
         return schema

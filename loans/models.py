@@ -525,7 +525,8 @@ class IdempotencyRecordState(models.TextChoices):
 
 
 class IdempotencyRecord(models.Model):
-    """A stored response for an ``Idempotency-Key`` (per user and path)."""
+    """A stored response for an ``Idempotency-Key`` (per user and path): the exact bytes sent
+    the first time (any content, NUL and escapes included), replayed as they were."""
 
     key = models.CharField(max_length=255)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
@@ -538,9 +539,13 @@ class IdempotencyRecord(models.Model):
         default=IdempotencyRecordState.IN_PROGRESS,
     )
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    response_body = models.JSONField(null=True, blank=True)
+    response_content = models.BinaryField(null=True, blank=True)
+    content_type = models.CharField(max_length=100, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(db_index=True)
+    # An IN_PROGRESS claim committed on its own (a view outside the request's transaction) is
+    # held until then; past it the holder is dead and a retry may claim the key again.
+    locked_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -7,6 +7,7 @@ Why this module is long: one input or output serializer per resource of the API 
 
 from __future__ import annotations
 
+import re
 from datetime import UTC
 from decimal import Decimal
 
@@ -37,14 +38,58 @@ MAX_MONEY = Decimal("999999999999.99")
 MAX_ID = 2**63 - 1  # what a database key holds; a bigger id is a 400, not a 500
 
 
+def decimal_pattern(*, whole_digits: int, places: int, positive: bool, signed: bool) -> str:
+    """The regular expression a decimal string must match, published in the schema and applied
+    by ``StrictDecimalField`` (issue 16: the two agree, so "0" where the minimum is 0.01 is
+    outside the pattern, not just refused). No leading zeros, no spaces, no exponent."""
+    fraction = rf"(?:\.\d{{1,{places}}})?" if places else ""
+    whole = rf"[1-9]\d{{0,{whole_digits - 1}}}"
+    if not positive:
+        sign = "-?" if signed else ""
+        return rf"^{sign}(?:0|{whole}){fraction}$"
+    if not places:
+        return rf"^{whole}$"
+    # 0.x with at least one non-zero digit among at most ``places`` decimals
+    small = "|".join(rf"\d{{{i}}}[1-9]\d{{0,{places - 1 - i}}}" for i in range(places))
+    return rf"^(?:{whole}{fraction}|0\.(?:{small}))$"
+
+
 class StrictDecimalField(serializers.DecimalField):
-    """A decimal that refuses a blank string. DRF turns ``""`` into ``None`` on a nullable
-    field; a blank amount is a mistake, not "no amount" (send ``null`` for that)."""
+    """A decimal string that matches the schema's pattern (``decimal_pattern``) exactly, and
+    refuses a blank string. DRF turns ``""`` into ``None`` on a nullable field; a blank amount
+    is a mistake, not "no amount" (send ``null`` for that)."""
+
+    @property
+    def schema_pattern(self) -> str:
+        return decimal_pattern(
+            whole_digits=self.max_whole_digits,
+            places=self.decimal_places or 0,
+            positive=self.min_value is not None and self.min_value > 0,
+            signed=self.min_value is None or self.min_value < 0,
+        )
 
     def validate_empty_values(self, data):
         if isinstance(data, str) and not data.strip():
             self.fail("invalid")
         return super().validate_empty_values(data)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)  # DRF's own errors first (min_value, ...)
+        if isinstance(data, str) and not re.fullmatch(self.schema_pattern, data):
+            self.fail("invalid")
+        return value
+
+
+class StrictCharField(serializers.CharField):
+    """Text that must be a JSON string, as the schema says (DRF's CharField turns a number
+    into text: ``"phone": 5550199`` was accepted)."""
+
+    default_error_messages = {"not_a_string": "Must be a string."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("not_a_string")
+        return super().to_internal_value(data)
 
 
 def Money(**kwargs):  # noqa: N802 - a field factory reads like a field class
@@ -90,11 +135,11 @@ def datetime_str(value) -> str | None:
 
 
 class BorrowerInputSerializer(serializers.Serializer):
-    firstName = serializers.CharField(max_length=100, source="first_name")
-    lastName = serializers.CharField(max_length=100, source="last_name")
+    firstName = StrictCharField(max_length=100, source="first_name")
+    lastName = StrictCharField(max_length=100, source="last_name")
     email = serializers.EmailField(max_length=254, required=False, allow_blank=True)
-    phone = serializers.CharField(max_length=32, required=False, allow_blank=True)
-    timezone = serializers.CharField(max_length=64, required=False, default="UTC")
+    phone = StrictCharField(max_length=32, required=False, allow_blank=True)
+    timezone = StrictCharField(max_length=64, required=False, default="UTC")
     doNotCall = serializers.BooleanField(source="do_not_call", required=False)
     doNotEmail = serializers.BooleanField(source="do_not_email", required=False)
     doNotSms = serializers.BooleanField(source="do_not_sms", required=False)
@@ -138,7 +183,7 @@ class SetupInputSerializer(serializers.Serializer):
 
 
 class LoanCreateSerializer(serializers.Serializer):
-    externalId = serializers.CharField(
+    externalId = StrictCharField(
         max_length=100, required=False, allow_blank=False, source="external_id"
     )
     borrower = BorrowerInputSerializer(required=False)
@@ -163,20 +208,20 @@ class BusinessDateSerializer(serializers.Serializer):
 
 
 class TokenRequestSerializer(serializers.Serializer):
-    username = serializers.CharField(max_length=150)
-    password = serializers.CharField(max_length=128, style={"input_type": "password"})
+    username = StrictCharField(max_length=150)
+    password = StrictCharField(max_length=128, style={"input_type": "password"})
 
 
 class TokenSerializer(serializers.Serializer):
-    token = serializers.CharField()
+    token = StrictCharField()
 
 
 class RepaymentInputSerializer(serializers.Serializer):
     transactionDate = serializers.DateField()
     transactionAmount = PositiveMoney(required=False)
     amount = PositiveMoney(required=False)
-    externalId = serializers.CharField(max_length=100, required=False, allow_null=True)
-    note = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    externalId = StrictCharField(max_length=100, required=False, allow_null=True)
+    note = StrictCharField(max_length=500, required=False, allow_blank=True)
 
     def validate(self, attrs):
         if attrs.get("transactionAmount") is None and attrs.get("amount") is None:
@@ -196,28 +241,26 @@ class PayoffQuerySerializer(serializers.Serializer):
 
 
 class UndoInputSerializer(serializers.Serializer):
-    note = serializers.CharField(max_length=500, required=False, allow_blank=True)
-    reversalExternalId = serializers.CharField(max_length=100, required=False, allow_null=True)
+    note = StrictCharField(max_length=500, required=False, allow_blank=True)
+    reversalExternalId = StrictCharField(max_length=100, required=False, allow_null=True)
 
 
 class ContractTerminationInputSerializer(serializers.Serializer):
     """Seed 002's body. ``locale`` and ``dateFormat`` are accepted for Fineract clients; the
     termination is always dated on the business date, so any date in the payload is ignored."""
 
-    note = serializers.CharField(max_length=500, required=False, allow_blank=True)
-    externalId = serializers.CharField(
-        max_length=100, required=False, allow_null=True, allow_blank=True
-    )
-    locale = serializers.CharField(max_length=35, required=False, allow_blank=True)
-    dateFormat = serializers.CharField(max_length=50, required=False, allow_blank=True)
+    note = StrictCharField(max_length=500, required=False, allow_blank=True)
+    externalId = StrictCharField(max_length=100, required=False, allow_null=True, allow_blank=True)
+    locale = StrictCharField(max_length=35, required=False, allow_blank=True)
+    dateFormat = StrictCharField(max_length=50, required=False, allow_blank=True)
 
 
 # ---------------------------------------------------------------- output
 
 
 class BorrowerSerializer(serializers.ModelSerializer):
-    firstName = serializers.CharField(source="first_name")
-    lastName = serializers.CharField(source="last_name")
+    firstName = StrictCharField(source="first_name")
+    lastName = StrictCharField(source="last_name")
     doNotCall = serializers.BooleanField(source="do_not_call")
     doNotEmail = serializers.BooleanField(source="do_not_email")
     doNotSms = serializers.BooleanField(source="do_not_sms")
@@ -243,7 +286,7 @@ class SetupSerializer(serializers.ModelSerializer):
     loanAmount = Money(source="loan_amount")
     loanRate = serializers.DecimalField(max_digits=9, decimal_places=4, source="loan_rate")
     loanTerm = TermField(source="loan_term")
-    paymentFrequency = serializers.CharField(source="payment_frequency")
+    paymentFrequency = StrictCharField(source="payment_frequency")
     contractDate = serializers.DateField(source="contract_date")
     firstPaymentDate = serializers.DateField(source="first_payment_date")
     payment = Money(allow_null=True)
@@ -386,15 +429,15 @@ class ScheduleSerializer(serializers.ModelSerializer):
 
 class TransactionSerializer(serializers.ModelSerializer):
     loanId = serializers.IntegerField(source="loan_id")
-    externalId = serializers.CharField(source="external_id", allow_null=True)
+    externalId = StrictCharField(source="external_id", allow_null=True)
     principalPortion = Money(source="principal_portion")
     interestPortion = Money(source="interest_portion")
     feesPortion = Money(source="fees_portion")
     overpaymentPortion = Money(source="overpayment_portion")
     amount = Money()
     reversedOn = serializers.DateField(source="reversed_on", allow_null=True)
-    reversalExternalId = serializers.CharField(source="reversal_external_id", allow_null=True)
-    reversalNote = serializers.CharField(source="reversal_note")
+    reversalExternalId = StrictCharField(source="reversal_external_id", allow_null=True)
+    reversalNote = StrictCharField(source="reversal_note")
     reversedByModificationId = serializers.IntegerField(
         source="reversed_by_modification_id", allow_null=True
     )
@@ -529,15 +572,15 @@ class PayoffQuoteSerializer(serializers.Serializer):
 
 
 class LoanSerializer(serializers.ModelSerializer):
-    externalId = serializers.CharField(source="external_id")
-    displayId = serializers.CharField(source="display_id")
+    externalId = StrictCharField(source="external_id")
+    displayId = StrictCharField(source="display_id")
     borrower = BorrowerSerializer()
     status = serializers.ChoiceField(LoanStatus.choices)
     subStatus = serializers.ChoiceField(LoanSubStatus.choices, source="sub_status", allow_null=True)
     chargedOff = serializers.BooleanField(source="charged_off")
-    scheduleEngine = serializers.CharField(source="schedule_engine")
+    scheduleEngine = StrictCharField(source="schedule_engine")
     servicingStatus = serializers.ChoiceField(ServicingStatus.choices, source="servicing_status")
-    stopServicingReason = serializers.CharField(source="stop_servicing_reason", allow_null=True)
+    stopServicingReason = StrictCharField(source="stop_servicing_reason", allow_null=True)
     modificationInProgress = serializers.BooleanField(source="modification_in_progress")
     modTotal = serializers.IntegerField(source="mod_total")
     delinquencyBucket = serializers.ChoiceField(
@@ -649,7 +692,7 @@ class TerminationCommandSerializer(serializers.Serializer):
 
     loanId = serializers.IntegerField()
     resourceId = serializers.IntegerField(help_text="the CONTRACT_TERMINATION transaction's id")
-    resourceExternalId = serializers.CharField(
+    resourceExternalId = StrictCharField(
         allow_null=True,
         help_text="the transaction's externalId (its reversalExternalId for the undo)",
     )

@@ -26,6 +26,7 @@ from django.utils import timezone
 from loans import ledger, selectors, terms, versions
 from loans.exceptions import (
     ConflictError,
+    DomainError,
     DuplicateExternalIdError,
     FutureDateError,
     InvalidRequestError,
@@ -163,9 +164,48 @@ def create_loan(
                 input={"externalId": external_id, "scheduleEngine": schedule_engine, **cleaned},
                 changes={"status": (None, loan.status)},
             )
-    except IntegrityError:
-        raise DuplicateExternalIdError(f"A loan with external id {external_id!r} already exists.")
+    except IntegrityError as exc:
+        error = _creation_error(exc, external_id=external_id)
+        if error is None:
+            raise
+        raise error
     return loan
+
+
+# What a constraint refused at loan creation, when a concurrent request or a defect got past
+# the validation: (field, detail, code) by constraint name.
+CREATION_CONSTRAINTS = {
+    "setup_amount_positive": ("loanAmount", "Must be positive.", "min_value"),
+    "setup_rate_not_negative": ("loanRate", "Must not be negative.", "min_value"),
+    "setup_term_positive": ("loanTerm", "Must be positive.", "min_value"),
+    "setup_payment_positive": ("payment", "Must be positive.", "payment_rounds_to_zero"),
+}
+
+
+def constraint_name(exc: IntegrityError) -> str:
+    """The violated constraint's name (PostgreSQL's diagnostics) or, on SQLite, the message
+    naming it ("CHECK constraint failed: <name>", "UNIQUE constraint failed: <table.column>")."""
+    diag = getattr(exc.__cause__, "diag", None)
+    return getattr(diag, "constraint_name", None) or str(exc)
+
+
+def _creation_error(exc: IntegrityError, *, external_id: str | None) -> DomainError | None:
+    name = constraint_name(exc)
+    if "external_id" in name:
+        return DuplicateExternalIdError(
+            f"A loan with external id {external_id!r} already exists."
+            if external_id
+            else "The generated external id is already used; retry the request.",
+            errors=[field_error("externalId", "Already used.", "duplicate_external_id")],
+        )
+    for constraint, (field, detail, code) in CREATION_CONSTRAINTS.items():
+        if constraint in name:
+            return InvalidRequestError(
+                "The loan terms are invalid.",
+                code="invalid_terms",
+                errors=[field_error(field, detail, code)],
+            )
+    return None
 
 
 @transaction.atomic

@@ -236,9 +236,26 @@ def validate_terms(values: dict) -> dict:
         raise InvalidRequestError(
             f"The loan terms cannot be amortized: {exc}.", code="invalid_terms"
         )
+    check_installments_not_zero(schedule)
     cleaned["payment_is_given"] = payment is not None
     cleaned["payment"] = payment if payment is not None else schedule.payment
     return cleaned
+
+
+def check_installments_not_zero(schedule) -> None:
+    """Issue 16: terms whose installment rounds to 0.00 (0.05 over 360 periods, or at rate 0)
+    cannot be amortized: the setup's payment must be positive."""
+    if schedule.payment > 0 and all(period.total > 0 for period in schedule.periods):
+        return
+    detail = "An installment rounds to 0.00: raise the amount or shorten the term."
+    raise InvalidRequestError(
+        f"The loan terms are invalid. {detail}",
+        code="payment_rounds_to_zero",
+        errors=[
+            field_error("loanAmount", detail, "payment_rounds_to_zero"),
+            field_error("loanTerm", detail, "payment_rounds_to_zero"),
+        ],
+    )
 
 
 def check_recalculation_engine(values: dict, schedule_engine: str) -> None:

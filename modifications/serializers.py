@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from loans.serializers import Money, PositiveMoney, SetupSerializer, TermField
+from loans.serializers import Money, PositiveMoney, SetupSerializer, StrictCharField, TermField
 from modifications.models import PERSISTENT_GROUPS, Modification
 from modifications.services import ROLL_METHODS
 
 
 def _ids():
-    return serializers.ListField(child=serializers.CharField(max_length=40), required=False)
+    return serializers.ListField(child=StrictCharField(max_length=40), required=False)
 
 
 class PersistentTransactionsSerializer(serializers.Serializer):
@@ -33,24 +33,24 @@ class PersistentTransactionsSerializer(serializers.Serializer):
 class CreateModificationSerializer(serializers.Serializer):
     modificationDate = serializers.DateField()
     persistentTransactions = PersistentTransactionsSerializer(required=False)
-    note = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    note = StrictCharField(max_length=500, required=False, allow_blank=True)
 
 
 class CancelModificationSerializer(serializers.Serializer):
-    note = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    note = StrictCharField(max_length=500, required=False, allow_blank=True)
 
 
 class RollPaymentSerializer(serializers.Serializer):
     amount = PositiveMoney()
-    method = serializers.CharField(max_length=64)
+    method = StrictCharField(max_length=64)
 
 
 class PreModTransactionSerializer(serializers.Serializer):
-    id = serializers.CharField()
-    displayId = serializers.CharField()
+    id = StrictCharField()
+    displayId = StrictCharField()
     date = serializers.DateField()
     amount = Money()
-    info = serializers.CharField()
+    info = StrictCharField()
 
 
 class PreModTestSerializer(serializers.Serializer):
@@ -70,7 +70,7 @@ class CarriedBalanceSerializer(serializers.Serializer):
 class ModificationSerializer(serializers.ModelSerializer):
     loanId = serializers.IntegerField(source="loan_id")
     # A plain string in the schema: an enum named "status" would collide with the loan's.
-    status = serializers.CharField(help_text="DRAFT, ACTIVE or CANCELLED")
+    status = StrictCharField(help_text="DRAFT, ACTIVE or CANCELLED")
     modificationDate = serializers.DateField(source="modification_date")
     setupId = serializers.IntegerField(source="setup_id", allow_null=True)
     previousSetupId = serializers.IntegerField(source="previous_setup_id")

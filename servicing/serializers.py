@@ -7,7 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from loans.models import ServicingStatus, StopServicingReason
-from loans.serializers import Money, PositiveMoney
+from loans.serializers import Money, PositiveMoney, StrictCharField
 from servicing.models import (
     Channel,
     CommunicationSchedule,
@@ -41,11 +41,11 @@ class CancelServicingInputSerializer(serializers.Serializer):
 
 
 class ResumeServicingInputSerializer(serializers.Serializer):
-    note = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    note = StrictCharField(max_length=500, required=False, allow_blank=True)
 
 
 class CancelItemInputSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    reason = StrictCharField(max_length=500, required=False, allow_blank=True)
 
 
 class ScheduledPaymentInputSerializer(serializers.Serializer):
@@ -59,8 +59,8 @@ class ScheduledCommunicationInputSerializer(serializers.Serializer):
     scheduledAt = serializers.DateTimeField(
         help_text="ISO 8601 with an offset; a time without one is read as UTC"
     )
-    subject = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    body = serializers.CharField(
+    subject = StrictCharField(max_length=200, required=False, allow_blank=True)
+    body = StrictCharField(
         max_length=10000, required=False, allow_blank=True, help_text="message or call script"
     )
 
@@ -73,8 +73,8 @@ class CommunicationScheduleInputSerializer(serializers.Serializer):
     occurrences = serializers.IntegerField(
         min_value=1, max_value=500, required=False, allow_null=True
     )
-    subject = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    body = serializers.CharField(max_length=10000, required=False, allow_blank=True)
+    subject = StrictCharField(max_length=200, required=False, allow_blank=True)
+    body = StrictCharField(max_length=10000, required=False, allow_blank=True)
 
 
 # ---------------------------------------------------------------- output
@@ -83,7 +83,7 @@ class CommunicationScheduleInputSerializer(serializers.Serializer):
 class CancelServicingResultSerializer(serializers.Serializer):
     """Seed 000's response; ``id`` is the loan's external id."""
 
-    id = serializers.CharField(source="loan.external_id", help_text="Loan external reference ID")
+    id = StrictCharField(source="loan.external_id", help_text="Loan external reference ID")
     servicingStatus = serializers.ChoiceField(
         ServicingStatus.choices, source="loan.servicing_status"
     )
@@ -105,7 +105,7 @@ class _CancellableSerializer(serializers.ModelSerializer):
     createdBy = serializers.SerializerMethodField()
     cancelledAt = serializers.DateTimeField(source="cancelled_at", allow_null=True)
     cancelledBy = serializers.SerializerMethodField()
-    cancelReason = serializers.CharField(source="cancel_reason")
+    cancelReason = StrictCharField(source="cancel_reason")
 
     COMMON = ["createdAt", "createdBy", "cancelledAt", "cancelledBy", "cancelReason"]
 

@@ -9,9 +9,11 @@ behind a TLS-terminating proxy). DATABASE_URL selects the database: SQLite (the 
 import os
 import sys
 import warnings
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -71,13 +73,18 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "formtools",
+    "axes",
+    "csp",
     "loans",
     "servicing",
     "modifications",
 ]
 
 MIDDLEWARE = [
+    "servicing.middleware.RequestIdMiddleware",
+    "servicing.middleware.RejectNulMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -85,6 +92,15 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "servicing.middleware.ApiNoStoreMiddleware",
+    # Last, as django-axes requires: turns a locked-out login into its lockout response.
+    "axes.middleware.AxesMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out username or address before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "servicing.urls"
@@ -166,10 +182,16 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["loans.api_policies.CommandPermission"],
     # A JSON API: no form or multipart bodies (smaller attack surface, one documented media type).
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["loans.api_parsers.JSONParser"],
+    # Every response under /api/ is JSON (no browsable HTML pages; /docs is the UI).
+    "DEFAULT_RENDERER_CLASSES": ["loans.api_parsers.JSONRenderer"],
+    # Proxies in front of the app whose X-Forwarded-For entries are trusted for throttling.
+    # Default 0: the client's address is REMOTE_ADDR and the header (which the client can
+    # write) is ignored. Behind one load balancer set NUM_PROXIES=1.
+    "NUM_PROXIES": int(os.environ.get("NUM_PROXIES", "0")),
     "DEFAULT_PAGINATION_CLASS": "loans.api_policies.Pagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_FILTER_BACKENDS": ["loans.api_common.FilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "loans.api_schema.AutoSchema",
     "EXCEPTION_HANDLER": "loans.api_common.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [
@@ -217,6 +239,58 @@ SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
     }
 )
 
+# Caches. The throttle counts live in the default cache, which every process must share, or
+# each gunicorn worker counts on its own. CACHE_URL=redis://host:6379/0 (production: Redis);
+# without it the embedded default is Django's DatabaseCache, one table in the database the
+# processes already share (``manage.py createcachetable``; the test runner creates it).
+if os.environ.get("CACHE_URL"):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": os.environ["CACHE_URL"],
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "django_cache",
+        }
+    }
+
+# Lockout of repeated login failures (admin login and POST /auth/token): django-axes. After
+# AXES_FAILURE_LIMIT failures from one address, or for one username from anywhere, further
+# attempts are refused for AXES_COOLOFF_MINUTES (a successful login resets the count).
+AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "10"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("AXES_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "servicing.security.lockout"
+AXES_CLIENT_IP_CALLABLE = "servicing.security.client_ip"
+AXES_ENABLE_ACCESS_FAILURE_LOG = False
+AXES_VERBOSE = False
+
+# Content-Security-Policy (django-csp): scripts only from our own static files (no inline
+# script anywhere, the wizard's live preview included); styles may be inline (the admin's).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+
+# A worker is killed after this many seconds (gunicorn.conf.py reads it): an Idempotency-Key
+# still IN_PROGRESS after it has no live holder and may be claimed again.
+REQUEST_TIMEOUT_SECONDS = int(os.environ.get("REQUEST_TIMEOUT_SECONDS", "60"))
+
 # How long a stored Idempotency-Key response is replayed.
 IDEMPOTENCY_KEY_TTL_SECONDS = int(os.environ.get("IDEMPOTENCY_KEY_TTL_SECONDS", str(24 * 3600)))
 
@@ -230,12 +304,26 @@ if not DEBUG and not TESTING:
     SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "31536000"))
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Only behind a proxy that sets (and strips from clients) X-Forwarded-Proto: otherwise a client
+# could claim HTTPS. SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO (value "https").
+if os.environ.get("SECURE_PROXY_SSL_HEADER"):
+    SECURE_PROXY_SSL_HEADER = (os.environ["SECURE_PROXY_SSL_HEADER"], "https")
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"request_id": {"()": "servicing.middleware.RequestIdFilter"}},
+    "formatters": {
+        "default": {"format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"}
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["request_id"],
+            "formatter": "default",
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
 }
 

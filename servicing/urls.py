@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from loans.api import ApiRootView
 from servicing import admin_portfolio
@@ -13,7 +13,7 @@ api_patterns = [
     path("", include("servicing.api_urls")),
     path("", include("modifications.urls")),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
-    path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("docs", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
 ]
 
 urlpatterns = [
@@ -27,3 +27,9 @@ urlpatterns = [
     path("favicon.ico", RedirectView.as_view(url=static("loans/favicon.svg"), permanent=True)),
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False), name="root"),
 ]
+
+# Under /api/ the error pages are JSON in the API's error shape (servicing/errors.py).
+handler400 = "servicing.errors.bad_request"
+handler403 = "servicing.errors.permission_denied"
+handler404 = "servicing.errors.page_not_found"
+handler500 = "servicing.errors.server_error"

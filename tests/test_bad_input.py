@@ -88,6 +88,16 @@ BAD = {
 }
 # Bodies that are not a JSON object at all.
 MALFORMED = ['{"not json', "[]", '"a string"', "123", "null", "{}{}"]
+# Bodies the parser refuses before any view (issue 16): each used to be a 500 somewhere.
+HOSTILE = [
+    ("nested 50,000 deep", "[" * 50_000 + "]" * 50_000, 400),
+    ("nested 40 deep", '{"a": ' * 40 + "1" + "}" * 40, 400),
+    ("NUL in a string", '{"x": "a\\u0000b"}', 400),
+    ("NUL in a key", '{"a\\u0000": 1}', 400),
+    ("lone surrogate", '{"x": "\\ud800"}', 400),
+    ("lone surrogate in a key", '{"\\udfff": 1}', 400),
+    ("a body over DATA_UPLOAD_MAX_MEMORY_SIZE", '{"x": "' + "y" * 2_700_000 + '"}', 413),
+]
 
 VALID_BORROWER = {
     "firstName": "Grace",
@@ -792,6 +802,18 @@ def _set(body: dict, path: str, value):
 
 
 _MISSING = object()
+ENUM_KINDS = {
+    "frequency",
+    "calc",
+    "days",
+    "rounding",
+    "termination",
+    "engine",
+    "method",
+    "channel",
+    "reason",
+    "roll_method",
+}
 
 
 def cases(e: Endpoint):
@@ -799,6 +821,13 @@ def cases(e: Endpoint):
     if e.has_body:
         for raw in MALFORMED:
             yield f"malformed {raw[:12]!r}", e.url, raw, 400
+        for label, raw, status in HOSTILE:
+            yield label, e.url, raw, status
+        for path, kind in e.kinds.items():
+            if kind in ENUM_KINDS:  # a lone surrogate or a NUL where a choice is expected
+                for value in ("\ud800", "a\x00b"):
+                    body = json.dumps(_set(e.valid, path, value))
+                    yield f"{path}={value!r}", e.url, body, 400
         for path in e.required:
             yield f"missing {path}", e.url, json.dumps(_set(e.valid, path, _MISSING)), 400
         for path, kind in e.kinds.items():
@@ -807,6 +836,12 @@ def cases(e: Endpoint):
                 yield f"{path}={kind}[{index}] {str(value)[:20]!r}", e.url, body, 400
     for url in e.unknown_ids:
         yield f"unknown id {url}", url, json.dumps(e.valid), 404
+        if str(UNKNOWN) in url:  # a non-numeric id: no route matches, still the JSON 404
+            yield f"non-numeric id {url}", url.replace(str(UNKNOWN), "abc"), "{}", 404
+    for url in e.unknown_ids[:1]:  # NUL in the path
+        nul = url.replace(str(UNKNOWN), "%00").replace("NO-SUCH-LOAN", "a%00b")
+        if nul != url:
+            yield f"NUL in the path {nul}", nul, "{}", 400
     for label, url, body, status in e.extra:
         yield label, url, json.dumps(body), status
 

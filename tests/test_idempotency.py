@@ -45,14 +45,16 @@ def test_replay_returns_the_stored_response_and_does_nothing_again(api, loan):
 
     assert second.status_code == 200
     assert second.headers["Idempotent-Replayed"] == "true"
-    assert second.json() == first.json()
+    assert second.content == first.content  # byte for byte: key order and spacing too
     assert counts() == before
     record = IdempotencyRecord.objects.get(key="key-1")
     assert record.state == IdempotencyRecordState.DONE
     assert record.status_code == 200
     assert record.method == "POST"
     assert record.path == f"/api/v1/loans/{loan.pk}/transactions?command=repayment"
-    assert record.response_body == first.json()
+    assert bytes(record.response_content) == first.content
+    assert record.content_type == "application/json"
+    assert record.locked_until is None
 
 
 def test_json_key_order_and_spacing_do_not_change_the_request(api, loan):
@@ -134,7 +136,7 @@ def test_an_expired_key_is_treated_as_new(api, operator, loan):
         request_hash="0" * 64,
         state=IdempotencyRecordState.DONE,
         status_code=201,
-        response_body={"old": True},
+        response_content=b'{"old":true}',
         expires_at=timezone.now() - timedelta(seconds=1),
     )
     before = counts()
@@ -184,7 +186,7 @@ def test_a_400_is_stored_and_replayed(api, loan):
 
     assert second.status_code == 400
     assert second.headers["Idempotent-Replayed"] == "true"
-    assert second.json() == first.json()
+    assert second.content == first.content
     assert counts() == before
 
 
@@ -200,6 +202,124 @@ def test_a_server_error_releases_the_key(api, loan):
 
     assert retried.status_code == 200
     assert "Idempotent-Replayed" not in retried.headers
+
+
+def test_a_failure_after_the_command_undoes_it_and_the_retry_runs_it_once(api, loan):
+    """The command and its stored answer commit together: a request that dies after the
+    command ran (here: rendering its answer) leaves neither, so the retry runs it once."""
+    api.raise_request_exception = False
+    before = counts()
+    with mock.patch("loans.api.TransactionSerializer", side_effect=RuntimeError("boom")):
+        failed = repay(api, loan)
+    assert failed.status_code == 500
+    assert failed.json()["code"] == "server_error"
+    assert counts() == before
+    assert not IdempotencyRecord.objects.exists()
+
+    retried = repay(api, loan)
+    replayed = repay(api, loan)
+
+    assert retried.status_code == replayed.status_code == 200
+    assert replayed.headers["Idempotent-Replayed"] == "true"
+    assert counts() == (before[0] + 1, before[1] + 1)
+
+
+def test_an_error_body_with_nul_is_stored_and_replayed(api, loan):
+    """Issue 16: a NUL in the request (echoed or not in the error) used to make the stored body
+    unstorable on PostgreSQL: a 500, and the key stuck IN_PROGRESS."""
+    url = f"/api/v1/loans/{loan.pk}/scheduled-payments"
+    body = '{"amount": "1.00", "scheduledDate": "2026-03-01", "method": "a\\u0000b"}'
+    send = lambda: api.post(  # noqa: E731
+        url, body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="nul-1"
+    )
+    first = send()
+    assert first.status_code == 400, first.content
+    second = send()
+    assert second.status_code == 400
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert second.content == first.content
+    assert IdempotencyRecord.objects.get(key="nul-1").state == IdempotencyRecordState.DONE
+
+
+def _claim(operator, loan, *, age: timedelta, locked_until=None):
+    path = f"/api/v1/loans/{loan.pk}/transactions?command=repayment"
+    record = IdempotencyRecord.objects.create(
+        key="key-1",
+        user=operator,
+        method="POST",
+        path=path,
+        request_hash=request_fingerprint("POST", path, json.dumps(REPAYMENT).encode()),
+        state=IdempotencyRecordState.IN_PROGRESS,
+        expires_at=timezone.now() + timedelta(hours=23),
+        locked_until=locked_until,
+    )
+    IdempotencyRecord.objects.filter(pk=record.pk).update(created_at=timezone.now() - age)
+
+
+@pytest.mark.parametrize(
+    "locked_until",
+    [None, timezone.now() - timedelta(seconds=1)],
+    ids=["claimed before the request timeout", "lease expired"],
+)
+def test_a_claim_whose_holder_died_can_be_retried_and_runs_once(
+    api, operator, loan, settings, locked_until
+):
+    """A worker killed mid-command (gunicorn's timeout) left its claim IN_PROGRESS: once the
+    request timeout has passed nobody can hold it, and the retry runs the command once."""
+    settings.REQUEST_TIMEOUT_SECONDS = 60
+    _claim(operator, loan, age=timedelta(seconds=61), locked_until=locked_until)
+    before = counts()
+
+    retried = repay(api, loan)
+    replayed = repay(api, loan)
+
+    assert retried.status_code == 200, retried.content
+    assert "Idempotent-Replayed" not in retried.headers
+    assert replayed.headers["Idempotent-Replayed"] == "true"
+    assert counts() == (before[0] + 1, before[1] + 1)
+    assert IdempotencyRecord.objects.get(key="key-1").state == IdempotencyRecordState.DONE
+
+
+def test_a_live_claim_is_still_409(api, operator, loan, settings):
+    settings.REQUEST_TIMEOUT_SECONDS = 60
+    _claim(
+        operator,
+        loan,
+        age=timedelta(seconds=61),
+        locked_until=timezone.now() + timedelta(seconds=30),
+    )
+    before = counts()
+    response = repay(api, loan)
+    assert response.status_code == 409
+    assert response.json()["code"] == "request_in_progress"
+    assert counts() == before
+
+
+def test_a_view_outside_the_transaction_leases_its_claim(api, loan, settings):
+    """``idempotency_in_transaction = False``: the claim is committed with a lease, stored
+    when done and released on a 500."""
+    from loans.api import TransactionsView
+
+    settings.REQUEST_TIMEOUT_SECONDS = 60
+    api.raise_request_exception = False
+    with mock.patch.object(TransactionsView, "idempotency_in_transaction", False):
+        with mock.patch("loans.services.post_transaction", side_effect=RuntimeError("boom")):
+            assert repay(api, loan).status_code == 500
+        assert not IdempotencyRecord.objects.exists()
+        first = repay(api, loan)
+        second = repay(api, loan)
+    assert first.status_code == 200
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert second.content == first.content
+    record = IdempotencyRecord.objects.get(key="key-1")
+    assert (record.state, record.locked_until) == (IdempotencyRecordState.DONE, None)
+
+
+@pytest.mark.parametrize("key", ["a\x00b", "tab\there", "\x7f"])
+def test_a_key_with_control_characters_is_400(api, loan, key):
+    response = repay(api, loan, key=key)
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_idempotency_key"
 
 
 def test_anonymous_and_unpermitted_requests_are_refused_before_the_key(anon_api, viewer_api, loan):
