@@ -47,7 +47,14 @@ class JobsView(generics.GenericAPIView, APIView):
     queryset = Job.objects.order_by("-id")
     serializer_class = JobSerializer
 
-    @extend_schema(summary="Close-of-business runs", responses={200: JobSerializer(many=True)})
+    @extend_schema(
+        summary="Close-of-business runs",
+        description=(
+            "The close-of-business jobs, newest first, paginated: each with its business date, "
+            "status, progress (done / total, failed) and who started it."
+        ),
+        responses={200: JobSerializer(many=True)},
+    )
     def get(self, request):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(JobSerializer(page, many=True).data)

@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.http import HttpResponsePermanentRedirect
 from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
@@ -6,6 +7,13 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from loans.api import ApiRootView
 from servicing import admin_portfolio
+
+
+def favicon(request):
+    """The favicon's static URL is resolved per request: with the manifest storage of
+    production settings it is known only after collectstatic, not at import time."""
+    return HttpResponsePermanentRedirect(static("loans/favicon.svg"))
+
 
 api_patterns = [
     path("", ApiRootView.as_view(), name="api-root"),
@@ -24,7 +32,7 @@ urlpatterns = [
     ),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_patterns)),
-    path("favicon.ico", RedirectView.as_view(url=static("loans/favicon.svg"), permanent=True)),
+    path("favicon.ico", favicon, name="favicon"),
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False), name="root"),
 ]
 
