@@ -1,11 +1,13 @@
 """Every admin command URL, posted by a staff user holding every permission but the one its
 command needs, answers 403 and writes nothing.
 
-EXTEND THIS TABLE when you add an admin command page (or a per-loan URL through
-``register_loan_view``): one ``AdminCommand`` row with the permission it needs, a ``prepare``
-that builds a loan in a state where the command WOULD run (so the 403 is the permission's, not
-the state's), the URL and a body that would otherwise succeed. ``test_every_registered_loan_view
-_has_a_row`` fails until the new URL has its row.
+EXTEND THIS TABLE when you add an admin command page (a URL of ``LoanAdmin.get_urls`` or a
+per-loan URL through ``register_loan_view``): one ``AdminCommand`` row with the permission it
+needs (a tuple when either of several opens it: all are withheld), a ``prepare`` that builds a
+loan in a state where the command WOULD run (so the 403 is the permission's, not the state's),
+the URL and a body that would otherwise succeed (a dict, or ``body(loan)`` when it depends on
+the loan). ``test_every_loan_admin_url_has_a_row`` fails until the new URL has its row; there
+is no list of exceptions.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
+from django.apps import apps
+from django.contrib import admin
 from django.contrib.auth.models import Permission
 
-from loans.admin import registered_loan_view_names
+from loans import selectors
 from loans.models import BusinessDate, Loan, LoanEvent, Schedule, Transaction
-from loans.services import terminate_contract
+from loans.services import post_transaction, reverse_transaction, terminate_contract
 from modifications.models import Modification
 from modifications.services import create_modification
 from servicing.models import ScheduledPayment, ServicingEvent
@@ -63,6 +67,49 @@ def with_draft(operator) -> Loan:
     return loan
 
 
+def repaid(operator) -> Loan:
+    """Active, with a repayment to reverse."""
+    loan = active(operator)
+    post_transaction(
+        loan=loan, type="REPAYMENT", on=AS_OF, amount=Decimal("88.85"), actor=operator, as_of=AS_OF
+    )
+    return loan
+
+
+def overpaid(operator) -> Loan:
+    """Repaid in full with a 10.00 charge that is then reversed: a credit balance of 10.00."""
+    loan = active(operator)
+    charge = post_transaction(
+        loan=loan, type="CHARGE", on=AS_OF, amount=Decimal("10.00"), actor=operator, as_of=AS_OF
+    )
+    owed = selectors.loan_summary(loan, as_of=AS_OF).total_outstanding
+    post_transaction(
+        loan=loan, type="REPAYMENT", on=AS_OF, amount=owed, actor=operator, as_of=AS_OF
+    )
+    reverse_transaction(loan=loan, transaction_id=charge.pk, actor=operator, as_of=AS_OF)
+    assert selectors.credit_balance(loan) == Decimal("10.00")
+    return loan
+
+
+def payoff_body(loan: Loan) -> dict:
+    total = selectors.payoff_quotes(loan, on=AS_OF, days=0).quotes[0].total
+    return {"transaction_date": "2026-02-18", "amount": str(total)}
+
+
+def first_repayment(loan: Loan) -> int:
+    return loan.transactions.get(type="REPAYMENT").pk
+
+
+EVERY_LOANS_PERMISSION = (
+    *COMMAND_PERMISSIONS,
+    *(
+        f"{action}_{model._meta.model_name}"
+        for model in apps.get_app_config("loans").get_models()
+        for action in ("add", "change", "delete", "view")
+    ),
+)
+
+
 def per_loan(suffix: str) -> Callable[[Loan], str]:
     return lambda loan: f"/admin/loans/loan/{loan.pk}/{suffix}/"
 
@@ -70,10 +117,17 @@ def per_loan(suffix: str) -> Callable[[Loan], str]:
 @dataclass(frozen=True)
 class AdminCommand:
     name: str  # the URL name (``loans_loan_<name>``) or a label for a URL outside the loan page
-    permission: str
+    permission: str | tuple[str, ...]  # a tuple: any of them opens the page; all are withheld
     prepare: Callable
     url: Callable[[Loan], str]
-    data: dict = field(default_factory=dict)
+    data: dict | Callable[[Loan], dict] = field(default_factory=dict)
+    method: str = "post"
+
+    def withheld(self) -> tuple[str, ...]:
+        return (self.permission,) if isinstance(self.permission, str) else self.permission
+
+    def body(self, loan: Loan) -> dict:
+        return self.data(loan) if callable(self.data) else self.data
 
 
 COMMANDS = [
@@ -123,6 +177,85 @@ COMMANDS = [
         "activate_modification", "modify_loan", with_draft, per_loan("activate-modification")
     ),
     AdminCommand(
+        "post_charge",
+        "post_transaction",
+        active,
+        per_loan("post-charge"),
+        {"transaction_date": "2026-02-18", "amount": "5.00", "note": "x"},
+    ),
+    AdminCommand(
+        "post_credit",
+        "post_transaction",
+        active,
+        per_loan("post-credit"),
+        {"transaction_date": "2026-02-18", "amount": "5.00", "note": "x"},
+    ),
+    AdminCommand(
+        "post_advancement",
+        "post_transaction",
+        active,
+        per_loan("post-advancement"),
+        {"transaction_date": "2026-02-18", "amount": "100.00", "note": "x"},
+    ),
+    AdminCommand(
+        "reverse_transaction",
+        "post_transaction",
+        repaid,
+        lambda loan: f"/admin/loans/loan/{loan.pk}/transactions/{first_repayment(loan)}/reverse/",
+        {"note": "posted twice"},
+    ),
+    AdminCommand("post_payoff", "post_transaction", active, per_loan("payoff"), payoff_body),
+    AdminCommand(
+        "credit_balance_refund",
+        "post_transaction",
+        overpaid,
+        per_loan("credit-balance-refund"),
+        {"transaction_date": "2026-02-18", "amount": "10.00"},
+    ),
+    AdminCommand(
+        "payoff_quote",
+        ("view_loan", "post_transaction"),
+        active,
+        per_loan("payoff-quote"),
+        method="get",
+    ),
+    AdminCommand(
+        "create",
+        "post_transaction",
+        pending,
+        lambda loan: "/admin/loans/loan/create/",
+        {
+            "first_name": "Grace",
+            "last_name": "Hopper",
+            "timezone": "America/New_York",
+            "loan_amount": "1000.00",
+            "loan_rate": "12",
+            "loan_term": "12",
+            "payment_frequency": "MONTHLY",
+            "contract_date": "2026-02-18",
+            "first_payment_date": "2026-03-18",
+            "calc_type": "EQUAL_INSTALLMENTS",
+            "days_in_year": "FREQUENCY",
+            "rounding_mode": "HALF_UP",
+            "termination_interest": "ALL_OUTSTANDING",
+            "schedule_engine": "DYNAMIC",
+        },
+    ),
+    AdminCommand(
+        "create_preview",
+        "post_transaction",
+        pending,
+        lambda loan: "/admin/loans/loan/create/preview/?loan_amount=1000&loan_rate=12&loan_term=12",
+        method="get",
+    ),
+    AdminCommand(
+        "export_csv",
+        EVERY_LOANS_PERMISSION,  # the changelist's own rule: any permission of the app
+        active,
+        lambda loan: "/admin/loans/loan/export.csv",
+        method="get",
+    ),
+    AdminCommand(
         "business date",
         "set_business_date",
         active,
@@ -132,15 +265,15 @@ COMMANDS = [
 ]
 
 
-def staff_without(django_user_model, permission: str):
+def staff_without(django_user_model, withheld: tuple[str, ...]):
     user = django_user_model.objects.create_user(
-        username=f"no-{permission}", password="pass-123-pass", is_staff=True
+        username=f"no-{'-'.join(withheld)}"[:150], password="pass-123-pass", is_staff=True
     )
     user.user_permissions.add(
-        *Permission.objects.filter(codename__startswith="view_"),
+        *Permission.objects.filter(codename__startswith="view_").exclude(codename__in=withheld),
         *Permission.objects.filter(
             content_type__app_label="loans",
-            codename__in=[p for p in COMMAND_PERMISSIONS if p != permission],
+            codename__in=[p for p in COMMAND_PERMISSIONS if p not in withheld],
         ),
     )
     return django_user_model.objects.get(pk=user.pk)
@@ -158,7 +291,9 @@ def written(loan: Loan) -> tuple:
         loan.mod_total,
         loan.setup_id,
         LoanEvent.objects.count(),
+        Transaction.objects.count(),
         Transaction.objects.filter(reversed=False).count(),
+        Loan.objects.count(),
         Schedule.objects.count(),
         sorted(Modification.objects.values_list("pk", "status")),
         ServicingEvent.objects.count(),
@@ -174,25 +309,23 @@ def test_a_user_lacking_the_permission_gets_403_and_nothing_is_written(
     set_business_date(AS_OF)
     loan = command.prepare(operator)
     before = written(loan)
-    client.force_login(staff_without(django_user_model, command.permission))
-    response = client.post(command.url(loan), command.data)
+    client.force_login(staff_without(django_user_model, command.withheld()))
+    response = getattr(client, command.method)(command.url(loan), command.body(loan))
     assert response.status_code == 403, command.name
     assert written(loan) == before
 
 
-# Pages that landed on main alongside this table and still need their row (their owners: add
-# the row, then remove the name here). Nothing may be added to this set.
-WITHOUT_A_ROW_YET = {
-    "payoff_quote",
-    "post_payoff",
-    "credit_balance_refund",
-    "post_charge",
-    "post_credit",
-    "post_advancement",
-    "reverse_transaction",
-}
+def loan_admin_url_names() -> set[str]:
+    """The loan admin's own URLs (``LoanAdmin.get_urls`` and every ``register_loan_view``),
+    without the ModelAdmin's standard ones (changelist, change, history, ...)."""
+    model_admin = admin.site._registry[Loan]
+    standard = {p.name for p in admin.ModelAdmin.get_urls(model_admin)}
+    return {
+        p.name.removeprefix("loans_loan_")
+        for p in model_admin.get_urls()
+        if p.name and p.name not in standard
+    }
 
 
-def test_every_registered_loan_view_has_a_row():
-    covered = {c.name for c in COMMANDS} | WITHOUT_A_ROW_YET
-    assert set(registered_loan_view_names()) - covered == set()
+def test_every_loan_admin_url_has_a_row():
+    assert loan_admin_url_names() - {c.name for c in COMMANDS} == set()
