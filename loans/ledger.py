@@ -74,6 +74,9 @@ class PeriodState:
     obligations_met_on_date: date | None = None
     frozen: bool = False
     interest_credit: Decimal = ZERO  # paid-ahead interest a settlement credited (see above)
+    # Principal advanced after this installment's due date (and scheduled in later ones): not
+    # part of its ``balance_after``, which is the balance as it was on its due date.
+    advanced_later: Decimal = ZERO
 
     @property
     def total_due(self) -> Decimal:
@@ -174,11 +177,21 @@ def live(periods: list[PeriodState]) -> list[PeriodState]:
 
 
 def recompute_balances(periods: list[PeriodState]) -> None:
-    """balance_after of each live installment = live principal scheduled after it."""
+    """balance_after of each live installment = live principal scheduled after it, less what
+    was advanced after its due date (the balance on that date, not raised by a later
+    advancement)."""
     remaining = sum((p.principal_due for p in live(periods)), ZERO)
     for p in live(periods):
         remaining -= p.principal_due
-        p.balance_after = remaining
+        p.balance_after = remaining - p.advanced_later
+
+
+def _advanced_after(periods: list[PeriodState], *, on: date, amount: Decimal) -> None:
+    """Record on each live installment due before ``on`` (but the last, which holds whatever
+    principal remains) that ``amount`` was advanced after it."""
+    for p in live(periods)[:-1]:
+        if p.due_date < on:
+            p.advanced_later += amount
 
 
 def apply_advancement(
@@ -192,6 +205,7 @@ def apply_advancement(
     if not dynamic or not future:
         last = current[-1]
         last.principal_due += amount
+        _advanced_after(periods, on=on, amount=amount)
         recompute_balances(periods)
         return periods
     first = future[0]
@@ -209,6 +223,7 @@ def apply_advancement(
     )
     kept = [p for p in periods if p.frozen or p.due_date <= on]
     result = kept + periods_from_schedule(regenerated)
+    _advanced_after(result, on=on, amount=amount)
     recompute_balances(result)
     return result
 

@@ -294,6 +294,7 @@ class _Engine:
         ]
         self.total_principal = self._round(Decimal(terms.loan_amount))
         self.balance = self.total_principal  # actual principal outstanding
+        self.advanced: list[tuple[date, Decimal]] = []  # (date, amount) of each advancement
         self.projected: Decimal | None = None  # the projection's balance, past the horizon
         self.cursor = terms.contract_date
         self.next = 0  # first installment not final
@@ -480,6 +481,7 @@ class _Engine:
         amount = Decimal(event.amount)
         self.balance += amount
         self.total_principal += amount
+        self.advanced.append((event.date, amount))
         future = [i for i in self.insts if not i.final]
         self.allocations[event.key] = Portions(principal=amount)
         if not future or self.terminated_on is not None:
@@ -579,8 +581,12 @@ class _Engine:
         """Each installment as a tuple in :class:`Installment`'s field order."""
         result = []
         balance = self.total_principal
+        last = self.insts[-1] if self.insts else None
         for i in self.insts:
             balance -= i.principal_due
+            # An installment due before an advancement shows the balance of its due date: the
+            # principal advanced later is scheduled after it (the last holds what remains).
+            later = sum((a for on, a in self.advanced if on > i.due_date and i is not last), ZERO)
             outstanding = (
                 i.principal_due
                 + i.interest_due
@@ -601,7 +607,7 @@ class _Engine:
                     i.principal_paid,
                     i.interest_paid,
                     i.fees_paid,
-                    balance,
+                    balance - later,
                     done,
                     i.met_on if done else None,
                 )

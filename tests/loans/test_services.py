@@ -215,9 +215,13 @@ def test_advancement_dynamic_reamortizes(operator):
         (date(2025, 1, 1), D("136.95"), D("1.37"), D("138.32")),
     ]
     assert sum(p.principal_due for p in periods_of(loan)) == D("1500.00")
-    assert [p.balance_after for p in periods_of(loan)[2:]] == [
+    # The balance after each installment as it was on its due date: the two due before the
+    # advancement are not raised by it (1,105.38 and 1,009.81, not 1,405.38 and 1,309.81).
+    assert [p.balance_after for p in periods_of(loan)] == [
         D(v)
         for v in (
+            "1105.38",
+            "1009.81",
             "1184.62",
             "1058.18",
             "930.47",
@@ -247,7 +251,61 @@ def test_advancement_standard_adds_to_final_installment(operator):
     post(loan, operator, TransactionType.ADVANCEMENT, date(2024, 3, 15), "300.00")
     after = periods_of(loan)
     assert [p.total_due for p in after[:-1]] == [p.total_due for p in before[:-1]]
-    assert after[-1].principal_due == before[-1].principal_due + D("300.00")
+    assert (before[-1].principal_due, after[-1].principal_due) == (D("105.54"), D("405.54"))
+    # Due before 2024-03-15: the balance of the day; from 2024-04-01 on, 300.00 more until the
+    # final installment, which pays it.
+    assert [p.balance_after for p in after] == [
+        D(v)
+        for v in (
+            "1105.38",
+            "1009.81",
+            "1213.29",
+            "1115.80",
+            "1017.34",
+            "917.89",
+            "817.45",
+            "716.00",
+            "613.54",
+            "510.06",
+            "405.54",
+            "0.00",
+        )
+    ]
+
+
+def test_advancement_on_a_recalculating_loan_leaves_earlier_balances(operator):
+    """The daily-accrual engine (DESIGN §11): the installments due before the advancement keep
+    the balance of their due date."""
+    set_business_date(date(2024, 7, 1))
+    loan = make_active_loan(
+        actor=operator,
+        loan_amount=D("1200.00"),
+        loan_rate=D("12"),
+        loan_term=D("12"),
+        contract_date=date(2024, 1, 1),
+        first_payment_date=date(2024, 2, 1),
+        interest_recalculation=True,
+    )
+    post(loan, operator, TransactionType.ADVANCEMENT, date(2024, 3, 15), "300.00")
+    periods = periods_of(loan)
+    assert sum(p.principal_due for p in periods) == D("1500.00")
+    assert [p.balance_after for p in periods] == [
+        D(v)
+        for v in (
+            "1105.38",
+            "1010.76",
+            "1186.02",
+            "1062.63",
+            "939.24",
+            "815.85",
+            "685.62",
+            "554.09",
+            "421.24",
+            "287.06",
+            "151.54",
+            "0.00",
+        )
+    ]
 
 
 def test_update_setup_only_while_not_active(operator):
