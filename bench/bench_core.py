@@ -44,7 +44,9 @@ def bench_schedule_generation() -> None:
         print_figure(samples, goal="<= 5 ms")
 
 
-def make_loan(user, *, periods: int, repayments: int) -> Loan:
+def make_loan(user, *, periods: int, repayments: int, spacing_days: int = 3, **setup) -> Loan:
+    """A 300,000 loan of ``periods`` monthly installments from 2000-01-01 with ``repayments``
+    repayments of 10.00, ``spacing_days`` apart from 2000-02-01 (``setup``: setup fields)."""
     loan = services.create_loan(
         actor=user,
         setup={
@@ -58,16 +60,17 @@ def make_loan(user, *, periods: int, repayments: int) -> Loan:
             "days_in_year": "FREQUENCY",
             "rounding_mode": "HALF_UP",
             "termination_interest": "ALL_OUTSTANDING",
+            **setup,
         },
         borrower_data={"first_name": "Bench", "last_name": f"P{periods}", "timezone": "UTC"},
-        external_id=f"BENCH-{periods}-{repayments}",
+        external_id=f"BENCH-{periods}-{repayments}" + "".join(f"-{v}" for v in setup.values()),
     )
     services.activate_loan(loan=loan, actor=user, as_of=AS_OF)
     Transaction.objects.bulk_create(
         Transaction(
             loan=loan,
             type=TransactionType.REPAYMENT,
-            date=date(2000, 2, 1) + timedelta(days=3 * i),
+            date=date(2000, 2, 1) + timedelta(days=spacing_days * i),
             amount=Decimal("10.00"),
         )
         for i in range(repayments)

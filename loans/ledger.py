@@ -349,6 +349,7 @@ def replay(
     termination_interest: str = ALL_OUTSTANDING,
     rounding_mode: str = "HALF_UP",
     accrual: ProratedAccrual = PRORATED,
+    resume: bool = False,
 ) -> ReplayResult:
     """Replay charges, repayments, credits, terminations and payoffs (already in date, entry
     order) onto ``periods``.
@@ -356,18 +357,29 @@ def replay(
     Returns the periods with paid parts, completion and obligation dates set (the live periods
     are new objects after a termination or a payoff), each entry's allocation, the overpayments
     and the terminations that would leave nothing outstanding (not applied).
+
+    ``resume``: ``periods`` are already the result of replaying every earlier entry (a stored
+    schedule version) and ``entries`` come after all of them in (date, entry) order; they are
+    replayed from that state, nothing is reset. Same result as the whole replay when
+    ``can_resume(periods)`` holds.
     """
     frozen = [p for p in periods if p.frozen]
     current = live(periods)
-    for p in current:
-        p.principal_paid = p.interest_paid = p.fees_paid = ZERO
-        p.complete = False
-        p.obligations_met_on_date = None
+    if not resume:
+        for p in current:
+            p.principal_paid = p.interest_paid = p.fees_paid = ZERO
+            p.complete = False
+            p.obligations_met_on_date = None
     result = ReplayResult(periods=periods)
     if not current:
         return result
     due_dates = [p.due_date for p in current]
-    cursor = 0  # first installment that may still have something outstanding
+    # First installment that may still have something outstanding. In a whole replay every
+    # installment before the cursor is complete and a complete one at or after it is passed
+    # over without change, so resuming at the first incomplete installment is the same.
+    cursor = (
+        next((i for i, p in enumerate(current) if not p.complete), len(current)) if resume else 0
+    )
 
     def collapse(on: date, policy: str) -> None:
         nonlocal current, due_dates, cursor
@@ -432,6 +444,15 @@ def replay(
             p.complete = True
     result.periods = frozen + current
     return result
+
+
+def can_resume(periods: list[PeriodState]) -> bool:
+    """Whether ``replay(..., resume=True)`` from these (stored) periods equals the whole replay.
+
+    Not when an installment is complete without an obligations-met date: the end of a replay
+    marks an installment with nothing due complete without a date, where a later payment
+    reaching it in a whole replay would date it (an installment of zero, a rare schedule)."""
+    return all(p.obligations_met_on_date is not None or not p.complete for p in live(periods))
 
 
 def summarize(periods: list[PeriodState], *, as_of: date) -> Summary:

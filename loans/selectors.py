@@ -5,7 +5,7 @@ commands (the command asks the same function, so a page and the command cannot d
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -323,6 +323,9 @@ class TerminationPreview:
     before: ledger.Summary | None
     after: ledger.Summary | None
     refusals: tuple[dict, ...] = ()
+    # (the replay with the termination, the rows it allocates): what ``terminate_contract``
+    # writes, so that the command derives once (``versions.rebuild_schedule(derived=...)``).
+    replay: tuple | None = field(default=None, repr=False, compare=False)
 
     @property
     def total(self) -> Decimal:
@@ -454,24 +457,29 @@ def termination_preview(loan: Loan, as_of: date, refusals: tuple) -> Termination
             after=None,
             refusals=refusals,
         )
-    transactions = [
-        t
-        for t in versions.replay_transactions(loan, schedule)
-        if t.type != TransactionType.CONTRACT_TERMINATION
-    ]
-    frozen_rows = versions.frozen_rows(schedule)
-    before = versions.derive_periods(
-        loan, schedule, transactions, frozen=[versions.period_state(r) for r in frozen_rows]
-    )
     pending = Transaction(
         loan=loan, type=TransactionType.CONTRACT_TERMINATION, date=as_of, amount=ZERO
     )
-    after = versions.derive_periods(
-        loan,
-        schedule,
-        [*transactions, pending],
-        frozen=[versions.period_state(r) for r in frozen_rows],
-    )
+    stored = versions.StoredPeriods(schedule)
+    after, transactions = None, []
+    if not refusals:
+        # Allowed: the loan is not terminated and the termination, on the business date, comes
+        # after every transaction, so the stored schedule is the state before it and the
+        # replay starts there (the cost does not grow with the history).
+        before_periods = stored.frozen() + stored.live()
+        after = versions.resume_periods(loan, schedule, stored.frozen() + stored.live(), [pending])
+    if after is None:  # refused (a preview only), or a recalculating loan: replay everything
+        transactions = [
+            t
+            for t in versions.replay_transactions(loan, schedule)
+            if t.type != TransactionType.CONTRACT_TERMINATION
+        ]
+        before_periods = versions.derive_periods(
+            loan, schedule, transactions, frozen=stored.frozen()
+        ).periods
+        after = versions.derive_periods(
+            loan, schedule, [*transactions, pending], frozen=stored.frozen()
+        )
     if after.void_terminations and loan.status == LoanStatus.ACTIVE:
         # DESIGN §1: a termination never stands with nothing outstanding.
         refusals = (
@@ -481,7 +489,7 @@ def termination_preview(loan: Loan, as_of: date, refusals: tuple) -> Termination
                 f"Nothing is outstanding on {as_of} once unearned interest is dropped.",
             ),
         )
-    live_before = ledger.live(before.periods)
+    live_before = ledger.live(before_periods)
     collapsed = (
         loan.schedule_engine == ScheduleEngine.DYNAMIC
         and bool(live_before)
@@ -497,9 +505,10 @@ def termination_preview(loan: Loan, as_of: date, refusals: tuple) -> Termination
         fees=fees,
         accelerated=ledger.live(after.periods)[-1] if collapsed else None,
         periods=tuple(after.periods),
-        before=ledger.summarize(before.periods, as_of=as_of),
+        before=ledger.summarize(before_periods, as_of=as_of),
         after=ledger.summarize(after.periods, as_of=as_of),
         refusals=refusals,
+        replay=(after, transactions),
     )
 
 

@@ -43,7 +43,6 @@ from loans.models import (
     LoanSetup,
     LoanStatus,
     LoanSubStatus,
-    Schedule,
     ScheduleEngine,
     ScheduleReason,
     Transaction,
@@ -390,10 +389,7 @@ def post_transaction(
     _check_transaction_date(loan, on, as_of)
     versions.check_external_id(external_id)
     if type in (TransactionType.REPAYMENT, TransactionType.CREDIT):
-        schedule = Schedule.objects.get(loan=loan, is_current=True)
-        outstanding = sum(
-            (p.total_outstanding for p in schedule.periods.filter(frozen=False)), ZERO
-        )
+        outstanding = versions.live_outstanding(loan)
         if amount > outstanding:
             raise InvalidRequestError(
                 f"The amount {amount} is more than the {outstanding} outstanding.",
@@ -421,8 +417,7 @@ def post_transaction(
     except IntegrityError:
         raise DuplicateExternalIdError(f"The external id {external_id!r} is already used.")
     status_before = loan.status
-    versions.rebuild_schedule(loan)
-    tx.refresh_from_db()
+    versions.rebuild_schedule(loan, appended=tx)  # sets tx's portions
     versions.record_event(
         loan=loan,
         command=f"post_{type.lower()}",
@@ -579,7 +574,7 @@ def terminate_contract(
     schedule = versions.new_schedule_version(
         loan=loan, reason=ScheduleReason.CONTRACT_TERMINATION, actor=actor, note=note
     )
-    versions.rebuild_schedule(loan, schedule=schedule)
+    versions.rebuild_schedule(loan, schedule=schedule, derived=preview.replay)
     versions.record_event(
         loan=loan,
         command="terminate_contract",

@@ -2,6 +2,10 @@
 and their re-derivation from the setup and the transactions (replay, derive, rebuild).
 
 These are the public names other apps import from ``loans``; nothing here is a command.
+
+Why this module is long: the rebuild, the replay it starts from (the whole history or the
+stored schedule state) and the writing back of only what changed share the row formats and
+invariants of one schedule version; split, each part would import the others' private names.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q, Sum
+from django.db.models import F, Q, Sum
 from django.utils import timezone
 
 from loans import hooks, ledger, recalculation
@@ -182,6 +186,80 @@ def frozen_rows(schedule: Schedule) -> list[SchedulePeriod]:
     return list(schedule.periods.filter(frozen=True).order_by("period"))
 
 
+class StoredPeriods:
+    """A schedule version's periods as stored, read as plain values (one query, no model
+    instances): ``frozen`` and ``live`` as ``ledger.PeriodState`` (fresh objects each call), and
+    the row id and values of each live period, for writing back only what changed."""
+
+    def __init__(self, schedule: Schedule):
+        rows = SchedulePeriod.objects.filter(schedule=schedule).order_by("period")
+        self.rows = list(rows.values_list("id", "frozen", *PERIOD_FIELDS))
+
+    def _states(self, frozen: bool) -> list[ledger.PeriodState]:
+        return [
+            ledger.PeriodState(frozen=frozen, **dict(zip(PERIOD_FIELDS, row[2:], strict=True)))
+            for row in self.rows
+            if bool(row[1]) == frozen
+        ]
+
+    def frozen(self) -> list[ledger.PeriodState]:
+        return self._states(True)
+
+    def live(self) -> list[ledger.PeriodState]:
+        return self._states(False)
+
+    def live_rows(self) -> dict[int, tuple]:
+        """``{period number: (row id, values in PERIOD_FIELDS order)}`` of the live periods."""
+        return {row[2]: (row[0], row[2:]) for row in self.rows if not row[1]}
+
+
+def live_outstanding(loan: Loan) -> Decimal:
+    """Everything outstanding on the current schedule version's live periods (one aggregate)."""
+    owed = F("principal_due") + F("interest_due") + F("fees_due")
+    paid = F("principal_paid") + F("interest_paid") + F("fees_paid")
+    total = SchedulePeriod.objects.filter(
+        schedule__loan=loan, schedule__is_current=True, frozen=False
+    ).aggregate(total=Sum(owed - paid))["total"]
+    return ZERO if total is None else money_value(total)
+
+
+def money_value(value) -> Decimal:
+    """A database sum as cents (SQLite may return a float-typed or longer Decimal)."""
+    return Decimal(value).quantize(Decimal("0.01"))
+
+
+def write_live_periods(
+    schedule: Schedule, periods: list[ledger.PeriodState], stored: dict[int, tuple]
+) -> None:
+    """Make the version's live rows equal ``periods``, writing only the difference from
+    ``stored`` (``StoredPeriods.live_rows``): changed rows updated in one statement, missing
+    ones inserted, extra ones deleted. At most three statements, whatever the number of rows."""
+    changed, fields, created, kept = [], set(), [], set()
+    for p in ledger.live(periods):
+        values = tuple(getattr(p, name) for name in PERIOD_FIELDS)
+        row = stored.get(p.period)
+        if row is None:
+            created.append(period_row(schedule, p, frozen=False))
+            continue
+        row_id, before = row
+        kept.add(p.period)
+        differ = [name for name, a, b in zip(PERIOD_FIELDS, values, before, strict=True) if a != b]
+        if differ:
+            fields.update(differ)
+            changed.append(
+                SchedulePeriod(pk=row_id, **dict(zip(PERIOD_FIELDS, values, strict=True)))
+            )
+    extra = [row_id for number, (row_id, _) in stored.items() if number not in kept]
+    if extra:
+        SchedulePeriod.objects.filter(pk__in=extra).delete()
+    if changed:
+        SchedulePeriod.objects.bulk_update(
+            changed, [name for name in PERIOD_FIELDS if name in fields], batch_size=1000
+        )
+    if created:
+        SchedulePeriod.objects.bulk_create(created, batch_size=2000)
+
+
 def new_schedule_version(
     *,
     loan: Loan,
@@ -240,20 +318,50 @@ def credit_balance(loan: Loan) -> Decimal:
     return (figures["overpaid"] or ZERO) - (figures["refunded"] or ZERO)
 
 
-def replay_transactions(loan: Loan, schedule: Schedule) -> list[Transaction]:
-    """The non-reversed transactions a schedule version replays, in (date, entry) order.
+class HistoryRow:
+    """What the replay reads (and the rebuild writes back) of a transaction: plain values, not
+    a model instance (loading a long history as model instances costs ten times as much)."""
+
+    __slots__ = (
+        "pk",
+        "type",
+        "date",
+        "amount",
+        "principal_portion",
+        "interest_portion",
+        "fees_portion",
+        "overpayment_portion",
+    )
+
+    def __init__(self, *values):
+        for name, value in zip(self.__slots__, values, strict=True):
+            setattr(self, name, value)
+
+    def portions(self) -> tuple:
+        return (
+            self.principal_portion,
+            self.interest_portion,
+            self.fees_portion,
+            self.overpayment_portion,
+        )
+
+
+def replay_transactions(loan: Loan, schedule: Schedule) -> list[HistoryRow]:
+    """The non-reversed transactions a schedule version replays, in (date, entry) order, as
+    ``HistoryRow`` values.
 
     A version generated from a modification's setup replays only what is dated after the
     modification date: what came before is carried in the setup's ``loanAmount``.
     """
-    rows = list(
-        Transaction.objects.filter(loan=loan, reversed=False)
-        .exclude(type=TransactionType.DISBURSEMENT)
-        .order_by("date", "id")
+    rows = Transaction.objects.filter(loan=loan, reversed=False).exclude(
+        type=TransactionType.DISBURSEMENT
     )
     if schedule.setup.mod_id is not None:
-        rows = [t for t in rows if t.date > schedule.setup.contract_date]
-    return rows
+        rows = rows.filter(date__gt=schedule.setup.contract_date)
+    return [
+        HistoryRow(*values)
+        for values in rows.order_by("date", "id").values_list("id", *HistoryRow.__slots__[1:])
+    ]
 
 
 def derive_periods(
@@ -287,6 +395,10 @@ def derive_periods(
             periods = ledger.apply_advancement(
                 periods, on=tx.date, amount=tx.amount, terms=terms, dynamic=dynamic
             )
+    return _replay(setup, periods, transactions, dynamic=dynamic, resume=False)
+
+
+def _replay(setup, periods, transactions, *, dynamic: bool, resume: bool) -> ledger.ReplayResult:
     # Charges, repayments, credits and payoffs are replayed in (date, entry) order; a DYNAMIC
     # loan's termination collapses the schedule at its own place in that order, so what was
     # paid before it is never re-split (DESIGN §1, ledger integrity).
@@ -301,6 +413,7 @@ def derive_periods(
         termination_interest=setup.termination_interest,
         rounding_mode=setup.rounding_mode,
         accrual=accrual_for(setup),
+        resume=resume,
     )
 
 
@@ -339,31 +452,62 @@ def _void_terminations(loan: Loan, schedule: Schedule, keys: list) -> Schedule:
     return version
 
 
-def rebuild_schedule(loan: Loan, *, schedule: Schedule | None = None) -> ledger.ReplayResult:
-    """Re-derive the current schedule version's live periods and the transactions' portions
-    from the setup and the non-reversed transactions, and write them. Constant query count.
+def recalculates(loan: Loan, setup: LoanSetup) -> bool:
+    """Whether the setup's interest is recalculated daily (DESIGN §11)."""
+    return bool(setup.interest_recalculation) and loan.schedule_engine == ScheduleEngine.DYNAMIC
 
-    A termination's portions (and amount: it moves no cash) are what is outstanding at its
-    place after the replay; one left with nothing is reversed by the system. What a payment
-    brought beyond everything owed is its overpayment portion, the loan's credit balance. The
-    status follows: something outstanding -> ACTIVE, else a credit balance -> OVERPAID, else
-    CLOSED. A replay that would leave less credit than was already refunded is refused (409
-    ``credit_balance_refunded``; the caller's transaction rolls back).
-    """
-    schedule = schedule or Schedule.objects.select_related("setup").get(loan=loan, is_current=True)
-    transactions = replay_transactions(loan, schedule)
-    result = derive_periods(loan, schedule, transactions)
-    if result.void_terminations:
-        schedule = _void_terminations(loan, schedule, list(result.void_terminations))
-        transactions = [t for t in transactions if t.pk not in result.void_terminations]
-        result = derive_periods(loan, schedule, transactions)
-    SchedulePeriod.objects.filter(schedule=schedule, frozen=False).delete()
-    SchedulePeriod.objects.bulk_create(
-        [period_row(schedule, p, frozen=False) for p in ledger.live(result.periods)],
-        batch_size=2000,
+
+# The types whose replay can start from the stored schedule state (``ledger.replay(resume=
+# True)``): an advancement re-amortizes the base installments, so it replays everything.
+RESUMABLE_TYPES = (
+    TransactionType.CHARGE,
+    TransactionType.REPAYMENT,
+    TransactionType.CREDIT,
+    TransactionType.CONTRACT_TERMINATION,
+)
+
+
+def resume_periods(
+    loan: Loan, schedule: Schedule, periods: list[ledger.PeriodState], entries: list
+) -> ledger.ReplayResult | None:
+    """The replay of ``entries`` (transactions, or anything with pk, type, date and amount,
+    dated on or after every transaction the stored ``periods`` reflect) from the stored state:
+    what the whole replay would give, at a cost independent of the history. None where that
+    cannot be guaranteed (a recalculating loan: its daily accrual is not stored per period; a
+    type that regenerates the base installments; ``ledger.can_resume``): the caller replays
+    everything."""
+    setup = schedule.setup
+    dynamic = loan.schedule_engine == ScheduleEngine.DYNAMIC
+    if recalculates(loan, setup) or loan.charged_off or not ledger.can_resume(periods):
+        return None
+    if not ledger.live(periods) or any(t.type not in RESUMABLE_TYPES for t in entries):
+        return None
+    return _replay(setup, periods, entries, dynamic=dynamic, resume=True)
+
+
+def _later_than(loan: Loan, tx: Transaction) -> bool:
+    """Whether a non-reversed transaction other than ``tx`` is dated after it."""
+    return (
+        Transaction.objects.filter(loan=loan, reversed=False, date__gt=tx.date)
+        .exclude(pk=tx.pk)
+        .exists()
     )
+
+
+PORTION_FIELDS = [
+    "amount",
+    "principal_portion",
+    "interest_portion",
+    "fees_portion",
+    "overpayment_portion",
+]
+
+
+def _changed_portions(rows: list, result: ledger.ReplayResult) -> list[Transaction]:
+    """The transactions whose amount or portions the replay changed, as instances to
+    ``bulk_update`` (the rows are updated in place too)."""
     changed = []
-    for tx in transactions:
+    for tx in rows:
         amount = tx.amount
         if tx.type == TransactionType.ADVANCEMENT:
             portions = (tx.amount, ZERO, ZERO, ZERO)
@@ -388,27 +532,80 @@ def rebuild_schedule(loan: Loan, *, schedule: Schedule | None = None) -> ledger.
                 tx.overpayment_portion,
             ) = portions
             tx.amount = amount
-            changed.append(tx)
+            changed.append(
+                Transaction(pk=tx.pk, **{name: getattr(tx, name) for name in PORTION_FIELDS})
+            )
+    return changed
+
+
+def rebuild_schedule(
+    loan: Loan,
+    *,
+    schedule: Schedule | None = None,
+    appended: Transaction | None = None,
+    derived: tuple[ledger.ReplayResult, list] | None = None,
+) -> ledger.ReplayResult:
+    """Re-derive the current schedule version's live periods and the transactions' portions
+    from the setup and the non-reversed transactions, and write what changed (the periods and
+    portions a command changes, not all of them). Constant query count.
+
+    ``appended``: the transaction the command just created; when it is dated on or after every
+    other one the replay starts from the stored schedule state (``resume_periods``) instead of
+    replaying the history, and its portions are set on it. ``derived``: the command already
+    derived the result with the transaction it created (a termination's preview): ``(result,
+    rows)``, the rows whose portions the result allocates; it is written as is.
+
+    A termination's portions (and amount: it moves no cash) are what is outstanding at its
+    place after the replay; one left with nothing is reversed by the system. What a payment
+    brought beyond everything owed is its overpayment portion, the loan's credit balance. The
+    status follows: something outstanding -> ACTIVE, else a credit balance -> OVERPAID, else
+    CLOSED. A replay that would leave less credit than was already refunded is refused (409
+    ``credit_balance_refunded``; the caller's transaction rolls back).
+    """
+    schedule = schedule or Schedule.objects.select_related("setup").get(loan=loan, is_current=True)
+    stored = StoredPeriods(schedule)
+    result, rows = derived if derived is not None else (None, [])
+    resumable = (
+        result is None
+        and appended is not None
+        and loan.status == LoanStatus.ACTIVE
+        and appended.type in RESUMABLE_TYPES
+        and not recalculates(loan, schedule.setup)
+        and not _later_than(loan, appended)
+    )
+    if resumable:
+        rows = [HistoryRow(appended.pk, *(getattr(appended, n) for n in HistoryRow.__slots__[1:]))]
+        result = resume_periods(loan, schedule, stored.frozen() + stored.live(), rows)
+    # A resumed replay only adds to what was paid (the credit balance cannot drop) and leaves
+    # the terminations as they were (the loan's sub-status says whether one stands).
+    full = result is None
+    if full:  # the whole history
+        rows = replay_transactions(loan, schedule)
+        result = derive_periods(loan, schedule, rows, frozen=stored.frozen())
+        if result.void_terminations:
+            schedule = _void_terminations(loan, schedule, list(result.void_terminations))
+            rows = [t for t in rows if t.pk not in result.void_terminations]
+            stored = StoredPeriods(schedule)
+            result = derive_periods(loan, schedule, rows, frozen=stored.frozen())
+    write_live_periods(schedule, result.periods, stored.live_rows())
+    changed = _changed_portions(rows, result)
     if changed:
-        Transaction.objects.bulk_update(
-            changed,
-            [
-                "amount",
-                "principal_portion",
-                "interest_portion",
-                "fees_portion",
-                "overpayment_portion",
-            ],
-            batch_size=2000,
-        )
-    credit = credit_balance(loan)
-    if credit < 0:
-        raise ConflictError(
-            f"This would leave {-credit} more refunded than the borrower overpaid; undo the "
-            "credit balance refund first.",
-            code="credit_balance_refunded",
-        )
+        Transaction.objects.bulk_update(changed, PORTION_FIELDS, batch_size=2000)
+    if appended is not None:
+        for row in rows:
+            if row.pk == appended.pk:
+                for name in PORTION_FIELDS:
+                    setattr(appended, name, getattr(row, name))
     outstanding = sum((p.total_outstanding for p in ledger.live(result.periods)), ZERO)
+    credit = None
+    if full or outstanding <= 0:
+        credit = credit_balance(loan)
+        if credit < 0:
+            raise ConflictError(
+                f"This would leave {-credit} more refunded than the borrower overpaid; undo the "
+                "credit balance refund first.",
+                code="credit_balance_refunded",
+            )
     if loan.status != LoanStatus.PENDING:
         if outstanding > 0:
             new_status = LoanStatus.ACTIVE
@@ -419,7 +616,10 @@ def rebuild_schedule(loan: Loan, *, schedule: Schedule | None = None) -> ledger.
         # The sub-status exists only on an ACTIVE loan (a database constraint): paying off a
         # terminated loan closes it and clears the sub-status; reopening it (its last
         # repayment undone) restores the sub-status while its termination stands.
-        terminated = any(t.type == TransactionType.CONTRACT_TERMINATION for t in transactions)
+        if full:
+            terminated = any(t.type == TransactionType.CONTRACT_TERMINATION for t in rows)
+        else:
+            terminated = loan.sub_status == LoanSubStatus.CONTRACT_TERMINATION
         sub_status = (
             LoanSubStatus.CONTRACT_TERMINATION
             if new_status == LoanStatus.ACTIVE and terminated

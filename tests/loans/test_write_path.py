@@ -1,0 +1,220 @@
+"""The write path (issue 14): a command writes what it changes, its replay starts from the stored
+schedule when its transaction comes after every other one, and its query count does not grow
+with the loan's history."""
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from loans import ledger, selectors, services, versions
+from loans.models import SchedulePeriod, Transaction, TransactionType
+from tests.factories import make_active_loan, set_business_date
+
+pytestmark = pytest.mark.django_db
+
+AS_OF = date(2026, 1, 1)
+
+
+def loan_with_history(actor, *, prior: int, **setup):
+    """A 360-period monthly loan from 2000 with ``prior`` repayments of 10.00, one a day."""
+    set_business_date(AS_OF)
+    loan = make_active_loan(
+        actor=actor,
+        loan_amount=Decimal("300000.00"),
+        loan_rate=Decimal("6"),
+        loan_term=Decimal(360),
+        contract_date=date(2000, 1, 1),
+        first_payment_date=date(2000, 2, 1),
+        as_of=AS_OF,
+        **setup,
+    )
+    Transaction.objects.bulk_create(
+        Transaction(
+            loan=loan,
+            type=TransactionType.REPAYMENT,
+            date=date(2000, 2, 1) + timedelta(days=i),
+            amount=Decimal("10.00"),
+        )
+        for i in range(prior)
+    )
+    versions.rebuild_schedule(loan)
+    loan.refresh_from_db()
+    return loan
+
+
+def stored_state(loan):
+    schedule = selectors.current_schedule(loan)
+    periods = list(
+        SchedulePeriod.objects.filter(schedule=schedule)
+        .order_by("period")
+        .values_list("frozen", *versions.PERIOD_FIELDS)
+    )
+    portions = list(
+        Transaction.objects.filter(loan=loan)
+        .order_by("id")
+        .values_list("id", *versions.PORTION_FIELDS)
+    )
+    return periods, portions, loan.status, loan.sub_status
+
+
+def tx_portions(tx):
+    return (tx.principal_portion, tx.interest_portion, tx.fees_portion, tx.overpayment_portion)
+
+
+def rebuilt_state(loan):
+    """The same loan after a rebuild replaying the whole history (the reference)."""
+    versions.rebuild_schedule(loan)
+    return stored_state(loan)
+
+
+# ------------------------------------------------------------------ the resumed replay is exact
+
+
+STEP = st.tuples(
+    st.sampled_from([TransactionType.REPAYMENT, TransactionType.CHARGE, TransactionType.CREDIT]),
+    st.integers(min_value=0, max_value=40),  # days after the previous transaction
+    st.decimals(min_value=Decimal("0.01"), max_value=Decimal("400.00"), places=2),
+)
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(steps=st.lists(STEP, min_size=1, max_size=8), standard=st.booleans())
+def test_resumed_replay_equals_the_whole_replay(operator, steps, standard):
+    """Transactions posted after the history (resumed from the stored schedule) leave exactly
+    what a rebuild from every transaction writes: periods, portions, status."""
+    set_business_date(date(2026, 12, 31))
+    loan = make_active_loan(
+        actor=operator,
+        loan_amount=Decimal("1000.00"),
+        loan_rate=Decimal("12"),
+        loan_term=Decimal(6),
+        contract_date=date(2026, 1, 1),
+        first_payment_date=date(2026, 2, 1),
+        schedule_engine="STANDARD" if standard else "DYNAMIC",
+        as_of=date(2026, 12, 31),
+    )
+    on = date(2026, 1, 1)
+    for type, gap, amount in steps:
+        on = min(on + timedelta(days=gap), date(2026, 12, 31))
+        loan.refresh_from_db()
+        if type != TransactionType.CHARGE:
+            if loan.status != "ACTIVE":
+                continue
+            amount = min(amount, versions.live_outstanding(loan))
+        tx = services.post_transaction(loan=loan, type=type, on=on, amount=amount, actor=operator)
+        loan.refresh_from_db()
+        after = stored_state(loan)
+        if type != TransactionType.CHARGE:
+            assert sum(tx_portions(tx)) == amount
+        assert rebuilt_state(loan) == after
+
+
+def test_repayment_after_history_writes_only_the_periods_it_pays(operator):
+    loan = loan_with_history(operator, prior=20)
+    with CaptureQueriesContext(connection) as queries:
+        tx = services.post_transaction(
+            loan=loan,
+            type=TransactionType.REPAYMENT,
+            on=AS_OF,
+            amount=Decimal("1.00"),
+            actor=operator,
+        )
+    sql = [q["sql"] for q in queries.captured_queries]
+    assert not [s for s in sql if s.startswith("DELETE")]
+    assert len([s for s in sql if s.startswith("INSERT")]) == 2  # the transaction, the audit
+    period_updates = [s for s in sql if s.startswith('UPDATE "loans_scheduleperiod"')]
+    assert len(period_updates) == 1
+    # The oldest unpaid installment takes the 1.00 (as interest); nothing else changes.
+    assert (tx.principal_portion, tx.interest_portion, tx.fees_portion) == (
+        Decimal("0.00"),
+        Decimal("1.00"),
+        Decimal("0.00"),
+    )
+    assert rebuilt_state(loan) == stored_state(loan)
+
+
+# ------------------------------------------------------------------ constant query counts
+
+# The same bound at 20 and at 500 prior transactions (the counts are equal, asserted too).
+
+
+def _count(func):
+    with CaptureQueriesContext(connection) as queries:
+        func()
+    return len(queries.captured_queries)
+
+
+def _repay(loan, actor):
+    services.post_transaction(
+        loan=loan, type=TransactionType.REPAYMENT, on=AS_OF, amount=Decimal("5.00"), actor=actor
+    )
+
+
+def _charge(loan, actor):
+    services.post_transaction(
+        loan=loan, type=TransactionType.CHARGE, on=AS_OF, amount=Decimal("5.00"), actor=actor
+    )
+
+
+def _terminate(loan, actor):
+    services.terminate_contract(loan=loan, actor=actor, note="bench")
+
+
+def _preview(loan, actor):
+    preview = selectors.preview_contract_termination(loan)
+    assert preview.allowed
+
+
+COMMANDS = {
+    # savepoint, business date, lock, contract date, outstanding aggregate, savepoint +
+    # insert + release, current schedule, its periods, later-transaction check, one UPDATE of
+    # the paid period, the transaction's portions, autopay check, audit, release.
+    "repayment": (_repay, 16, {}),
+    "charge": (_charge, 15, {}),
+    "termination": (_terminate, 19, {}),
+    "termination preview": (_preview, 5, {}),
+    # A recalculating loan replays its history (its daily accrual is not stored per period),
+    # in the same number of queries.
+    "recalculating repayment": (_repay, 18, {"interest_recalculation": True}),
+}
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_command_queries_do_not_grow_with_history(operator, django_assert_max_num_queries, command):
+    func, bound, setup = COMMANDS[command]
+    counts = []
+    for prior in (20, 500):
+        loan = loan_with_history(operator, prior=prior, **setup)
+        with django_assert_max_num_queries(bound) as captured:
+            func(loan, operator)
+        counts.append(len(captured.captured_queries))
+    assert counts[0] == counts[1], counts
+
+
+def test_termination_derives_once(operator, monkeypatch):
+    """The command and its preview start from the stored schedule: no history replay."""
+    loan = loan_with_history(operator, prior=20)
+    calls = []
+    real = versions.derive_periods
+    monkeypatch.setattr(
+        versions, "derive_periods", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    replays = []
+    real_replay = ledger.replay
+    monkeypatch.setattr(
+        ledger, "replay", lambda *a, **k: replays.append(k.get("resume")) or real_replay(*a, **k)
+    )
+    result = services.terminate_contract(loan=loan, actor=operator, note="x")
+    assert calls == [] and replays == [True]
+    assert result.transaction.amount > 0
+    loan.refresh_from_db()
+    assert rebuilt_state(loan) == stored_state(loan)
