@@ -19,7 +19,7 @@ from loans.models import (
     TerminationInterest,
     Transaction,
 )
-from loans.terms import API_NAMES
+from loans.terms import API_NAMES, MAX_GRACE_DAYS
 
 DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 FORM_NAMES = {api: name for name, api in API_NAMES.items()} | {
@@ -107,6 +107,22 @@ class SetupTermsForm(forms.Form):
         required=False,
         label="Interest recalculation",
         help_text="Daily accrual on the actual outstanding principal (DYNAMIC loans only).",
+    )
+    late_fee_amount = forms.DecimalField(
+        max_digits=14,
+        decimal_places=2,
+        min_value=Decimal("0.01"),
+        required=False,
+        label="Late fee",
+        help_text="Charged once per installment still unpaid after the grace days. "
+        "Leave both blank for no late fee.",
+    )
+    late_fee_grace_days = forms.IntegerField(
+        min_value=0,
+        max_value=MAX_GRACE_DAYS,
+        required=False,
+        label="Late fee grace (days)",
+        help_text="Days after the due date; 0 charges it at the close of the due date.",
     )
 
     def changes(self) -> dict:

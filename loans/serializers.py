@@ -33,6 +33,7 @@ from loans.models import (
     Transaction,
     bucket_for,
 )
+from loans.terms import MAX_GRACE_DAYS
 
 MAX_MONEY = Decimal("999999999999.99")
 MAX_ID = 2**63 - 1  # what a database key holds; a bigger id is a 400, not a 500
@@ -89,6 +90,15 @@ class StrictCharField(serializers.CharField):
     def to_internal_value(self, data):
         if not isinstance(data, str):
             self.fail("not_a_string")
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer, as the schema says (DRF's IntegerField also takes "5" and 5.0)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
         return super().to_internal_value(data)
 
 
@@ -179,6 +189,23 @@ class SetupInputSerializer(serializers.Serializer):
         required=False,
         help_text="DYNAMIC only: interest accrues daily on the actual outstanding principal "
         "(Fineract's progressive loan); false keeps interest per period as scheduled.",
+    )
+    lateFeeAmount = PositiveMoney(
+        source="late_fee_amount",
+        required=False,
+        allow_null=True,
+        help_text="The late fee: a CHARGE of this amount for each installment still unpaid "
+        "lateFeeGraceDays after its due date, once per installment (close of business). "
+        "Set together with lateFeeGraceDays; both null: no late fee.",
+    )
+    lateFeeGraceDays = StrictIntegerField(
+        source="late_fee_grace_days",
+        required=False,
+        allow_null=True,
+        min_value=0,
+        max_value=MAX_GRACE_DAYS,
+        help_text="Days after a due date before the late fee is charged (0: at the close of "
+        "the due date). Set together with lateFeeAmount.",
     )
 
 
@@ -296,6 +323,8 @@ class SetupSerializer(serializers.ModelSerializer):
     roundingMode = serializers.CharField(source="rounding_mode")
     terminationInterest = serializers.CharField(source="termination_interest")
     interestRecalculation = serializers.BooleanField(source="interest_recalculation")
+    lateFeeAmount = Money(source="late_fee_amount", allow_null=True)
+    lateFeeGraceDays = serializers.IntegerField(source="late_fee_grace_days", allow_null=True)
     modId = serializers.IntegerField(source="mod_id", allow_null=True)
     createdAt = serializers.DateTimeField(source="created_at")
     activatedAt = serializers.DateTimeField(source="activated_at", allow_null=True)
@@ -318,6 +347,8 @@ class SetupSerializer(serializers.ModelSerializer):
             "roundingMode",
             "terminationInterest",
             "interestRecalculation",
+            "lateFeeAmount",
+            "lateFeeGraceDays",
             "modId",
             "active",
             "createdAt",

@@ -178,6 +178,7 @@ CREATION_CONSTRAINTS = {
     "setup_rate_not_negative": ("loanRate", "Must not be negative.", "min_value"),
     "setup_term_positive": ("loanTerm", "Must be positive.", "min_value"),
     "setup_payment_positive": ("payment", "Must be positive.", "payment_rounds_to_zero"),
+    "setup_late_fee_positive": ("lateFeeAmount", "Must be positive.", "min_value"),
 }
 
 

@@ -28,6 +28,7 @@ from loans.schedules import (
 MAX_AMOUNT = Decimal("999999999999.99")
 MAX_TERM = Decimal("1200")
 MAX_RATE = Decimal("1000")
+MAX_GRACE_DAYS = 366  # a late fee's grace: at most a year (a longer one is surely a typo)
 MAX_YEARS = 50  # the longest tenor accepted: beyond it a cent-rounded payment can fall below
 # the interest of some periods and the balance compounds for centuries.
 
@@ -44,7 +45,11 @@ SETUP_FIELDS = (
     "rounding_mode",
     "termination_interest",
     "interest_recalculation",
+    "late_fee_amount",
+    "late_fee_grace_days",
 )
+# Optional terms: None means "none" (no late fee). Every other field is required.
+OPTIONAL_FIELDS = frozenset({"payment", "late_fee_amount", "late_fee_grace_days"})
 # API (camelCase) names, used in field errors so API consumers can map them to their input.
 API_NAMES = {
     "loan_amount": "loanAmount",
@@ -59,6 +64,8 @@ API_NAMES = {
     "rounding_mode": "roundingMode",
     "termination_interest": "terminationInterest",
     "interest_recalculation": "interestRecalculation",
+    "late_fee_amount": "lateFeeAmount",
+    "late_fee_grace_days": "lateFeeGraceDays",
 }
 CHOICES = {
     "payment_frequency": PaymentFrequency,
@@ -74,6 +81,8 @@ SETUP_DEFAULTS = {
     "rounding_mode": RoundingMode.HALF_UP,
     "termination_interest": TerminationInterest.ALL_OUTSTANDING,
     "interest_recalculation": False,
+    "late_fee_amount": None,
+    "late_fee_grace_days": None,
 }
 
 
@@ -118,7 +127,7 @@ def validate_terms(values: dict) -> dict:
     errors = []
     cleaned = dict(values)
     for name in SETUP_FIELDS:
-        if name == "payment":
+        if name in OPTIONAL_FIELDS:
             continue
         if cleaned.get(name) in (None, ""):
             errors.append(field_error(API_NAMES[name], "This field is required.", "required"))
@@ -179,6 +188,7 @@ def validate_terms(values: dict) -> dict:
             )
     if isinstance(payment, Decimal) and not (0 < payment <= MAX_AMOUNT):
         errors.append(field_error("payment", "Must be positive.", "min_value"))
+    errors.extend(_late_fee_errors(cleaned))
     recalculating = cleaned.get("interest_recalculation")
     if recalculating not in (None, True, False):
         errors.append(field_error("interestRecalculation", "Must be true or false.", "invalid"))
@@ -240,6 +250,53 @@ def validate_terms(values: dict) -> dict:
     cleaned["payment_is_given"] = payment is not None
     cleaned["payment"] = payment if payment is not None else schedule.payment
     return cleaned
+
+
+def _late_fee_errors(cleaned: dict) -> list[dict]:
+    """``lateFeeAmount`` (> 0, two places) and ``lateFeeGraceDays`` (0 to ``MAX_GRACE_DAYS``)
+    are set together or not at all (both null: no late fee). A grace of 0 charges the fee at
+    the close of the due date itself; requiring both spares the reader of a setup from guessing
+    what an amount without a grace would mean. Cleans ``cleaned`` in place."""
+    errors = []
+    amount = cleaned.get("late_fee_amount")
+    if amount is not None:
+        try:
+            amount = Decimal(str(amount))
+            if not amount.is_finite():
+                raise InvalidOperation
+        except (InvalidOperation, ValueError):
+            errors.append(field_error("lateFeeAmount", "A number is required.", "invalid"))
+            amount = None
+        else:
+            cleaned["late_fee_amount"] = amount
+            if not (0 < amount <= MAX_AMOUNT):
+                errors.append(field_error("lateFeeAmount", "Must be positive.", "min_value"))
+            elif amount != amount.quantize(Decimal("0.01")):
+                errors.append(
+                    field_error(
+                        "lateFeeAmount", "At most two decimal places.", "max_decimal_places"
+                    )
+                )
+    grace = cleaned.get("late_fee_grace_days")
+    if grace is not None:
+        if isinstance(grace, bool) or not isinstance(grace, int):
+            errors.append(field_error("lateFeeGraceDays", "An integer is required.", "invalid"))
+        elif not (0 <= grace <= MAX_GRACE_DAYS):
+            errors.append(
+                field_error(
+                    "lateFeeGraceDays", f"Must be between 0 and {MAX_GRACE_DAYS}.", "out_of_range"
+                )
+            )
+    if (cleaned.get("late_fee_amount") is None) != (grace is None):
+        missing = "lateFeeGraceDays" if grace is None else "lateFeeAmount"
+        errors.append(
+            field_error(
+                missing,
+                "lateFeeAmount and lateFeeGraceDays are set together (both null: no late fee).",
+                "late_fee_incomplete",
+            )
+        )
+    return errors
 
 
 def check_installments_not_zero(schedule) -> None:

@@ -10,7 +10,13 @@ from decimal import Decimal
 import pytest
 from rest_framework import serializers
 
-from loans.serializers import Money, PositiveMoney, StrictDecimalField, TermField
+from loans.serializers import (
+    Money,
+    PositiveMoney,
+    SetupInputSerializer,
+    StrictDecimalField,
+    TermField,
+)
 from tests.api_catalog import api_schema
 
 CANDIDATES = [
@@ -25,6 +31,7 @@ FIELDS = {
         max_digits=9, decimal_places=4, min_value=Decimal("0"), max_value=Decimal("1000")
     ),
     "term": TermField(min_value=Decimal("0.0001"), max_value=Decimal("1200")),
+    "late fee": SetupInputSerializer().fields["lateFeeAmount"],
 }
 
 

@@ -361,3 +361,19 @@ def test_every_new_command_page_refuses_a_viewer(client, viewer, loan, suffix):
     body = {"transaction_date": "2025-03-15", "amount": "10.00", "note": "x"}
     assert client.post(url, body).status_code == 403
     assert (Transaction.objects.count(), LoanEvent.objects.count()) == before
+
+
+def test_create_sets_the_late_fee_and_refuses_half_of_it(client, operator):
+    client.force_login(operator)
+    half = client.post(CREATE, {**TERMS, **NEW_BORROWER, "late_fee_amount": "15.00"})
+    assert half.status_code == 200
+    assert half.context["form"].errors["late_fee_grace_days"] == [
+        "lateFeeAmount and lateFeeGraceDays are set together (both null: no late fee)."
+    ]
+    assert Loan.objects.count() == 0
+    data = {**TERMS, **NEW_BORROWER, "late_fee_amount": "15.00", "late_fee_grace_days": "10"}
+    assert client.post(CREATE, data).status_code == 302
+    setup = Loan.objects.get(external_id="NEW-1").setup
+    assert (setup.late_fee_amount, setup.late_fee_grace_days) == (Decimal("15.00"), 10)
+    page = client.get(f"/admin/loans/loan/{setup.loan_id}/change/").content.decode()
+    assert "15.00 after 10 days" in page

@@ -89,6 +89,27 @@ def test_wizard_walks_to_activation(client, operator, modifiable):
     assert loan.setup_id == setup.pk
 
 
+def test_the_terms_step_sets_the_late_fee(client, operator, modifiable):
+    loan = modifiable
+    client.force_login(operator)
+    post(client, loan, "date", modification_date="2025-07-15")
+    post(client, loan, "transactions", keep=[str(loan.kept_tx.pk)])
+    setup = Modification.objects.get(loan=loan, status=ModificationStatus.DRAFT).setup
+    half = post(client, loan, "terms", **terms_fields(setup, late_fee_grace_days="5"))
+    assert half.context["form"].errors["late_fee_amount"] == [
+        "lateFeeAmount and lateFeeGraceDays are set together (both null: no late fee)."
+    ]
+    response = post(
+        client,
+        loan,
+        "terms",
+        **terms_fields(setup, late_fee_amount="12.50", late_fee_grace_days="5"),
+    )
+    assert b"Roll payment" in response.content
+    setup.refresh_from_db()
+    assert (setup.late_fee_amount, setup.late_fee_grace_days) == (Decimal("12.50"), 5)
+
+
 def test_wizard_resumes_the_draft_and_keeps_loans_apart(client, operator, modifiable):
     from modifications.services import create_modification
 
