@@ -44,6 +44,11 @@ def parse(serializer_class, data):
 
 class JobsView(generics.GenericAPIView, APIView):
     command_permissions = {"POST": CLOCK_PERMISSION}
+    # The job row commits before its task is sent (a worker must find it) and a broker failure
+    # commits the job as FAILED: the command commits in steps, so an Idempotency-Key is leased
+    # in its own committed row, not claimed in one transaction around the view
+    # (loans.idempotency).
+    idempotency_in_transaction = False
     queryset = Job.objects.order_by("-id")
     serializer_class = JobSerializer
 
@@ -99,6 +104,11 @@ class JobDetailView(APIView):
 
 class DispatchView(APIView):
     command_permissions = {"POST": CLOCK_PERMISSION}
+    # The dispatcher claims, commits, calls the provider with no lock held and records each
+    # item in its own transactions (DESIGN §11): one transaction around the view would hold
+    # the claims and row locks across the provider calls and make every per-item commit a
+    # savepoint. So an Idempotency-Key is leased in a committed row, its answer stored after.
+    idempotency_in_transaction = False
 
     @extend_schema(
         summary="Run the dispatcher once now",

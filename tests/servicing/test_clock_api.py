@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from servicing.models import Autopay, Job, LoanDailySnapshot, ScheduledPayment
+from servicing.models import Autopay, DispatchAttempt, Job, LoanDailySnapshot, ScheduledPayment
 from tests.factories import make_active_loan, set_business_date
 
 AS_OF = date(2026, 2, 18)
@@ -188,3 +188,62 @@ def test_idempotent_autopay_set_up_runs_once(api, loan):
     assert (first.status_code, second.status_code) == (201, 201)
     assert second.json() == first.json()
     assert Autopay.objects.count() == 1
+
+
+def test_post_dispatch_with_an_idempotency_key_replays_and_dispatches_nothing_again(api, loan):
+    from loans.models import IdempotencyRecord
+
+    ScheduledPayment.objects.create(loan=loan, amount=Decimal("25.00"), scheduled_date=AS_OF)
+    first = api.post("/api/v1/dispatch", {}, format="json", HTTP_IDEMPOTENCY_KEY="dispatch-1")
+    assert first.status_code == 200, first.content
+    assert "Idempotent-Replayed" not in first
+    assert (first.json()["claimed"], first.json()["executed"]) == (1, 1)
+    record = IdempotencyRecord.objects.get(key="dispatch-1")
+    assert (record.state, record.status_code, record.locked_until) == ("DONE", 200, None)
+    later = ScheduledPayment.objects.create(loan=loan, amount=Decimal("5.00"), scheduled_date=AS_OF)
+    replay = api.post("/api/v1/dispatch", {}, format="json", HTTP_IDEMPOTENCY_KEY="dispatch-1")
+    assert replay.status_code == 200
+    assert replay["Idempotent-Replayed"] == "true"
+    assert replay.content == first.content
+    later.refresh_from_db()
+    assert later.status == "PENDING"
+    assert DispatchAttempt.objects.count() == 1
+    other = api.post(
+        "/api/v1/dispatch", {"limit": 5}, format="json", HTTP_IDEMPOTENCY_KEY="dispatch-1"
+    )
+    assert other.status_code == 409 and other.json()["code"] == "idempotency_key_reused"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_post_dispatch_with_a_key_calls_the_provider_outside_any_transaction(
+    api, loan, monkeypatch
+):
+    """The claim and each item commit before the provider is called (DESIGN §11), with an
+    Idempotency-Key too: the view is not wrapped in one transaction."""
+    from django.db import connection
+
+    from servicing import providers
+
+    seen = []
+    real = providers.SimulatedAchProvider.send
+
+    def send(self, message, *, idempotency_key):
+        seen.append(connection.in_atomic_block)
+        return real(self, message, idempotency_key=idempotency_key)
+
+    monkeypatch.setattr(providers.SimulatedAchProvider, "send", send)
+    ScheduledPayment.objects.create(loan=loan, amount=Decimal("25.00"), scheduled_date=AS_OF)
+    response = api.post("/api/v1/dispatch", {}, format="json", HTTP_IDEMPOTENCY_KEY="dispatch-2")
+    assert response.status_code == 200, response.content
+    assert response.json()["executed"] == 1
+    assert seen == [False]
+
+
+def test_post_jobs_with_an_idempotency_key_replays_the_job(api, loan):
+    body = {"kind": "CLOSE_OF_BUSINESS"}
+    first = api.post("/api/v1/jobs", body, format="json", HTTP_IDEMPOTENCY_KEY="jobs-1")
+    assert first.status_code == 202, first.content
+    replay = api.post("/api/v1/jobs", body, format="json", HTTP_IDEMPOTENCY_KEY="jobs-1")
+    assert (replay.status_code, replay["Idempotent-Replayed"]) == (202, "true")
+    assert replay.content == first.content
+    assert Job.objects.count() == 1
