@@ -2,21 +2,29 @@
 
 1. A repayment on a 30-year loan (360 periods, 20 prior transactions) next to the cheapest
    audited write of the API, ``PUT /business-date``, alternated (goal <= 3x).
-2. History: the same repayment (dated on the business date, after every transaction) on a loan
-   with 5,000 prior transactions next to one with 20 (goal <= 1.5x).
+2. History: the same repayment (dated on the business date, after every transaction: the
+   histories are one repayment a day from 2000-02-01, all before it) on a loan with 5,000 prior
+   transactions next to one with 20 (goal <= 1.5x).
+3. Termination (the command, which derives once, through ``loans.services`` inside a rolled
+   back transaction) at 5,000 prior transactions next to 20 (goal <= 1.5x).
+4. The same repayment on a recalculating loan (``interestRecalculation``, DESIGN §11) with 20
+   and 5,000 prior transactions (the goal of 2. holds for them too).
 Statements of each are counted too.
 """
 
 from __future__ import annotations
 
 import os
+import time
 
 from django.contrib.auth import get_user_model
+from django.db import transaction
 from django.test import Client
 
 from bench.bench_core import AS_OF, make_loan
 from bench.db import throwaway_database
 from bench.measure import alternate, count_statements, load_line, print_figure
+from loans import services
 from loans.models import BusinessDate
 
 REPEAT = int(os.environ.get("BENCH_REPEAT", "7"))
@@ -44,27 +52,58 @@ def business_date(client):
     return put
 
 
+def terminate(user, loan):
+    """Terminate and roll back: the loan is the same for the next round."""
+
+    def run():
+        with transaction.atomic():
+            started = time.perf_counter()
+            services.terminate_contract(loan=loan, actor=user, note="bench", as_of=AS_OF)
+            elapsed = time.perf_counter() - started
+            transaction.set_rollback(True)
+        return elapsed
+
+    return run
+
+
 def run() -> None:
     user = get_user_model().objects.create_superuser("bench", password="bench-pass-123")
     BusinessDate.objects.update_or_create(pk=1, defaults={"date": AS_OF})
-    short = make_loan(user, periods=360, repayments=20)
-    long = make_loan(user, periods=360, repayments=5000)
+    loans = {
+        (recalc, prior): make_loan(
+            user,
+            periods=360,
+            repayments=prior,
+            spacing_days=1,
+            **({"interest_recalculation": True} if recalc else {}),
+        )
+        for recalc in (False, True)
+        for prior in (20, 5000)
+    }
     client = Client()
     client.force_login(user)
     cases = {
         "PUT /business-date": business_date(client),
-        "repayment, 360 periods, 20 prior transactions": repayment(client, short),
-        "repayment, 360 periods, 5,000 prior transactions": repayment(client, long),
+        "repayment, 360 periods, 20 prior transactions": repayment(client, loans[False, 20]),
+        "repayment, 360 periods, 5,000 prior transactions": repayment(client, loans[False, 5000]),
+        "termination, 20 prior transactions": terminate(user, loans[False, 20]),
+        "termination, 5,000 prior transactions": terminate(user, loans[False, 5000]),
+        "recalculating repayment, 20 prior": repayment(client, loans[True, 20]),
+        "recalculating repayment, 5,000 prior": repayment(client, loans[True, 5000]),
     }
     statements = {label: count_statements(func)[0] for label, func in cases.items()}
     print(f"write path ({REPEAT} rounds, alternated; {load_line()}):")
     samples = alternate(cases, repeat=REPEAT)
     for label in cases:
         samples[label].label = f"{label} [{statements[label]} statements]"
-    anchor, short_s, long_s = samples.values()
+    anchor, short_s, long_s, term_short, term_long, recalc_short, recalc_long = samples.values()
     print_figure(anchor)
     print_figure(short_s, anchor, ratio_goal="<= 3x")
     print_figure(long_s, short_s, ratio_goal="<= 1.5x")
+    print_figure(term_short, anchor)
+    print_figure(term_long, term_short, ratio_goal="<= 1.5x")
+    print_figure(recalc_short, anchor)
+    print_figure(recalc_long, recalc_short, ratio_goal="<= 1.5x")
     print(f"  ({load_line()})")
 
 

@@ -333,9 +333,10 @@ class HistoryRow:
         "overpayment_portion",
     )
 
-    def __init__(self, *values):
-        for name, value in zip(self.__slots__, values, strict=True):
-            setattr(self, name, value)
+    def __init__(self, pk, type, date, amount, principal, interest, fees, overpayment):
+        self.pk, self.type, self.date, self.amount = pk, type, date, amount
+        self.principal_portion, self.interest_portion = principal, interest
+        self.fees_portion, self.overpayment_portion = fees, overpayment
 
     def portions(self) -> tuple:
         return (
