@@ -398,8 +398,10 @@ def generate_schedule(terms: Terms, *, first_number: int = 1) -> Schedule:
                 k == 0
                 and payment is not None
                 and terms.payment is not None
-                and (payment <= interest)
+                and (payment == interest)
             ):
+                # Below the interest is negative amortization (DESIGN §1, raised just below and
+                # naming the period); exactly the interest never amortizes at all.
                 raise PaymentTooSmallError(
                     f"payment {payment} does not exceed the first period's interest {interest}"
                 )

@@ -330,6 +330,24 @@ def test_given_payment_too_small(operator):
     assert exc.value.code == "payment_too_small"
 
 
+def test_given_payment_below_the_interest_is_negative_amortization(operator):
+    """DESIGN §1: a given payment below the interest is refused as negative amortization,
+    naming the period; nothing changes."""
+    set_business_date(date(2026, 3, 1))
+    loan = make_loan(actor=operator)
+    before = LoanSetup.objects.get(pk=loan.setup.pk).payment
+    with pytest.raises(InvalidRequestError) as exc:
+        services.update_setup(setup=loan.setup, changes={"payment": D("9.99")}, actor=operator)
+    assert exc.value.code == "negative_amortization"
+    assert [(e["field"], e["code"]) for e in exc.value.errors] == [
+        ("payment", "negative_amortization")
+    ]
+    assert (
+        "Installment 1's interest 10.00 is above its payment 9.99" in exc.value.errors[0]["detail"]
+    )
+    assert LoanSetup.objects.get(pk=loan.setup.pk).payment == before
+
+
 def test_business_date_is_recorded(operator):
     services.set_business_date(new_date=date(2026, 5, 1), actor=operator, reason="month end")
     services.set_business_date(new_date=date(2026, 5, 2), actor=operator)
