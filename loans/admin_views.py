@@ -37,6 +37,7 @@ from loans.forms import (
     error_sentences,
 )
 from loans.models import (
+    PAYING_TYPES,
     USER_REVERSIBLE_TYPES,
     Loan,
     LoanStatus,
@@ -419,13 +420,28 @@ register_loan_view(
 
 # ------------------------------------------------------------------ the loan page's chart
 
-PAID_TYPES = (TransactionType.REPAYMENT, TransactionType.CREDIT)
+
+def paid_points(transactions) -> list[tuple]:
+    """The cumulative amount the borrower paid in, one point per transaction that moves it:
+    repayments, credits and payoffs add (PAYING_TYPES), credit-balance refunds give money back;
+    reversed transactions count for nothing."""
+    points, total = [], Decimal("0")
+    for tx in transactions:
+        if tx.reversed:
+            continue
+        if tx.type in PAYING_TYPES:
+            total += tx.amount
+        elif tx.type == TransactionType.CREDIT_BALANCE_REFUND:
+            total -= tx.amount
+        else:
+            continue
+        points.append((tx.date, total))
+    return points
 
 
 def balance_chart(loan: Loan, schedule, transactions) -> charts.Chart | None:
     """Outstanding principal along the current schedule (its balance after each installment)
-    and the cumulative amount paid (repayments and credits not reversed), over the loan's
-    life."""
+    and the cumulative amount paid (paid_points), over the loan's life."""
     if schedule is None:
         return None
     periods = [p for p in schedule.periods.all() if not p.frozen]
@@ -434,11 +450,7 @@ def balance_chart(loan: Loan, schedule, transactions) -> charts.Chart | None:
     start = periods[0].from_date
     opening = periods[0].balance_after + periods[0].principal_due
     outstanding = [(start, opening)] + [(p.due_date, p.balance_after) for p in periods]
-    paid, total = [(start, Decimal("0"))], Decimal("0")
-    for tx in transactions:
-        if tx.type in PAID_TYPES and not tx.reversed:
-            total += tx.amount
-            paid.append((tx.date, total))
+    paid = [(start, Decimal("0"))] + paid_points(transactions)
     return charts.line_chart(
         "balance-chart",
         "Balance over time",
