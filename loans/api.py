@@ -7,7 +7,6 @@ with its schema, error responses and request examples; each view is thin.
 from __future__ import annotations
 
 import django_filters
-from django.contrib.auth import authenticate
 from django.db.models import Prefetch
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
@@ -18,7 +17,6 @@ from drf_spectacular.utils import (
     extend_schema,
 )
 from rest_framework import generics, permissions, status
-from rest_framework.authtoken.models import Token
 from rest_framework.response import Response
 
 from loans import selectors, services
@@ -59,8 +57,6 @@ from loans.serializers import (
     SetupInputSerializer,
     SetupSerializer,
     TerminationCommandSerializer,
-    TokenRequestSerializer,
-    TokenSerializer,
     TransactionSerializer,
     UndoInputSerializer,
 )
@@ -73,28 +69,6 @@ def parse_query(serializer_class, request) -> dict:
 
 
 # ------------------------------------------------------------------ auth and business date
-
-
-class TokenView(APIView):
-    authentication_classes: list = []
-    permission_classes = [permissions.AllowAny]
-
-    @extend_schema(
-        request=TokenRequestSerializer,
-        responses={200: TokenSerializer, **error_responses(400)},
-        auth=[],
-    )
-    def post(self, request):
-        data = parse(TokenRequestSerializer, request).validated_data
-        # Django's request, not DRF's: django-axes marks a locked-out login on it, and its
-        # middleware answers 429 for it (servicing.security.lockout).
-        user = authenticate(request._request, username=data["username"], password=data["password"])
-        if user is None or not user.is_active:
-            raise InvalidRequestError(
-                "Unable to log in with the given credentials.", code="invalid_credentials"
-            )
-        token, _ = Token.objects.get_or_create(user=user)
-        return Response({"token": token.key})
 
 
 class BusinessDateView(APIView):

@@ -4,7 +4,6 @@ from loans import api
 from loans.api_common import loan_paths
 
 urlpatterns = [
-    path("auth/token", api.TokenView.as_view(), name="auth-token"),
     path("business-date", api.BusinessDateView.as_view(), name="business-date"),
     path("loans", api.LoanListCreateView.as_view(), name="loan-list"),
     path("loan-setups/<int:setup_id>", api.SetupUpdateView.as_view(), name="loan-setup"),

@@ -3,9 +3,10 @@
 from django.urls import path
 
 from loans.api_common import loan_paths
-from servicing import api, clock_api
+from servicing import api, auth_api, clock_api
 
 urlpatterns: list = [
+    path("auth/token", auth_api.TokenView.as_view(), name="auth-token"),
     path("portfolio/summary", api.PortfolioSummaryView.as_view(), name="portfolio-summary"),
     *loan_paths("/cancel-servicing", api.CancelServicingView.as_view(), "loan-cancel-servicing"),
     *loan_paths("/resume-servicing", api.ResumeServicingView.as_view(), "loan-resume-servicing"),

@@ -5,6 +5,10 @@ State is data: every status is a ``TextChoices`` and the statuses an item may be
 from are named beside it (``CANCELLABLE``). What must never happen is a database constraint.
 Rows change only through ``servicing.services``; nothing here has a ``save()`` override or a
 signal.
+
+Why this module is long: it holds every table of the servicing app (scheduled items, events,
+the clock's jobs, snapshots and dispatch attempts, autopay, the outbox, API tokens), one model
+a concept, each small; Django finds an app's models here.
 """
 
 from __future__ import annotations
@@ -593,3 +597,28 @@ class OutboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel} to {self.recipient or '-'} [{self.idempotency_key}]"
+
+
+class ApiToken(models.Model):
+    """An API token (``Authorization: Token <key>``, DESIGN §6; issue 16). The key itself is
+    never stored: ``digest`` is its SHA-256, by which a request's key is looked up, and
+    ``prefix`` its first characters, enough to tell tokens apart in the admin. A token dies at
+    ``expires_at`` (``settings.API_TOKEN_TTL`` after it was issued) and when its user's
+    password changes: ``credential`` is the user's session hash at issue time (an HMAC of the
+    password hash, as Django's sessions use), compared on every request."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    digest = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=8)
+    credential = models.CharField(max_length=128)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.user}, expires {self.expires_at:%Y-%m-%d %H:%M})"

@@ -68,7 +68,6 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -177,7 +176,7 @@ LOGIN_URL = "/admin/login/"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "servicing.tokens.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["loans.api_policies.CommandPermission"],
@@ -290,6 +289,10 @@ CONTENT_SECURITY_POLICY = {
 # A worker is killed after this many seconds (gunicorn.conf.py reads it): an Idempotency-Key
 # still IN_PROGRESS after it has no live holder and may be claimed again.
 REQUEST_TIMEOUT_SECONDS = int(os.environ.get("REQUEST_TIMEOUT_SECONDS", "60"))
+
+# How long an API token (POST /api/v1/auth/token) is valid after it was issued; it dies sooner
+# when its user's password changes (servicing/tokens.py). Default 10 hours: a working day.
+API_TOKEN_TTL = timedelta(seconds=int(os.environ.get("API_TOKEN_TTL_SECONDS", str(10 * 3600))))
 
 # How long a stored Idempotency-Key response is replayed.
 IDEMPOTENCY_KEY_TTL_SECONDS = int(os.environ.get("IDEMPOTENCY_KEY_TTL_SECONDS", str(24 * 3600)))

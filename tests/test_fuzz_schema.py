@@ -26,7 +26,6 @@ from django.contrib.auth.models import Group
 from django.core import signals
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
-from rest_framework.authtoken.models import Token
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
@@ -34,6 +33,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from loans.groups import OPERATOR_GROUP
+from servicing.tokens import issue_token
 from servicing.wsgi import application
 from tests.api_catalog import api_operations
 from tests.factories import make_loan
@@ -107,7 +107,7 @@ def operator_token(django_user_model, baseline_b):
         username="fuzz-operator", password="fuzz-pass-123456"
     )
     user.groups.add(Group.objects.get(name=OPERATOR_GROUP))
-    return Token.objects.create(user=user).key
+    return issue_token(user)
 
 
 @pytest.fixture
