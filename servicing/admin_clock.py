@@ -18,7 +18,9 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from loans.admin import ReadOnlyAdminMixin
+from loans.admin_messages import message_for
 from loans.exceptions import DomainError
+from loans.models import Loan
 from loans.selectors import get_business_date
 from servicing import close_of_business as cob
 from servicing import jobs as job_services
@@ -45,21 +47,6 @@ def progress_bar(job: Job) -> str:
     )
 
 
-class JobFailureInline(admin.TabularInline):
-    model = JobFailure
-    extra = 0
-    max_num = 0
-    can_delete = False
-    fields = ["loan", "business_date", "error", "retried_at"]
-    readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
 @admin.action(description="Retry the failed loans of selected jobs", permissions=["run_cob"])
 def retry_failed_loans(modeladmin, request, queryset):
     retried = failed = 0
@@ -67,11 +54,10 @@ def retry_failed_loans(modeladmin, request, queryset):
         try:
             cob.retry_failed_loan(failure_id=failure.pk, actor=request.user)
             retried += 1
-        except Exception as exc:  # noqa: BLE001 - reported per loan; the others go on
+        except DomainError as exc:  # reported per loan; the others go on
             failed += 1
-            modeladmin.message_user(
-                request, f"Loan {failure.loan_id} failed again: {exc}", messages.ERROR
-            )
+            level, text = message_for(exc)
+            modeladmin.message_user(request, text, level)
     modeladmin.message_user(request, f"{retried} loan(s) closed again, {failed} failed again.")
 
 
@@ -88,7 +74,6 @@ class JobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     ]
     list_filter = ["status", "kind"]
     date_hierarchy = "business_date"
-    inlines = [JobFailureInline]
     actions = [retry_failed_loans]
     readonly_fields = [
         "kind",
@@ -121,6 +106,11 @@ class JobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             path("run/", wrap(self.run_view), name="servicing_job_run"),
             path("queue/", wrap(self.queue_view), name="servicing_job_queue"),
             path(
+                "<int:job_id>/failures/<int:failure_id>/retry/",
+                wrap(self.retry_failure_view),
+                name="servicing_job_retry_failure",
+            ),
+            path(
                 "<int:job_id>/progress.json",
                 wrap(self.progress_view),
                 name="servicing_job_progress",
@@ -148,6 +138,32 @@ class JobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             return redirect("admin:servicing_job_changelist")
         self.message_user(request, f"Close of business {job.business_date} queued (job {job.pk}).")
         return redirect("admin:servicing_job_change", job.pk)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        failures = JobFailure.objects.filter(job_id=object_id).select_related("loan")
+        extra = {"failures": failures, "can_retry": self.has_run_cob_permission(request)}
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
+
+    def retry_failure_view(self, request, job_id: int, failure_id: int):
+        """The retry button of one failed loan: POST only, ``run_close_of_business``; the
+        service closes the loan again and the page reports how it went."""
+        if request.method != "POST":
+            return redirect("admin:servicing_job_change", job_id)
+        if not self.has_run_cob_permission(request):
+            raise PermissionDenied
+        failure = get_object_or_404(JobFailure, pk=failure_id, job_id=job_id)
+        try:
+            failure = cob.retry_failed_loan(failure_id=failure.pk, actor=request.user)
+        except DomainError as exc:
+            level, text = message_for(exc)
+            self.message_user(request, text, level)
+        else:
+            loan = Loan.objects.only("last_closed_business_date").get(pk=failure.loan_id)
+            self.message_user(
+                request,
+                f"Loan {failure.loan} closed again up to {loan.last_closed_business_date}.",
+            )
+        return redirect("admin:servicing_job_change", job_id)
 
     def progress_view(self, request, job_id: int):
         if not self.has_view_permission(request):

@@ -48,7 +48,7 @@ from django.db.models.functions import Least
 from django.utils import timezone
 
 from loans import ledger
-from loans.exceptions import DomainError
+from loans.exceptions import ConflictError, DomainError, NotFoundError
 from loans.models import (
     Loan,
     LoanEvent,
@@ -386,13 +386,16 @@ def close_loan_for_job(job: Job, loan_id: int, actor) -> bool:
     return True
 
 
-def _record_failure(job: Job, loan_id: int, exc: Exception) -> None:
+def _failed_day(loan_id: int, business_date: date) -> date:
+    """The day a failed loan stopped on: the one after its last closed day."""
     row = Loan.objects.filter(pk=loan_id).only("last_closed_business_date").first()
-    failed_day = (
-        row.last_closed_business_date + DAY
-        if row and row.last_closed_business_date
-        else job.business_date
-    )
+    if row and row.last_closed_business_date:
+        return row.last_closed_business_date + DAY
+    return business_date
+
+
+def _record_failure(job: Job, loan_id: int, exc: Exception) -> None:
+    failed_day = _failed_day(loan_id, job.business_date)
     _, created = JobFailure.objects.get_or_create(
         job=job,
         loan_id=loan_id,
@@ -433,16 +436,47 @@ def close_business_day(
     return job
 
 
+class JobFailureNotFoundError(NotFoundError):
+    default_code = "job_failure_not_found"
+
+
+class FailureAlreadyRetriedError(ConflictError):
+    default_code = "failure_already_retried"
+
+
+class RetryFailedError(ConflictError):
+    """The loan failed again: its failure row now holds the new error (409)."""
+
+    default_code = "close_of_business_failed_again"
+
+
 def retry_failed_loan(*, failure_id: int, actor) -> JobFailure:
-    """Close a failed loan again (the admin's retry action). On success the failure is marked
-    retried and the job's counts move from failed to done (a FAILED job with no failure left
-    is DONE)."""
-    failure = JobFailure.objects.select_related("job").get(pk=failure_id)
+    """Close a failed loan of a job again (the Jobs page's retry button and action), through
+    the same per-loan close: every missing day up to the job's business date, each in its own
+    transaction under the loan row lock. On success the failure is marked retried, the job's
+    counts move from failed to done (a FAILED job with no failure left is DONE) and the retry
+    is in the loan's audit trail. A loan that fails again keeps its failure, with the new
+    error and day (``RetryFailedError``, 409); an already retried failure is 409."""
+    failure = JobFailure.objects.select_related("job").filter(pk=failure_id).first()
+    if failure is None:
+        raise JobFailureNotFoundError(f"Failed loan {failure_id} of a job was not found.")
     if failure.retried_at is not None:
-        return failure
+        raise FailureAlreadyRetriedError(
+            f"Loan {failure.loan_id} was closed again already "
+            f"({timezone.localtime(failure.retried_at):%Y-%m-%d %H:%M})."
+        )
     job = failure.job
-    close_business_day_for_loan(loan=failure.loan_id, business_date=job.business_date, actor=actor)
+    try:
+        close_business_day_for_loan(
+            loan=failure.loan_id, business_date=job.business_date, actor=actor
+        )
+    except Exception as exc:  # noqa: BLE001 - recorded on the failure and reported
+        day = _failed_day(failure.loan_id, job.business_date)
+        error = f"{type(exc).__name__}: {exc}"[:5000]
+        JobFailure.objects.filter(pk=failure.pk).update(business_date=day, error=error)
+        raise RetryFailedError(f"Loan {failure.loan_id} failed again on {day}: {error}")
     with transaction.atomic():
+        loan = lock_loan(failure.loan_id)
         updated = JobFailure.objects.filter(pk=failure.pk, retried_at__isnull=True).update(
             retried_at=timezone.now()
         )
@@ -450,6 +484,15 @@ def retry_failed_loan(*, failure_id: int, actor) -> JobFailure:
             Job.objects.filter(pk=job.pk).update(failed=F("failed") - 1, done=F("done") + 1)
             Job.objects.filter(pk=job.pk, status=JobStatus.FAILED, failed=0, error="").update(
                 status=JobStatus.DONE
+            )
+            record_event(
+                loan=loan,
+                command="retry_close_of_business",
+                actor=actor,
+                as_of=job.business_date,
+                reason=f"Retry of the failed close of business of job {job.pk}",
+                input={"jobId": job.pk, "failureId": failure.pk},
+                result={"lastClosedBusinessDate": loan.last_closed_business_date},
             )
     failure.refresh_from_db()
     return failure
@@ -461,6 +504,9 @@ __all__ = [
     "close_business_day_for_loan",
     "close_loan_day",
     "create_job",
+    "FailureAlreadyRetriedError",
+    "JobFailureNotFoundError",
+    "RetryFailedError",
     "retry_failed_loan",
     "start_job",
 ]

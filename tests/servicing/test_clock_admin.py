@@ -99,3 +99,64 @@ def test_loan_page_and_outbox_render(client_, loan):
     assert "Autopay" in html
     outbox = client_.get("/admin/servicing/outboxmessage/")
     assert outbox.status_code == 200 and "10.00" in outbox.content.decode()
+
+
+def test_retry_button_of_one_failed_loan(client_, loan, operator, viewer, monkeypatch):
+    from loans.models import Loan, LoanEvent
+
+    other = make_active_loan(actor=operator)
+    real = cob.close_loan_day
+
+    def flaky(*, loan, day, **kwargs):
+        if loan == other.pk:
+            raise ValueError("boom")
+        return real(loan=loan, day=day, **kwargs)
+
+    monkeypatch.setattr(cob, "close_loan_day", flaky)
+    job = cob.close_business_day(actor=operator)
+    assert (job.status, job.total, job.done, job.failed) == ("FAILED", 2, 1, 1)
+    failure = JobFailure.objects.get(job=job)
+    assert Loan.objects.get(pk=other.pk).last_closed_business_date is None
+    url = f"/admin/servicing/job/{job.pk}/failures/{failure.pk}/retry/"
+    page = client_.get(f"/admin/servicing/job/{job.pk}/change/").content.decode()
+    assert f'action="{url}"' in page and "ValueError: boom" in page
+
+    # without run_close_of_business: no button, 403, nothing changes
+    viewer_client = Client()
+    viewer_client.force_login(viewer)
+    shown = viewer_client.get(f"/admin/servicing/job/{job.pk}/change/").content.decode()
+    assert f'action="{url}"' not in shown
+    assert viewer_client.post(url).status_code == 403
+    job.refresh_from_db()
+    assert (job.status, job.done, job.failed) == ("FAILED", 1, 1)
+
+    # failing again: the failure keeps the new error, the counts stand
+    monkeypatch.setattr(cob, "close_loan_day", lambda **kw: (_ for _ in ()).throw(KeyError("x")))
+    again = client_.post(url, follow=True)
+    assert again.redirect_chain == [(f"/admin/servicing/job/{job.pk}/change/", 302)]
+    assert f"Loan {other.pk} failed again on 2026-02-18: KeyError: &#x27;x&#x27;" in (
+        again.content.decode()
+    )
+    failure.refresh_from_db()
+    assert (failure.error, failure.retried_at) == ("KeyError: 'x'", None)
+    job.refresh_from_db()
+    assert (job.status, job.done, job.failed) == ("FAILED", 1, 1)
+
+    monkeypatch.setattr(cob, "close_loan_day", real)
+    response = client_.post(url, follow=True)
+    assert f"Loan {other} closed again up to 2026-02-18." in response.content.decode()
+    job.refresh_from_db()
+    assert (job.status, job.total, job.done, job.failed) == ("DONE", 2, 2, 0)
+    assert Loan.objects.get(pk=other.pk).last_closed_business_date == date(2026, 2, 18)
+    failure.refresh_from_db()
+    assert failure.retried_at is not None
+    event = LoanEvent.objects.get(loan=other, command="retry_close_of_business")
+    assert (event.actor, event.business_date) == (operator, date(2026, 2, 18))
+    page = client_.get(f"/admin/servicing/job/{job.pk}/change/").content.decode()
+    assert f'action="{url}"' not in page  # retried: no button any more
+
+    twice = client_.post(url, follow=True)
+    assert f"Loan {other.pk} was closed again already" in twice.content.decode()
+    job.refresh_from_db()
+    assert (job.done, job.failed) == (2, 0)
+    assert client_.post(f"/admin/servicing/job/{job.pk}/failures/999999/retry/").status_code == 404
