@@ -22,7 +22,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html_join
 
 from loans import audit, formatting, search, selectors, services
-from loans.admin_messages import message_for
+from loans.admin_messages import show_error
 from loans.exceptions import DomainError
 from loans.forms import BusinessDateForm
 from loans.models import (
@@ -417,8 +417,7 @@ def activate_view(model_admin: LoanAdmin, request, loan: Loan):
         try:
             result = services.activate_loan(loan=loan, actor=request.user)
         except DomainError as exc:
-            level, text = message_for(exc)
-            model_admin.message_user(request, text, level)
+            show_error(request, exc)
         else:
             if result.activated:
                 model_admin.message_user(request, f"{loan} activated.", messages.SUCCESS)

@@ -5,16 +5,21 @@ state that allows it); invalid input (400) and a missing object (404) are an ERR
 errors name the field in words ("First payment date: Must be after the contract date."),
 never as a raw code or a camelCase API name, and an error without a field is shown as its
 sentence alone (never "None: ...").
+
+``show_error(request, exc, form=...)`` is how a page shows one: the text at its level as a page
+message (a form page names the fields by its own labels and marks each field it is about).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 
 from loans.exceptions import DomainError
+from loans.forms import form_labels, mark_fields
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
@@ -27,23 +32,24 @@ def field_words(field: str) -> str:
     return words[:1].upper() + words[1:]
 
 
-def _details(errors) -> list[str]:
+def _details(errors, labels: Mapping[str, str]) -> list[str]:
     out = []
     for error in errors:
         detail = (error.get("detail") or "").strip()
         if not detail:
             continue
         field = error.get("field")
-        out.append(f"{field_words(field)}: {detail}" if field else detail)
+        out.append(f"{labels.get(field) or field_words(field)}: {detail}" if field else detail)
     return out
 
 
-def message_for(exc: Exception) -> tuple[int, str]:
-    """The message level and text for a domain error (or a Django ``ValidationError``)."""
+def message_for(exc: Exception, *, labels: Mapping[str, str] | None = None) -> tuple[int, str]:
+    """The message level and text for a domain error (or a Django ``ValidationError``).
+    ``labels`` names fields (by their API name) in a page's own words, e.g. a form's labels."""
     if isinstance(exc, DomainError):
         level = messages.WARNING if exc.status == 409 else messages.ERROR
         text = exc.message.strip()
-        extra = [d for d in _details(exc.errors) if d.split(": ", 1)[-1] not in text]
+        extra = [d for d in _details(exc.errors, labels or {}) if d.split(": ", 1)[-1] not in text]
         if extra:
             text = f"{text} {' '.join(d if d.endswith('.') else d + '.' for d in extra)}"
         return level, text
@@ -57,3 +63,13 @@ def message_for(exc: Exception) -> tuple[int, str]:
             parts = list(exc.messages)
         return messages.ERROR, " ".join(parts)
     raise TypeError(f"message_for() takes a DomainError or ValidationError, not {exc!r}")
+
+
+def show_error(request, exc: Exception, *, form=None) -> None:
+    """Show a command's refusal on the page being rendered or redirected to: ``message_for``'s
+    text at its level. On a form page (``form``) the fields are named by the form's labels and
+    each field error is also put under the field it is about."""
+    level, text = message_for(exc, labels=form_labels(form) if form is not None else None)
+    messages.add_message(request, level, text)
+    if form is not None:
+        mark_fields(form, exc)

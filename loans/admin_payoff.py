@@ -10,7 +10,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django import forms
-from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 
 from loans import selectors, services
@@ -21,15 +20,11 @@ from loans.admin import (
     register_loan_button,
     register_loan_view,
 )
+from loans.admin_messages import show_error
 from loans.exceptions import DomainError
 from loans.models import Loan, LoanStatus
 
 QUOTE_DAYS = 10
-
-
-def message_for(exc: DomainError) -> tuple[int, str]:
-    """A conflict with the loan's state is a warning, invalid input an error."""
-    return (messages.WARNING if exc.status == 409 else messages.ERROR), exc.message
 
 
 class MoneyCommandForm(forms.Form):
@@ -43,7 +38,7 @@ def _quote_or_message(model_admin, request, loan: Loan, on):
     try:
         return selectors.payoff_quotes(loan, on=on, days=QUOTE_DAYS)
     except DomainError as exc:
-        model_admin.message_user(request, *reversed(message_for(exc)))
+        show_error(request, exc)
         return None
 
 
@@ -89,8 +84,7 @@ def _money_command_page(model_admin, request, loan, *, command, title, intro, su
                     as_of=as_of,
                 )
             except DomainError as exc:
-                level, text = message_for(exc)
-                form.add_error(None, text)
+                show_error(request, exc, form=form)
             else:
                 loan.refresh_from_db()
                 model_admin.message_user(
@@ -118,6 +112,8 @@ def _money_command_page(model_admin, request, loan, *, command, title, intro, su
 
 
 def post_payoff_view(model_admin, request, loan: Loan):
+    if not loan_perm(request, "post_transaction"):
+        raise PermissionDenied
     as_of = selectors.get_business_date()
     quote = _quote_or_message(model_admin, request, loan, as_of)
     if quote is None:

@@ -21,7 +21,7 @@ from loans.admin import (
     register_loan_button,
     register_loan_view,
 )
-from loans.admin_messages import message_for
+from loans.admin_messages import message_for, show_error
 from loans.exceptions import DomainError
 from loans.models import Loan
 
@@ -203,7 +203,7 @@ def _termination_page(
             try:
                 result = run(form.cleaned_data, as_of)
             except DomainError as exc:
-                form.add_error(None, message_for(exc)[1])
+                show_error(request, exc, form=form)
             else:
                 model_admin.message_user(request, message(result), messages.SUCCESS)
                 return model_admin.back_to_loan(loan)

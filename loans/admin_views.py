@@ -26,6 +26,7 @@ from loans.admin import (
     register_loan_button,
     register_loan_view,
 )
+from loans.admin_messages import message_for, show_error
 from loans.exceptions import DomainError
 from loans.formatting import money
 from loans.forms import (
@@ -33,8 +34,8 @@ from loans.forms import (
     ReversalForm,
     SetupTermsForm,
     TransactionForm,
-    add_domain_errors,
     error_sentences,
+    form_labels,
 )
 from loans.models import (
     PAYING_TYPES,
@@ -109,7 +110,7 @@ def create_loan_view(model_admin: LoanAdmin, request):
                 schedule_engine=data["schedule_engine"],
             )
         except DomainError as exc:
-            add_domain_errors(form, exc)
+            show_error(request, exc, form=form)
         else:
             model_admin.message_user(
                 request,
@@ -137,14 +138,13 @@ def create_loan_view(model_admin: LoanAdmin, request):
 def _preview_context(form) -> dict:
     """The preview of a bound form's terms: its rows, or the errors in the form's words."""
     terms_form = SetupTermsForm(form.data)
-    if terms_form.is_valid():
-        try:
-            rows, totals = preview_schedule(terms_form.changes())
-        except DomainError as exc:
-            add_domain_errors(terms_form, exc, always_message=False)
-        else:
-            return {"preview_rows": rows, "preview_totals": totals}
-    return {"preview_errors": error_sentences(terms_form)}
+    if not terms_form.is_valid():
+        return {"preview_errors": error_sentences(terms_form)}
+    try:
+        rows, totals = preview_schedule(terms_form.changes())
+    except DomainError as exc:
+        return {"preview_errors": [message_for(exc, labels=form_labels(terms_form))[1]]}
+    return {"preview_rows": rows, "preview_totals": totals}
 
 
 def create_preview_view(model_admin: LoanAdmin, request):
@@ -212,7 +212,7 @@ def transaction_view(tx_type: str):
                     as_of=as_of,
                 )
             except DomainError as exc:
-                add_domain_errors(form, exc)
+                show_error(request, exc, form=form)
             else:
                 model_admin.message_user(
                     request, _posted_message(tx, loan, as_of), messages.SUCCESS
@@ -272,7 +272,7 @@ def reverse_transaction_view(model_admin: LoanAdmin, request, loan: Loan, tx_id:
                 reversal_external_id=form.cleaned_data["reversal_external_id"] or None,
             )
         except DomainError as exc:
-            add_domain_errors(form, exc)
+            show_error(request, exc, form=form)
         else:
             model_admin.message_user(
                 request,

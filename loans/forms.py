@@ -1,6 +1,7 @@
 """Admin forms of the loan core: input parsing only; the services validate the rest. A
 ``DomainError``'s field errors (API names, e.g. ``loanTerm``) are put back under the form field
-they are about, with the field's label in the words an operator reads."""
+they are about (``mark_fields``), and its page message names them by the form's labels
+(``form_labels``; the message is ``loans.admin_messages.show_error``'s)."""
 
 from __future__ import annotations
 
@@ -39,24 +40,21 @@ FORM_NAMES = {api: name for name, api in API_NAMES.items()} | {
 }
 
 
-def add_domain_errors(
-    form: forms.Form, exc, *, message: str | None = None, always_message: bool = True
-) -> None:
-    """Show a command's refusal on the form: its message on top (``always_message=False``: only
-    when it names no field), and each field error under its field when the form has it (else
-    as a sentence naming the field by its label)."""
-    placed = False
+def mark_fields(form: forms.Form, exc) -> None:
+    """Put each field error of a command's refusal under the form field it is about (the page
+    message, ``loans.admin_messages.show_error``, says the whole refusal)."""
     for error in getattr(exc, "errors", None) or []:
-        api_name, detail = error.get("field"), error.get("detail") or ""
-        name = FORM_NAMES.get(api_name, api_name)
-        if name in form.fields:
-            form.add_error(name, detail)
-            placed = True
-        elif api_name:
-            form.add_error(None, f"{field_label(form, name)}: {detail}")
-            placed = True
-    if always_message or not placed:
-        form.add_error(None, message if message is not None else getattr(exc, "message", str(exc)))
+        name = FORM_NAMES.get(error.get("field"), error.get("field"))
+        if name in form.fields and error.get("detail"):
+            form.add_error(name, error["detail"])
+
+
+def form_labels(form: forms.Form) -> dict[str, str]:
+    """The form's labels by the API field names a ``DomainError`` uses."""
+    names = {name: name for name in form.fields} | {
+        api: name for api, name in FORM_NAMES.items() if name in form.fields
+    }
+    return {api: field_label(form, name) for api, name in names.items()}
 
 
 def error_sentences(form: forms.Form) -> list[str]:

@@ -23,10 +23,10 @@ from formtools.wizard.views import SessionWizardView
 
 from loans import selectors as loan_selectors
 from loans import services as loan_services
-from loans.admin_messages import message_for
+from loans.admin_messages import message_for, show_error
 from loans.exceptions import DomainError
 from loans.formatting import money
-from loans.forms import add_domain_errors, error_sentences
+from loans.forms import error_sentences, form_labels
 from loans.models import LoanEvent
 from loans.selectors import get_business_date
 from modifications import selectors, services
@@ -255,7 +255,7 @@ class ModificationWizard(SessionWizardView):
                     actor=self.request.user,
                 )
         except DomainError as exc:
-            add_domain_errors(form, exc)
+            show_error(self.request, exc, form=form)
             raise StepFailed(form)
         self.forget_draft()
         return super().process_step(form)
@@ -295,7 +295,7 @@ class ModificationWizard(SessionWizardView):
                 try:
                     preview = selectors.preview_rows(draft, form.changes())
                 except DomainError as exc:
-                    add_domain_errors(form, exc)
+                    show_error(self.request, exc, form=form)
         return self.render(form, preview_rows=preview, previewed=True)
 
     def get_context_data(self, form, **kwargs):
@@ -367,7 +367,7 @@ class ModificationWizard(SessionWizardView):
         try:
             after = services.preview_activation(loan=loan, actor=self.request.user, inspect=state)
         except DomainError as exc:
-            return {"before": before["summary"], "error": exc.message}
+            return {"before": before["summary"], "error": message_for(exc)[1]}
         moved = []
         for pk, old in before["pending"].items():
             new = after["pending"].get(pk)
@@ -381,8 +381,7 @@ class ModificationWizard(SessionWizardView):
         try:
             result = services.activate_modification(loan=self.loan, actor=self.request.user)
         except DomainError as exc:
-            level, text = message_for(exc)
-            messages.add_message(self.request, level, text)
+            show_error(self.request, exc)
             return HttpResponseRedirect(reverse("admin:loans_loan_modify", args=[self.loan.pk]))
         if result.activated:
             messages.success(
@@ -415,8 +414,7 @@ def schedule_preview_view(model_admin, request, loan):
         try:
             rows = selectors.preview_rows(draft, form.changes())
         except DomainError as exc:
-            add_domain_errors(form, exc, always_message=False)
-            errors = error_sentences(form)
+            errors = [message_for(exc, labels=form_labels(form))[1]]
     return TemplateResponse(
         request,
         "admin/modifications/schedule_preview.html",
@@ -433,8 +431,7 @@ def cancel_modification_view(model_admin, request, loan):
         try:
             modification = services.cancel_modification(loan=loan, actor=request.user)
         except DomainError as exc:
-            level, text = message_for(exc)
-            model_admin.message_user(request, text, level)
+            show_error(request, exc)
         else:
             model_admin.message_user(
                 request,
@@ -476,8 +473,7 @@ def activate_modification_view(model_admin, request, loan):
         try:
             result = services.activate_modification(loan=loan, actor=request.user)
         except DomainError as exc:
-            level, text = message_for(exc)
-            model_admin.message_user(request, text, level)
+            show_error(request, exc)
         else:
             if result.activated:
                 model_admin.message_user(

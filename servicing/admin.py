@@ -10,12 +10,10 @@ imports this app.
 
 from __future__ import annotations
 
-import logging
-
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
-from django.db import DatabaseError, transaction
+from django.db import transaction
 from django.forms.models import BaseInlineFormSet
 from django.template.response import TemplateResponse
 
@@ -28,7 +26,7 @@ from loans.admin import (
     register_loan_button,
     register_loan_view,
 )
-from loans.admin_messages import message_for
+from loans.admin_messages import message_for, show_error
 from loans.exceptions import DomainError
 from loans.formatting import plural
 from loans.models import Loan, ServicingStatus
@@ -42,8 +40,6 @@ from servicing.models import (
     ServicingEvent,
 )
 from servicing.selectors import CancelCounts, pending_counts
-
-logger = logging.getLogger(__name__)
 
 LOAN_SEARCH = ["=loan__external_id", "=loan__display_id"]
 # Above this many loans the action's result is one summary message (plus one per failure)
@@ -331,12 +327,9 @@ def _cancel_one_loan(request, loan_id: int, reason: str, as_of):
         result = services.cancel_servicing(
             loan=loan_id, reason=reason, actor=request.user, as_of=as_of
         )
-    except DomainError as exc:
+    except DomainError as exc:  # a database error is no refusal: it fails the request (500)
         level, text = message_for(exc)
         return level, f"Loan {loan_id}: not cancelled: {text}", None
-    except DatabaseError:
-        logger.exception("cancel_servicing failed for loan %s", loan_id)
-        return messages.ERROR, f"Loan {loan_id}: not cancelled: database error.", None
     loan = result.loan
     if not result.changed:
         return (
@@ -375,8 +368,7 @@ def cancel_servicing_view(model_admin: LoanAdmin, request, loan: Loan):
                 loan=loan, reason=form.cleaned_data["reason"], actor=request.user
             )
         except DomainError as exc:
-            level, text = message_for(exc)
-            model_admin.message_user(request, text, level)
+            show_error(request, exc)
         else:
             model_admin.message_user(
                 request,
@@ -407,8 +399,7 @@ def resume_servicing_view(model_admin: LoanAdmin, request, loan: Loan):
         try:
             services.resume_servicing(loan=loan, note=form.cleaned_data["note"], actor=request.user)
         except DomainError as exc:
-            level, text = message_for(exc)
-            model_admin.message_user(request, text, level)
+            show_error(request, exc)
         else:
             model_admin.message_user(request, f"{loan}: servicing resumed.", messages.SUCCESS)
         return model_admin.back_to_loan(loan)

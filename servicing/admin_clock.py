@@ -8,7 +8,7 @@ of the built-in providers, dispatch attempts, autopays, and read-only inlines on
 
 from __future__ import annotations
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect
@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from loans.admin import ReadOnlyAdminMixin
-from loans.admin_messages import message_for
+from loans.admin_messages import message_for, show_error
 from loans.exceptions import DomainError
 from loans.models import Loan
 from loans.selectors import get_business_date
@@ -134,7 +134,7 @@ class JobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         try:
             job = job_services.enqueue_close_of_business(actor=request.user)
         except DomainError as exc:
-            self.message_user(request, exc.message, messages.ERROR)
+            show_error(request, exc)
             return redirect("admin:servicing_job_changelist")
         self.message_user(request, f"Close of business {job.business_date} queued (job {job.pk}).")
         return redirect("admin:servicing_job_change", job.pk)

@@ -10,6 +10,7 @@ from django.contrib.admin import helpers
 from django.template.response import TemplateResponse
 
 from loans.admin import register_loan_section
+from loans.admin_messages import message_for
 from loans.exceptions import DomainError
 from loans.formatting import local_and_utc, money, plural
 from loans.models import Loan
@@ -49,7 +50,8 @@ def _cancel_items_action(*, noun: str, cancel, describe_one):
                 try:
                     cancel(item, actor=request.user, reason=form.cleaned_data["reason"])
                 except DomainError as exc:
-                    refused.append(f"{noun.capitalize()} {item.pk} ({item.loan}): {exc.message}")
+                    level, text = message_for(exc)
+                    refused.append((level, f"{noun.capitalize()} {item.pk} ({item.loan}): {text}"))
                 else:
                     done += 1
             modeladmin.message_user(
@@ -57,8 +59,8 @@ def _cancel_items_action(*, noun: str, cancel, describe_one):
                 f"{plural(done, noun)} cancelled; {len(refused)} refused.",
                 messages.SUCCESS if not refused else messages.WARNING,
             )
-            for text in refused[:MAX_MESSAGES_PER_LOAN]:
-                modeladmin.message_user(request, text, messages.ERROR)
+            for level, text in refused[:MAX_MESSAGES_PER_LOAN]:
+                modeladmin.message_user(request, text, level)
             return None
         request.current_app = modeladmin.admin_site.name
         return TemplateResponse(

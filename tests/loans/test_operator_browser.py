@@ -203,7 +203,7 @@ def test_wizard_refuses_a_bad_date_at_step_one(page, live_server, operator):
     page.fill("#id_date-modification_date", "2025-04-01")
     page.click("#wizard-next")
     expect(page.locator("li.current")).to_contain_text("Modification date")
-    expect(page.locator("#wizard-errors")).to_contain_text(
+    expect(page.locator("ul.messagelist li.error")).to_contain_text(
         "The modification date 2025-04-01 is after the business date 2025-03-15."
     )
     expect(page.locator(".errorlist")).to_contain_text("After the business date.")

@@ -60,7 +60,9 @@ def test_operator_walks_the_wizard(page, live_server, operator, modifiable):
     expect(page.locator("li.current")).to_contain_text("Roll payment")
     page.fill("#id_roll-amount", "116.00")
     page.click("#wizard-next")
-    expect(page.locator("#wizard-errors")).to_contain_text("does not cover one period's interest")
+    expect(page.locator("ul.messagelist li.error")).to_contain_text(
+        "does not cover one period's interest"
+    )
     page.fill("#id_roll-amount", "250.00")
     page.click("#wizard-next")
 
