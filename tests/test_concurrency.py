@@ -531,6 +531,96 @@ def race_two_refunds(operator):
     assert loan.status == LoanStatus.CLOSED and selectors.credit_balance(loan) == 0
 
 
+# The servicing clock's commands (issue 12): autopay, the dispatcher, the close of business.
+
+
+def race_two_autopay_set_ups(operator):
+    """One active autopay a loan: the second set-up waits for the first's lock, then 409."""
+    from servicing.autopay import setup_autopay
+    from servicing.models import Autopay, AutopayStatus
+
+    (loan,) = make_twin_loans(operator, n=1)
+
+    def set_up():
+        return setup_autopay(loan=loan.pk, actor=operator, as_of=AS_OF)
+
+    results = run_together(set_up, set_up)
+    done = [r for r in results if isinstance(r, Autopay)]
+    refused = [r for r in results if not isinstance(r, Autopay)]
+    assert len(done) == 1 and len(refused) == 1, results
+    assert isinstance(refused[0], ConflictError) and refused[0].code == "autopay_exists"
+    assert Autopay.objects.filter(loan=loan, status=AutopayStatus.ACTIVE).count() == 1
+    assert LoanEvent.objects.filter(loan=loan, command="setup_autopay").count() == 1
+    # One pending payment per remaining installment (#4 to #6), not two.
+    assert ScheduledPayment.objects.filter(loan=loan, autopay=done[0]).count() == 3
+
+
+def race_two_autopay_cancels(operator):
+    """Two cancels of one autopay: one cancels its 3 pending payments, the other is 409."""
+    from servicing.autopay import AutopayCancellation, cancel_autopay, setup_autopay
+
+    (loan,) = make_twin_loans(operator, n=1)
+    autopay = setup_autopay(loan=loan.pk, actor=operator, as_of=AS_OF)
+
+    def cancel():
+        return cancel_autopay(autopay_id=autopay.pk, actor=operator, reason="race")
+
+    results = run_together(cancel, cancel)
+    done = [r for r in results if isinstance(r, AutopayCancellation)]
+    refused = [r for r in results if not isinstance(r, AutopayCancellation)]
+    assert len(done) == 1 and len(refused) == 1, results
+    assert done[0].cancelled_scheduled_payments == 3
+    assert isinstance(refused[0], ConflictError) and refused[0].code == "not_active"
+    assert LoanEvent.objects.filter(loan=loan, command="cancel_autopay").count() == 1
+
+
+def race_two_dispatchers(operator):
+    """Two dispatcher runs over the same due items: each item is claimed and executed once."""
+    from datetime import UTC, datetime, timedelta
+
+    from servicing.dispatcher import DispatchResult, dispatch_due
+    from servicing.models import DispatchAttempt, OutboxMessage
+
+    now = datetime(2026, 2, 18, 17, 0, tzinfo=UTC)  # noon in New York
+    (loan,) = make_twin_loans(operator, n=1)
+    ScheduledCommunication.objects.bulk_create(
+        ScheduledCommunication(
+            loan=loan, channel="SMS", scheduled_at=now - timedelta(minutes=i), body="x"
+        )
+        for i in range(12)
+    )
+    ScheduledPayment.objects.bulk_create(
+        ScheduledPayment(loan=loan, amount=Decimal("1.00"), scheduled_date=AS_OF) for _ in range(4)
+    )
+    results = run_together(lambda: dispatch_due(now=now), lambda: dispatch_due(now=now))
+    assert all(isinstance(r, DispatchResult) for r in results), results
+    assert sum(r.claimed for r in results) == 16
+    assert sum(r.executed for r in results) == 16
+    assert DispatchAttempt.objects.filter(loan=loan).count() == 16
+    assert OutboxMessage.objects.filter(loan=loan).count() == 16
+    assert Transaction.objects.filter(loan=loan, type=TransactionType.REPAYMENT).count() == 4
+
+
+def race_two_closes_of_business(operator):
+    """Two closes of business of the same date: each day of the loan is closed once."""
+    from servicing.close_of_business import close_business_day
+    from servicing.models import Job, JobStatus, LoanDailySnapshot
+
+    (loan,) = make_twin_loans(operator, n=1)
+
+    def close():
+        return close_business_day(business_date=AS_OF, actor=operator)
+
+    results = run_together(close, close)
+    assert all(isinstance(r, Job) for r in results), results
+    assert [r.status for r in results] == [JobStatus.DONE, JobStatus.DONE]
+    # Activated on AS_OF: one day to close, closed once (one snapshot), whichever job did it.
+    assert list(
+        LoanDailySnapshot.objects.filter(loan=loan).values_list("business_date", flat=True)
+    ) == [AS_OF]
+    assert Loan.objects.get(pk=loan.pk).last_closed_business_date == AS_OF
+
+
 @dataclass(frozen=True)
 class Race:
     name: str
@@ -547,6 +637,10 @@ RACES = [
     Race("undo_contract_termination vs repayment", race_undo_termination_vs_repayment),
     Race("payoff vs repayment", race_payoff_vs_repayment),
     Race("creditBalanceRefund vs creditBalanceRefund", race_two_refunds),
+    Race("autopay set-up vs autopay set-up", race_two_autopay_set_ups),
+    Race("autopay cancel vs autopay cancel", race_two_autopay_cancels),
+    Race("dispatch vs dispatch", race_two_dispatchers),
+    Race("close of business vs close of business", race_two_closes_of_business),
 ]
 
 

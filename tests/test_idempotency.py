@@ -441,6 +441,7 @@ def _new_command_rows():
             "/transactions?command=creditBalanceRefund",
             {"transactionDate": "2026-02-18", "transactionAmount": "5.00"},
         ),
+        ("autopay", c._active, "/autopay", {"method": "ACH", "amountType": "SCHEDULED_PAYMENT"}),
     ]
 
 
@@ -487,4 +488,38 @@ def test_later_commands_replay_and_do_nothing_twice(
     other = api.post(url, {**body, "unexpected": "x"}, format="json", HTTP_IDEMPOTENCY_KEY=key)
     assert other.status_code == 409
     assert other.json()["code"] == "idempotency_key_reused"
+    assert c.loan_state(loan.pk) == done
+
+
+def test_autopay_cancel_replays_and_cancels_nothing_twice(api, operator):
+    from servicing.autopay import setup_autopay
+    from servicing.models import AutopayStatus, ScheduledPaymentStatus
+    from tests import test_concurrency as c
+    from tests.factories import set_business_date
+
+    set_business_date(c.AS_OF)
+    loan = c._active(operator)
+    autopay = setup_autopay(loan=loan.pk, actor=operator, as_of=c.AS_OF)
+    url = f"/api/v1/autopays/{autopay.pk}/cancel"
+    before = c.loan_state(loan.pk)
+
+    first = api.post(url, {"reason": "asked"}, format="json", HTTP_IDEMPOTENCY_KEY="idem-ap")
+    assert first.status_code == 200, first.content
+    assert first.json()["cancelledScheduledPayments"] == 3
+    done = c.loan_state(loan.pk)
+    assert done["all_events"] == before["all_events"] + 1
+    assert [p["status"] for p in done["scheduled_payments"]] == [
+        ScheduledPaymentStatus.CANCELLED
+    ] * 3
+
+    second = api.post(url, {"reason": "asked"}, format="json", HTTP_IDEMPOTENCY_KEY="idem-ap")
+    assert (second.status_code, second.headers["Idempotent-Replayed"]) == (200, "true")
+    assert second.json() == first.json()
+    assert c.loan_state(loan.pk) == done
+    autopay.refresh_from_db()
+    assert autopay.status == AutopayStatus.CANCELLED
+
+    # Without the key the repeat is a real second cancel: 409, nothing changed.
+    third = api.post(url, {"reason": "asked"}, format="json")
+    assert (third.status_code, third.json()["code"]) == (409, "not_active")
     assert c.loan_state(loan.pk) == done
