@@ -59,7 +59,7 @@ def get_loan(*, loan_id: int | str | None = None, external_id: str | None = None
 
 
 def current_schedule(loan: Loan, *, with_periods: bool = True) -> Schedule | None:
-    queryset = Schedule.objects.filter(loan=loan, is_current=True)
+    queryset = Schedule.objects.filter(loan=loan, is_current=True).select_related("setup")
     if with_periods:
         queryset = queryset.prefetch_related(
             Prefetch("periods", queryset=SchedulePeriod.objects.order_by("period"))
@@ -105,10 +105,11 @@ def derived_periods(loan: Loan) -> list[ledger.PeriodState]:
     return versions.derive_periods(loan, schedule, transactions).periods
 
 
-def _payoff_state(loan: Loan, on: date):
+def _payoff_state(loan: Loan, on: date, schedule: Schedule | None = None):
     if loan.status == LoanStatus.PENDING:
         raise LoanStateError("The loan is not active yet.", code="loan_not_active")
-    schedule = Schedule.objects.select_related("setup").get(loan=loan, is_current=True)
+    if schedule is None:
+        schedule = Schedule.objects.select_related("setup").get(loan=loan, is_current=True)
     latest = (
         Transaction.objects.filter(loan=loan, reversed=False)
         .order_by("-date")
@@ -152,20 +153,22 @@ def _daily_payoffs(loan: Loan, setup: LoanSetup, *, on: date, days: int, credit:
     )
 
 
-def payoff(loan: Loan, *, on: date) -> ledger.Payoff:
+def payoff(loan: Loan, *, on: date, schedule: Schedule | None = None) -> ledger.Payoff:
     """What settles the loan on ``on`` (DESIGN §9): ``ledger.payoff`` over the current schedule
     re-derived from every transaction (a recalculating loan: its daily accrual). ``on`` may be
     after the business date (a quote assuming no payment in between), not before the latest
-    transaction (400)."""
-    setup, result = _payoff_state(loan, on)
-    daily = _daily_payoffs(loan, setup, on=on, days=0, credit=credit_balance(loan))
+    transaction (400). ``schedule``: the current version, read with its ``setup`` under the
+    caller's loan lock (the close of business has it), saves reading it again."""
+    setup, result = _payoff_state(loan, on, schedule)
+    credit = credit_balance(loan)
+    daily = _daily_payoffs(loan, setup, on=on, days=0, credit=credit)
     if daily is not None:
         return daily[0]
     return ledger.payoff(
         result.periods,
         on=on,
         rounding_mode=setup.rounding_mode,
-        credit=credit_balance(loan),
+        credit=credit,
         accrual=accrual_for(setup),
     )
 

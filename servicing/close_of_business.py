@@ -84,13 +84,14 @@ except ImportError:  # pragma: no cover - depends on the core's version
     _payoff_selector = None
 
 
-def payoff_total(loan: Loan, periods: list, *, on: date) -> Decimal:
+def payoff_total(loan: Loan, periods: list, *, on: date, schedule=None) -> Decimal:
     """What settles the loan on ``on``: the core's payoff selector when present, else the
     same rule over the schedule rows (all principal, interest due plus the current period's
-    accrued by days, fees)."""
+    accrued by days, fees). ``schedule``: the current version the caller read under the loan
+    lock (with its setup), not read again."""
     if _payoff_selector is not None:
         try:
-            return _payoff_selector(loan, on=on).total
+            return _payoff_selector(loan, on=on, schedule=schedule).total
         except (DomainError, ValueError):  # e.g. a catch-up day before the latest transaction
             pass
     # No quote for that day (a catch-up day before the latest transaction): what is
@@ -211,7 +212,9 @@ def close_loan_day(
             principal_outstanding=summary.principal_outstanding,
             interest_outstanding=summary.interest_outstanding,
             fees_outstanding=summary.fees_outstanding,
-            payoff_total=payoff_total(loan, periods, on=day) if periods else ZERO,
+            payoff_total=payoff_total(loan, periods, on=day, schedule=schedule)
+            if periods
+            else ZERO,
             job_id=job_id,
         )
         Loan.objects.filter(pk=loan.pk).update(
@@ -242,13 +245,26 @@ def first_day_to_close(loan: Loan, business_date: date) -> date:
     return min(activated or business_date, business_date)
 
 
+_UNREAD = object()
+
+
 def close_business_day_for_loan(
-    *, loan: Loan | int, business_date: date, actor, job_id: int | None = None
+    *,
+    loan: Loan | int,
+    business_date: date,
+    actor,
+    job_id: int | None = None,
+    last_closed=_UNREAD,
 ) -> list[LoanDay]:
     """Close every day of one loan still open up to ``business_date`` (catch-up), each day in
-    its own transaction. Idempotent."""
+    its own transaction. Idempotent. ``last_closed``: the loan's last closed date as a batch
+    read it (one query for the batch); only where to start -- each day re-checks it under the
+    loan lock."""
     loan_id = loan.pk if isinstance(loan, Loan) else loan
-    row = Loan.objects.only("id", "last_closed_business_date").get(pk=loan_id)
+    if last_closed is _UNREAD:
+        row = Loan.objects.only("id", "last_closed_business_date").get(pk=loan_id)
+    else:
+        row = Loan(pk=loan_id, last_closed_business_date=last_closed)
     days = []
     day = first_day_to_close(row, business_date)
     while day <= business_date:
@@ -364,7 +380,7 @@ def _count(job_id: int, *, done: int = 0, failed: int = 0) -> None:
     )
 
 
-def close_loan_for_job(job: Job, loan_id: int, actor) -> bool:
+def close_loan_for_job(job: Job, loan_id: int, actor, last_closed=_UNREAD) -> bool:
     """Close one loan for a job and count it. Returns False when it failed (recorded).
 
     The count of a loan this job closes is written in the transaction of its last day, so a
@@ -372,7 +388,11 @@ def close_loan_for_job(job: Job, loan_id: int, actor) -> bool:
     counted unless this job's own snapshot says an earlier delivery counted it."""
     try:
         days = close_business_day_for_loan(
-            loan=loan_id, business_date=job.business_date, actor=actor, job_id=job.pk
+            loan=loan_id,
+            business_date=job.business_date,
+            actor=actor,
+            job_id=job.pk,
+            last_closed=last_closed,
         )
     except Exception as exc:  # noqa: BLE001 - any failure of one loan is recorded, others go on
         _record_failure(job, loan_id, exc)
@@ -410,8 +430,12 @@ def close_batch(*, job_id: int, loan_ids: list[int], actor=None) -> tuple[int, i
     job = Job.objects.get(pk=job_id)
     actor = actor or system_user()
     done = failed = 0
+    last_closed = dict(
+        Loan.objects.filter(pk__in=loan_ids).values_list("id", "last_closed_business_date")
+    )
     for loan_id in loan_ids:
-        if close_loan_for_job(job, loan_id, actor):
+        hint = last_closed.get(loan_id, _UNREAD)  # a loan gone since: its close says so
+        if close_loan_for_job(job, loan_id, actor, last_closed=hint):
             done += 1
         else:
             failed += 1

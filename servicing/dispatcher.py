@@ -204,7 +204,11 @@ def _payment_amount(item: ScheduledPayment, loan: Loan, as_of: date) -> Decimal:
     if item.autopay_id and item.autopay.amount_type == AutopayAmountType.SCHEDULED_PAYMENT:
         period = next((p for p in periods if p.due_date == item.due_date), None)
         amount = period.total_outstanding if period else ZERO
-    cap = min(outstanding, payoff_total(loan, periods, on=as_of)) if periods else ZERO
+    cap = (
+        min(outstanding, payoff_total(loan, periods, on=as_of, schedule=schedule))
+        if periods
+        else ZERO
+    )
     return max(min(amount, cap), ZERO)
 
 
