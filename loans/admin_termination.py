@@ -110,10 +110,9 @@ def _action_page(modeladmin, request, loans, *, template, title, action, form, p
     )
 
 
-@admin.action(description="Terminate contract", permissions=["terminate_contract"])
-def terminate_contract(modeladmin, request, queryset):
+def _termination_action(modeladmin, request, queryset, *, command, preview, message, name, title):
     """Django's delete_selected pattern: the first post renders the confirmation page with the
-    preview of each loan, the second (``post=yes``) runs the command on each loan."""
+    preview of each loan, the second (``post=yes``) runs ``command`` on each loan."""
     as_of = selectors.get_business_date()
     loans = list(queryset.select_related("borrower", "setup").order_by("pk"))
     form = TerminationNoteForm(initial={"business_date": as_of})
@@ -125,54 +124,48 @@ def terminate_contract(modeladmin, request, queryset):
                 modeladmin,
                 request,
                 loans,
-                lambda loan: services.terminate_contract(
-                    loan=loan, actor=request.user, note=note, as_of=as_of
-                ),
-                _terminated_message,
+                lambda loan: command(loan=loan, actor=request.user, note=note, as_of=as_of),
+                message,
             )
             return None
     return _action_page(
         modeladmin,
         request,
         loans,
-        template="admin/loans/loan/terminate_contract_confirmation.html",
-        title="Terminate contracts",
-        action="terminate_contract",
+        template=f"admin/loans/loan/{name}_confirmation.html",
+        title=title,
+        action=name,
         form=form,
         as_of=as_of,
-        previews=[selectors.preview_contract_termination(loan, as_of=as_of) for loan in loans],
+        previews=[preview(loan, as_of=as_of) for loan in loans],
+    )
+
+
+@admin.action(description="Terminate contract", permissions=["terminate_contract"])
+def terminate_contract(modeladmin, request, queryset):
+    return _termination_action(
+        modeladmin,
+        request,
+        queryset,
+        command=services.terminate_contract,
+        preview=selectors.preview_contract_termination,
+        message=_terminated_message,
+        name="terminate_contract",
+        title="Terminate contracts",
     )
 
 
 @admin.action(description="Undo contract termination", permissions=["terminate_contract"])
 def undo_contract_termination(modeladmin, request, queryset):
-    as_of = selectors.get_business_date()
-    loans = list(queryset.select_related("borrower", "setup").order_by("pk"))
-    form = TerminationNoteForm(initial={"business_date": as_of})
-    if request.POST.get("post") == "yes":
-        form = TerminationNoteForm(request.POST)
-        if form.is_valid() and not _stale_business_date(form, as_of):
-            note = form.cleaned_data["note"]
-            _run_for_each(
-                modeladmin,
-                request,
-                loans,
-                lambda loan: services.undo_contract_termination(
-                    loan=loan, actor=request.user, note=note, as_of=as_of
-                ),
-                _undone_message,
-            )
-            return None
-    return _action_page(
+    return _termination_action(
         modeladmin,
         request,
-        loans,
-        template="admin/loans/loan/undo_contract_termination_confirmation.html",
+        queryset,
+        command=services.undo_contract_termination,
+        preview=selectors.preview_undo_contract_termination,
+        message=_undone_message,
+        name="undo_contract_termination",
         title="Undo contract terminations",
-        action="undo_contract_termination",
-        form=form,
-        as_of=as_of,
-        previews=[selectors.preview_undo_contract_termination(loan, as_of=as_of) for loan in loans],
     )
 
 

@@ -350,6 +350,54 @@ def _check_not_settled(loan: Loan) -> None:
         )
 
 
+def _create_transaction(
+    loan: Loan,
+    *,
+    type: str,
+    on: date,
+    amount: Decimal,
+    actor,
+    external_id: str | None,
+    note: str,
+    **portions: Decimal,
+) -> Transaction:
+    """Write the command's transaction row; an external id taken in the meantime (the unique
+    constraint, after ``check_external_id``) is the same refusal as one taken before."""
+    try:
+        with transaction.atomic():
+            return Transaction.objects.create(
+                loan=loan,
+                type=type,
+                date=on,
+                amount=amount,
+                external_id=external_id or None,
+                note=(note or "")[:500],
+                created_by=versions.actor_or_none(actor),
+                **portions,
+            )
+    except IntegrityError:
+        raise DuplicateExternalIdError(
+            f"The external id {external_id!r} is already used.",
+            errors=[field_error("externalId", "Already used.", "duplicate_external_id")],
+        )
+
+
+def _check_money_command(loan: Loan, amount, *, field: str) -> Loan:
+    """The first checks of a money command: a positive amount, then (under the loan's lock) a
+    loan that is active. Returns the locked loan."""
+    if not isinstance(amount, Decimal) or amount <= 0:
+        raise InvalidRequestError(
+            "The amount must be positive.",
+            errors=[field_error(field, "Must be positive.", "min_value")],
+        )
+    loan = versions.lock_loan(loan)
+    if loan.status == LoanStatus.PENDING:
+        raise LoanStateError(
+            "The loan is not active yet: activate it first.", code="loan_not_active"
+        )
+    return loan
+
+
 @transaction.atomic
 def post_transaction(
     *,
@@ -366,16 +414,7 @@ def post_transaction(
     as_of = as_of or selectors.get_business_date()
     if type not in POSTABLE_TYPES:
         raise InvalidRequestError(f"Transactions of type {type} cannot be posted here.")
-    if not isinstance(amount, Decimal) or amount <= 0:
-        raise InvalidRequestError(
-            "The amount must be positive.",
-            errors=[field_error("amount", "Must be positive.", "min_value")],
-        )
-    loan = versions.lock_loan(loan)
-    if loan.status == LoanStatus.PENDING:
-        raise LoanStateError(
-            "The loan is not active yet: activate it first.", code="loan_not_active"
-        )
+    loan = _check_money_command(loan, amount, field="amount")
     if type != TransactionType.CHARGE:
         _check_not_settled(loan)
     if loan.modification_in_progress:
@@ -404,19 +443,9 @@ def post_transaction(
                     )
                 ],
             )
-    try:
-        with transaction.atomic():
-            tx = Transaction.objects.create(
-                loan=loan,
-                type=type,
-                date=on,
-                amount=amount,
-                external_id=external_id or None,
-                note=(note or "")[:500],
-                created_by=versions.actor_or_none(actor),
-            )
-    except IntegrityError:
-        raise DuplicateExternalIdError(f"The external id {external_id!r} is already used.")
+    tx = _create_transaction(
+        loan, type=type, on=on, amount=amount, actor=actor, external_id=external_id, note=note
+    )
     status_before = loan.status
     versions.rebuild_schedule(loan, appended=tx)  # sets tx's portions
     versions.record_event(
@@ -550,25 +579,18 @@ def terminate_contract(
             code="nothing_outstanding",
             errors=list(preview.refusals),
         )
-    try:
-        with transaction.atomic():
-            tx = Transaction.objects.create(
-                loan=loan,
-                type=TransactionType.CONTRACT_TERMINATION,
-                date=as_of,
-                amount=preview.total,
-                principal_portion=preview.principal,
-                interest_portion=preview.interest,
-                fees_portion=preview.fees,
-                external_id=external_id or None,
-                note=(note or "")[:500],
-                created_by=versions.actor_or_none(actor),
-            )
-    except IntegrityError:
-        raise DuplicateExternalIdError(
-            f"The external id {external_id!r} is already used.",
-            errors=[field_error("externalId", "Already used.", "duplicate_external_id")],
-        )
+    tx = _create_transaction(
+        loan,
+        type=TransactionType.CONTRACT_TERMINATION,
+        on=as_of,
+        amount=preview.total,
+        actor=actor,
+        external_id=external_id,
+        note=note,
+        principal_portion=preview.principal,
+        interest_portion=preview.interest,
+        fees_portion=preview.fees,
+    )
     sub_status_before = loan.sub_status
     loan.sub_status = LoanSubStatus.CONTRACT_TERMINATION
     loan.save(update_fields=["sub_status", "updated_at"])
@@ -669,16 +691,7 @@ def post_payoff(
     (``selectors.payoff``), after which the schedule is rewritten so that interest not yet
     earned is dropped and the loan is CLOSED with nothing left (a new schedule version)."""
     as_of = as_of or selectors.get_business_date()
-    if not isinstance(amount, Decimal) or amount <= 0:
-        raise InvalidRequestError(
-            "The amount must be positive.",
-            errors=[field_error("transactionAmount", "Must be positive.", "min_value")],
-        )
-    loan = versions.lock_loan(loan)
-    if loan.status == LoanStatus.PENDING:
-        raise LoanStateError(
-            "The loan is not active yet: activate it first.", code="loan_not_active"
-        )
+    loan = _check_money_command(loan, amount, field="transactionAmount")
     _check_not_settled(loan)
     if loan.modification_in_progress:
         raise ConflictError(
@@ -700,22 +713,15 @@ def post_payoff(
                 )
             ],
         )
-    try:
-        with transaction.atomic():
-            tx = Transaction.objects.create(
-                loan=loan,
-                type=TransactionType.PAYOFF,
-                date=on,
-                amount=amount,
-                external_id=external_id or None,
-                note=(note or "")[:500],
-                created_by=versions.actor_or_none(actor),
-            )
-    except IntegrityError:
-        raise DuplicateExternalIdError(
-            f"The external id {external_id!r} is already used.",
-            errors=[field_error("externalId", "Already used.", "duplicate_external_id")],
-        )
+    tx = _create_transaction(
+        loan,
+        type=TransactionType.PAYOFF,
+        on=on,
+        amount=amount,
+        actor=actor,
+        external_id=external_id,
+        note=note,
+    )
     status_before = loan.status
     schedule = versions.new_schedule_version(
         loan=loan, reason=ScheduleReason.PAYOFF, actor=actor, note=note or f"Payoff on {on}"
@@ -755,16 +761,7 @@ def post_credit_balance_refund(
     """Pay back (part of) the loan's credit balance. Refunding all of it leaves the loan
     CLOSED. The transaction's overpayment portion is its amount: it draws on the credit."""
     as_of = as_of or selectors.get_business_date()
-    if not isinstance(amount, Decimal) or amount <= 0:
-        raise InvalidRequestError(
-            "The amount must be positive.",
-            errors=[field_error("transactionAmount", "Must be positive.", "min_value")],
-        )
-    loan = versions.lock_loan(loan)
-    if loan.status == LoanStatus.PENDING:
-        raise LoanStateError(
-            "The loan is not active yet: activate it first.", code="loan_not_active"
-        )
+    loan = _check_money_command(loan, amount, field="transactionAmount")
     credit = selectors.credit_balance(loan)
     if amount > credit:
         raise InvalidRequestError(
@@ -778,23 +775,16 @@ def post_credit_balance_refund(
         )
     _check_transaction_date(loan, on, as_of)
     versions.check_external_id(external_id)
-    try:
-        with transaction.atomic():
-            tx = Transaction.objects.create(
-                loan=loan,
-                type=TransactionType.CREDIT_BALANCE_REFUND,
-                date=on,
-                amount=amount,
-                overpayment_portion=amount,
-                external_id=external_id or None,
-                note=(note or "")[:500],
-                created_by=versions.actor_or_none(actor),
-            )
-    except IntegrityError:
-        raise DuplicateExternalIdError(
-            f"The external id {external_id!r} is already used.",
-            errors=[field_error("externalId", "Already used.", "duplicate_external_id")],
-        )
+    tx = _create_transaction(
+        loan,
+        type=TransactionType.CREDIT_BALANCE_REFUND,
+        on=on,
+        amount=amount,
+        actor=actor,
+        external_id=external_id,
+        note=note,
+        overpayment_portion=amount,
+    )
     status_before = loan.status
     versions.rebuild_schedule(loan)
     versions.record_event(

@@ -555,54 +555,57 @@ def _cancel_one(model, *, pk: int, pending: str, cancelled: str, label: str, act
     return row
 
 
+def _cancel_item(model, *, name: str, pk: int, pending: str, cancelled: str, actor, reason):
+    """``_cancel_one`` of a scheduled item (``name``: ``scheduled_payment``, ...), audited as
+    ``cancel_<name>``."""
+    item = _cancel_one(
+        model,
+        pk=pk,
+        pending=pending,
+        cancelled=cancelled,
+        label=name.replace("_", " ").capitalize(),
+        actor=actor,
+        reason=reason,
+    )
+    first, *rest = name.split("_")
+    record_event(
+        loan=item.loan,
+        command=f"cancel_{name}",
+        actor=actor,
+        as_of=get_business_date(),
+        reason=reason,
+        input={first + "".join(w.capitalize() for w in rest) + "Id": item.pk},
+        changes={f"{name}.status": (pending, item.status)},
+    )
+    return item
+
+
 @transaction.atomic
 def cancel_scheduled_payment(*, payment_id: int, actor, reason: str = "") -> ScheduledPayment:
-    payment = _cancel_one(
+    return _cancel_item(
         ScheduledPayment,
         pk=payment_id,
         pending=ScheduledPaymentStatus.PENDING,
         cancelled=ScheduledPaymentStatus.CANCELLED,
-        label="Scheduled payment",
+        name="scheduled_payment",
         actor=actor,
         reason=reason,
     )
-    record_event(
-        loan=payment.loan,
-        command="cancel_scheduled_payment",
-        actor=actor,
-        as_of=get_business_date(),
-        reason=reason,
-        input={"scheduledPaymentId": payment.pk},
-        changes={"scheduled_payment.status": (ScheduledPaymentStatus.PENDING, payment.status)},
-    )
-    return payment
 
 
 @transaction.atomic
 def cancel_scheduled_communication(
     *, communication_id: int, actor, reason: str = ""
 ) -> ScheduledCommunication:
-    communication = _cancel_one(
+    return _cancel_item(
         ScheduledCommunication,
         pk=communication_id,
         pending=CommunicationStatus.PENDING,
         cancelled=CommunicationStatus.CANCELLED,
-        label="Scheduled communication",
+        name="scheduled_communication",
         actor=actor,
         reason=reason,
     )
-    record_event(
-        loan=communication.loan,
-        command="cancel_scheduled_communication",
-        actor=actor,
-        as_of=get_business_date(),
-        reason=reason,
-        input={"scheduledCommunicationId": communication.pk},
-        changes={
-            "scheduled_communication.status": (CommunicationStatus.PENDING, communication.status)
-        },
-    )
-    return communication
 
 
 @dataclass(frozen=True)
