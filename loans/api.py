@@ -45,6 +45,8 @@ from loans.models import (
 from loans.serializers import (
     ActivationResultSerializer,
     BusinessDateSerializer,
+    ChargeOffCommandSerializer,
+    ChargeOffInputSerializer,
     ContractTerminationInputSerializer,
     LoanCreateSerializer,
     LoanDetailSerializer,
@@ -353,6 +355,8 @@ SETTLEMENT_COMMANDS = {
 TERMINATION_COMMANDS = {
     "contractTermination": "terminate_contract",
     "undoContractTermination": "terminate_contract",
+    "chargeOff": "charge_off",
+    "undoChargeOff": "charge_off",
 }
 
 
@@ -379,6 +383,8 @@ class TransactionsView(LoanAPIView):
                     *SETTLEMENT_COMMANDS,
                     "contractTermination",
                     "undoContractTermination",
+                    "chargeOff",
+                    "undoChargeOff",
                 ],
             )
         ],
@@ -387,6 +393,7 @@ class TransactionsView(LoanAPIView):
             serializers=[
                 RepaymentInputSerializer,
                 ContractTerminationInputSerializer,
+                ChargeOffInputSerializer,
                 UndoInputSerializer,
             ],
             resource_type_field_name=None,
@@ -394,7 +401,11 @@ class TransactionsView(LoanAPIView):
         responses={
             200: PolymorphicProxySerializer(
                 component_name="TransactionCommandResult",
-                serializers=[TransactionSerializer, TerminationCommandSerializer],
+                serializers=[
+                    TransactionSerializer,
+                    TerminationCommandSerializer,
+                    ChargeOffCommandSerializer,
+                ],
                 resource_type_field_name=None,
             ),
             **COMMAND_ERRORS,
@@ -404,7 +415,13 @@ class TransactionsView(LoanAPIView):
         "payoff total for the transactionDate (GET .../payoff; else 400 payoff_amount_mismatch "
         "giving it); the loan is CLOSED. creditBalanceRefund: a RepaymentInput body, at most "
         "the credit balance (400 refund_above_credit_balance). contractTermination (a ContractTerminationInput body) and "
-        "undoContractTermination (an UndoInput body): a TerminationCommand back.",
+        "undoContractTermination (an UndoInput body): a TerminationCommand back. chargeOff "
+        "(a ChargeOffInput body; permission charge_off): a non-cash CHARGE_OFF transaction on "
+        "the business date carrying everything outstanding, interest stops accruing; 409 "
+        "charge_off_not_allowed naming each failed check (loan_not_active, "
+        "already_charged_off, modification_in_progress). undoChargeOff (an UndoInput body): "
+        "only while the charge-off is the latest transaction (409 charge_off_not_latest, "
+        "not_charged_off). Both answer a ChargeOffCommand.",
         examples=[
             OpenApiExample(
                 "A repayment",
@@ -419,6 +436,10 @@ class TransactionsView(LoanAPIView):
             return contract_termination_command(self, request, self.get_loan())
         if command == "undoContractTermination":
             return undo_contract_termination_command(self, request, self.get_loan())
+        if command == "chargeOff":
+            return charge_off_command(self, request, self.get_loan())
+        if command == "undoChargeOff":
+            return undo_charge_off_command(self, request, self.get_loan())
         if command in SETTLEMENT_COMMANDS:
             loan = self.get_loan()
             serializer = parse(RepaymentInputSerializer, request)
@@ -564,6 +585,47 @@ def undo_contract_termination_command(view, request, loan: Loan) -> Response:
         reversal_external_id=data.get("reversalExternalId") or None,
     )
     return Response(termination_payload(result, result.transaction.reversal_external_id))
+
+
+# ------------------------------------------------------------------ charge-off (DESIGN §12)
+
+
+def charge_off_payload(result: services.ChargeOffResult, resource_external_id) -> dict:
+    return ChargeOffCommandSerializer(
+        {
+            "loanId": result.loan.pk,
+            "resourceId": result.transaction.pk,
+            "resourceExternalId": resource_external_id,
+            "subStatus": result.loan.sub_status,
+            "chargedOff": result.loan.charged_off,
+            "transaction": result.transaction,
+        }
+    ).data
+
+
+def charge_off_command(view, request, loan: Loan) -> Response:
+    """``POST .../transactions?command=chargeOff``: dated on the business date."""
+    data = parse(ChargeOffInputSerializer, request).validated_data
+    result = services.charge_off(
+        loan,
+        actor=request.user,
+        note=data.get("note", ""),
+        external_id=data.get("externalId") or None,
+        reason=data.get("reason", ""),
+    )
+    return Response(charge_off_payload(result, result.transaction.external_id))
+
+
+def undo_charge_off_command(view, request, loan: Loan) -> Response:
+    """``POST .../transactions?command=undoChargeOff``."""
+    data = parse(UndoInputSerializer, request).validated_data
+    result = services.undo_charge_off(
+        loan,
+        actor=request.user,
+        note=data.get("note", ""),
+        reversal_external_id=data.get("reversalExternalId") or None,
+    )
+    return Response(charge_off_payload(result, result.transaction.reversal_external_id))
 
 
 # ------------------------------------------------------------------ the API root

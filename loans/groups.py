@@ -20,6 +20,7 @@ COMMAND_CODENAMES = (
     "set_business_date",
     "run_close_of_business",
     "manage_autopay",
+    "charge_off",
 )
 SERVICING_APPS = ("loans", "servicing", "modifications")
 # Stored API responses of other users: nobody's business but the owner's.

@@ -29,6 +29,13 @@ silent:
 * A PAYOFF settles the loan on its date: the same collapse with the interest earned to the
   date (``ACCRUED_TO_DATE``, whatever the setup's termination policy), then allocated like a
   repayment. ``payoff()`` computes the figure the command requires.
+* A CHARGE_OFF (DESIGN §12) stops the accrual on its date, as Fineract's ``ZERO_INTEREST``
+  charge-off behaviour does: installments due on or before it keep their interest; the one whose
+  period holds it keeps the interest earned by then (prorated by days), later ones none. Each
+  later installment keeps its amount, so the principal moves forward into it (the last one takes
+  what remains). Its portions are what is outstanding right after (the payoff on its date); the
+  interest, principal and fees they carry are what repayments after it recover. Interest already
+  paid on an installment is never taken back (an installment keeps at least what was paid).
 * What a repayment, credit or payoff pays beyond everything outstanding at its place in the
   replay is its ``overpayment`` (the loan's credit balance; DESIGN §9).
 * Past due (DESIGN §5): an installment is past due once its due date is *before* the business
@@ -52,6 +59,7 @@ CHARGE = "CHARGE"
 ADVANCEMENT = "ADVANCEMENT"
 TERMINATION = "CONTRACT_TERMINATION"
 PAYOFF = "PAYOFF"
+CHARGE_OFF = "CHARGE_OFF"
 PAYING = (REPAYMENT, CREDIT, PAYOFF)
 
 ALL_OUTSTANDING = "ALL_OUTSTANDING"
@@ -77,6 +85,7 @@ class PeriodState:
     # Principal advanced after this installment's due date (and scheduled in later ones): not
     # part of its ``balance_after``, which is the balance as it was on its due date.
     advanced_later: Decimal = ZERO
+    accrual_stopped: bool = False  # charged off: its interest earns nothing more (see above)
 
     @property
     def total_due(self) -> Decimal:
@@ -242,7 +251,7 @@ class ProratedAccrual:
         """The interest of ``period`` (whose period holds ``on``) earned by ``on``."""
         length = (period.due_date - period.from_date).days
         elapsed = min(max((on - period.from_date).days, 0), length)
-        if length <= 0 or elapsed == length:
+        if period.accrual_stopped or length <= 0 or elapsed == length:
             return period.interest_due
         return money(period.interest_due * Decimal(elapsed) / Decimal(length), rounding_mode)
 
@@ -253,6 +262,8 @@ class ProratedAccrual:
         day = on + timedelta(days=1)
         for p in live(periods):
             if p.from_date < day <= p.due_date:
+                if p.accrual_stopped:
+                    return ZERO
                 length = (p.due_date - p.from_date).days
                 return money(p.interest_due / Decimal(length), rounding_mode)
         return ZERO
@@ -330,6 +341,34 @@ def collapse_for_termination(
     return settle(periods, on=on, policy=policy, rounding_mode=rounding_mode)
 
 
+def charge_off(
+    periods: list[PeriodState],
+    *,
+    on: date,
+    rounding_mode: str,
+    accrual: ProratedAccrual = PRORATED,
+) -> None:
+    """Stop the accrual on ``on`` (a CHARGE_OFF, see the module docstring), in place: the
+    installment whose period holds ``on`` keeps the interest earned by then, later ones none;
+    each keeps its amount (principal moves forward), the last takes the principal left."""
+    later = [p for p in live(periods) if p.due_date > on]
+    remaining = sum((p.principal_due for p in later), ZERO)
+    for index, p in enumerate(later):
+        amount = p.principal_due + p.interest_due
+        interest = accrual.earned(p, on, rounding_mode) if p.from_date < on else ZERO
+        p.interest_due = max(interest, p.interest_paid)
+        p.accrual_stopped = True
+        if index == len(later) - 1:
+            p.principal_due = remaining
+            continue
+        # Never below what was paid, and leave the later installments what was paid on them.
+        reserve = sum((q.principal_paid for q in later[index + 1 :]), ZERO)
+        principal = min(max(amount - p.interest_due, ZERO), remaining - reserve)
+        p.principal_due = max(principal, p.principal_paid)
+        remaining -= p.principal_due
+    recompute_balances(periods)
+
+
 def _charge_index(due_dates: list[date], on: date) -> int:
     return min(bisect.bisect_left(due_dates, on), len(due_dates) - 1)
 
@@ -380,6 +419,7 @@ def replay(
     cursor = (
         next((i for i, p in enumerate(current) if not p.complete), len(current)) if resume else 0
     )
+    charged_off = False
 
     def collapse(on: date, policy: str) -> None:
         nonlocal current, due_dates, cursor
@@ -410,9 +450,24 @@ def replay(
                 result.void_terminations.append(entry.key)
             result.allocations[entry.key] = owed
             continue
+        if entry.type == CHARGE_OFF:
+            charge_off(current, on=entry.date, rounding_mode=rounding_mode, accrual=accrual)
+            for p in current:
+                if p.total_outstanding > 0:
+                    p.complete = False
+                    p.obligations_met_on_date = None
+                elif not p.complete:
+                    p.complete = True
+                    p.obligations_met_on_date = entry.date
+            cursor = next(
+                (i for i, p in enumerate(current) if p.total_outstanding > 0), len(current)
+            )
+            charged_off = True
+            result.allocations[entry.key] = _outstanding(current)
+            continue
         if entry.type not in PAYING:
             continue
-        if entry.type == PAYOFF:
+        if entry.type == PAYOFF and not charged_off:  # a charged-off loan earns nothing more
             collapse(entry.date, ACCRUED_TO_DATE)
         remaining = entry.amount
         fees = interest = principal = ZERO

@@ -133,6 +133,7 @@ class TransactionType(models.TextChoices):
     CONTRACT_TERMINATION = "CONTRACT_TERMINATION"
     PAYOFF = "PAYOFF"
     CREDIT_BALANCE_REFUND = "CREDIT_BALANCE_REFUND"
+    CHARGE_OFF = "CHARGE_OFF"  # non-monetary, carries what was outstanding (DESIGN §12)
 
 
 # Types a user posts and may undo with command=undo (DESIGN §6).
@@ -155,9 +156,14 @@ class ScheduleReason(models.TextChoices):
     MODIFICATION = "MODIFICATION"
     MODIFICATION_CANCELLED = "MODIFICATION_CANCELLED"
     PAYOFF = "PAYOFF"
+    CHARGE_OFF = "CHARGE_OFF"
+    UNDO_CHARGE_OFF = "UNDO_CHARGE_OFF"
 
 
 class Borrower(models.Model):
+    # Finosu's customer id, the key of the ``/borrowers/external-id/{externalId}`` paths; optional
+    # (NULL for none, so the uniqueness holds only among the given ones).
+    external_id = models.CharField(max_length=100, unique=True, null=True, blank=True)
     first_name = models.CharField(max_length=100)
     last_name = models.CharField(max_length=100)
     email = models.EmailField(max_length=254, blank=True)
@@ -235,6 +241,7 @@ class Loan(models.Model):
             ("set_business_date", "Can set the business date"),
             ("run_close_of_business", "Can run the close of business and the dispatcher"),
             ("manage_autopay", "Can set up and cancel autopay"),
+            ("charge_off", "Can charge off a loan and undo it"),
         ]
         constraints = [
             models.CheckConstraint(

@@ -402,6 +402,8 @@ class _Engine:
         elif event.type == CONTRACT_TERMINATION:
             self._terminate(event)
         elif event.type == CHARGE_OFF:
+            # Its portions are what is owed on its date (the payoff); nothing accrues after.
+            self.allocations[event.key] = Portions(*self.owed_on(event.date))
             self.accruing = False
 
     def _earned(self) -> Decimal:

@@ -600,4 +600,8 @@ def transaction_refusals(loan: Loan, *, type: str) -> list[dict]:
         refusals.append(
             _refusal("loan_terminated", "No principal can be advanced on a terminated contract.")
         )
+    if type == TransactionType.ADVANCEMENT and loan.charged_off:
+        refusals.append(
+            _refusal("loan_charged_off", "No principal can be advanced on a charged-off loan.")
+        )
     return refusals

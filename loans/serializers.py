@@ -282,6 +282,15 @@ class ContractTerminationInputSerializer(serializers.Serializer):
     dateFormat = StrictCharField(max_length=50, required=False, allow_blank=True)
 
 
+class ChargeOffInputSerializer(serializers.Serializer):
+    """The body of command=chargeOff (DESIGN §12): dated on the business date, like Fineract's
+    charge-off with its ``chargeOffReasonId`` as free text."""
+
+    note = StrictCharField(max_length=500, required=False, allow_blank=True)
+    externalId = StrictCharField(max_length=100, required=False, allow_null=True, allow_blank=True)
+    reason = StrictCharField(max_length=100, required=False, allow_blank=True)
+
+
 # ---------------------------------------------------------------- output
 
 
@@ -728,4 +737,18 @@ class TerminationCommandSerializer(serializers.Serializer):
         help_text="the transaction's externalId (its reversalExternalId for the undo)",
     )
     subStatus = serializers.ChoiceField(LoanSubStatus.choices, allow_null=True)
+    transaction = TransactionSerializer()
+
+
+class ChargeOffCommandSerializer(serializers.Serializer):
+    """The response of chargeOff and undoChargeOff (contractTermination's shape)."""
+
+    loanId = serializers.IntegerField()
+    resourceId = serializers.IntegerField(help_text="the CHARGE_OFF transaction's id")
+    resourceExternalId = StrictCharField(
+        allow_null=True,
+        help_text="the transaction's externalId (its reversalExternalId for the undo)",
+    )
+    subStatus = serializers.ChoiceField(LoanSubStatus.choices, allow_null=True)
+    chargedOff = serializers.BooleanField()
     transaction = TransactionSerializer()

@@ -7,8 +7,8 @@ audit record, schedule versions, rebuild), the terms in ``loans.terms``, and the
 and previews in ``loans.selectors``.
 
 Why this module is long: it holds every command of the loan core (business date, loans and
-setups, the four postable transactions and their undo, contract termination and its undo, the
-payoff and the credit balance refund), one function each, as the codebase's rule asks; each
+setups, the four postable transactions and their undo, contract termination and its undo,
+charge-off and its undo, the payoff and the credit balance refund), one function each, as the codebase's rule asks; each
 command reads top to bottom on its own, and splitting them by size alone would scatter them.
 """
 
@@ -23,6 +23,7 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from loans import charge_off as charge_offs
 from loans import ledger, selectors, terms, versions
 from loans.exceptions import (
     ConflictError,
@@ -426,6 +427,10 @@ def post_transaction(
         raise LoanStateError(
             "No principal can be advanced on a terminated contract.", code="loan_terminated"
         )
+    if type == TransactionType.ADVANCEMENT and loan.charged_off:
+        raise LoanStateError(
+            "No principal can be advanced on a charged-off loan.", code="loan_charged_off"
+        )
     _check_transaction_date(loan, on, as_of)
     versions.check_external_id(external_id)
     if type in (TransactionType.REPAYMENT, TransactionType.CREDIT):
@@ -669,6 +674,139 @@ def undo_contract_termination(
         result={"transactionId": tx.pk, "scheduleVersion": schedule.version},
     )
     return TerminationResult(loan=loan, transaction=tx)
+
+
+# --------------------------------------------------------------------------------------------
+# Charge-off and its undo (DESIGN §12; checks and previews in loans.charge_off)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChargeOffResult:
+    loan: Loan
+    transaction: Transaction
+
+
+@transaction.atomic
+def charge_off(
+    loan: Loan | int | None = None,
+    *,
+    actor,
+    note: str = "",
+    external_id: str | None = None,
+    reason: str = "",
+    as_of: date | None = None,
+) -> ChargeOffResult:
+    """Charge the loan off on the business date (Fineract's charge-off): a non-cash CHARGE_OFF
+    transaction carrying everything outstanding on the date, ``chargedOff=true``, and a new
+    schedule version in which interest stops accruing (``loans.ledger.charge_off``; a
+    recalculating loan's daily accrual stops). Later repayments are recoveries."""
+    as_of = as_of or selectors.get_business_date()
+    loan = versions.lock_loan(loan)
+    refusals = charge_offs.charge_off_refusals(loan, as_of=as_of)
+    if refusals:
+        raise ConflictError(
+            "The loan cannot be charged off: " + " ".join(r["detail"] for r in refusals),
+            code="charge_off_not_allowed",
+            errors=refusals,
+        )
+    versions.check_external_id(external_id)
+    preview = charge_offs.charge_off_preview(loan, as_of)
+    try:
+        with transaction.atomic():
+            tx = Transaction.objects.create(
+                loan=loan,
+                type=TransactionType.CHARGE_OFF,
+                date=as_of,
+                amount=preview.total,
+                principal_portion=preview.principal,
+                interest_portion=preview.interest,
+                fees_portion=preview.fees,
+                external_id=external_id or None,
+                note=(note or "")[:500],
+                created_by=versions.actor_or_none(actor),
+            )
+    except IntegrityError:
+        raise DuplicateExternalIdError(
+            f"The external id {external_id!r} is already used.",
+            errors=[field_error("externalId", "Already used.", "duplicate_external_id")],
+        )
+    loan.charged_off = True
+    loan.save(update_fields=["charged_off", "updated_at"])
+    schedule = versions.new_schedule_version(
+        loan=loan, reason=ScheduleReason.CHARGE_OFF, actor=actor, note=note
+    )
+    versions.rebuild_schedule(loan, schedule=schedule)
+    tx.refresh_from_db()
+    versions.record_event(
+        loan=loan,
+        command="charge_off",
+        actor=actor,
+        as_of=as_of,
+        reason=reason or note,
+        input={"externalId": external_id, "note": note, "reason": reason},
+        changes={
+            "chargedOff": (False, True),
+            **_summary_changes(preview.before, preview.after),
+        },
+        result={
+            "transactionId": tx.pk,
+            "amount": tx.amount,
+            "principalPortion": tx.principal_portion,
+            "interestPortion": tx.interest_portion,
+            "feesPortion": tx.fees_portion,
+            "scheduleVersion": schedule.version,
+        },
+    )
+    return ChargeOffResult(loan=loan, transaction=tx)
+
+
+@transaction.atomic
+def undo_charge_off(
+    loan: Loan | int | None = None,
+    *,
+    actor,
+    note: str = "",
+    reversal_external_id: str | None = None,
+    as_of: date | None = None,
+) -> ChargeOffResult:
+    """Undo the charge-off while it is the loan's latest user transaction: it is reversed
+    (kept), ``chargedOff`` cleared and a schedule version re-derived without it."""
+    as_of = as_of or selectors.get_business_date()
+    loan = versions.lock_loan(loan)
+    tx, refusals = charge_offs.undo_charge_off_state(loan)
+    if refusals:
+        raise ConflictError(
+            "The charge-off cannot be undone: " + " ".join(r["detail"] for r in refusals),
+            code=refusals[0]["code"],
+            errors=refusals,
+        )
+    versions.check_external_id(reversal_external_id, field="reversalExternalId")
+    before = selectors.loan_summary(loan, as_of=as_of)
+    versions.mark_reversed(
+        tx, actor=actor, as_of=as_of, note=note, reversal_external_id=reversal_external_id
+    )
+    loan.charged_off = False
+    loan.save(update_fields=["charged_off", "updated_at"])
+    schedule = versions.new_schedule_version(
+        loan=loan, reason=ScheduleReason.UNDO_CHARGE_OFF, actor=actor, note=note
+    )
+    result = versions.rebuild_schedule(loan, schedule=schedule)
+    versions.record_event(
+        loan=loan,
+        command="undo_charge_off",
+        actor=actor,
+        as_of=as_of,
+        reason=note,
+        input={"reversalExternalId": reversal_external_id, "note": note},
+        changes={
+            "chargedOff": (True, False),
+            "transaction.reversed": (False, True),
+            **_summary_changes(before, ledger.summarize(result.periods, as_of=as_of)),
+        },
+        result={"transactionId": tx.pk, "scheduleVersion": schedule.version},
+    )
+    return ChargeOffResult(loan=loan, transaction=tx)
 
 
 # --------------------------------------------------------------------------------------------

@@ -299,7 +299,12 @@ REPLAYED_TYPES = (
     TransactionType.REPAYMENT,
     TransactionType.CREDIT,
     TransactionType.PAYOFF,
+    TransactionType.CHARGE_OFF,
 )
+
+
+# Transactions that move no cash and carry what was outstanding at their place in the replay.
+NON_MONETARY_TYPES = (TransactionType.CONTRACT_TERMINATION, TransactionType.CHARGE_OFF)
 
 
 def accrual_for(setup: LoanSetup) -> ledger.ProratedAccrual:
@@ -515,7 +520,7 @@ def _changed_portions(rows: list, result: ledger.ReplayResult) -> list[Transacti
         elif tx.pk in result.allocations:
             a = result.allocations[tx.pk]
             portions = (a.principal, a.interest, a.fees, a.overpayment)
-            if tx.type == TransactionType.CONTRACT_TERMINATION:
+            if tx.type in NON_MONETARY_TYPES:  # they move no cash: the amount is the portions
                 amount = a.total
         else:
             continue

@@ -311,6 +311,14 @@ def modification_refusals(loan: Loan) -> list[dict]:
                 "detail": "The contract of this loan is terminated.",
             }
         )
+    if loan.charged_off:  # Fineract refuses a reschedule of a charged-off loan too
+        refusals.append(
+            {
+                "field": None,
+                "code": "loan_charged_off",
+                "detail": "The loan is charged off: undo the charge-off first.",
+            }
+        )
     if loan.modification_in_progress or draft_modification(loan) is not None:
         refusals.append(
             {

@@ -28,6 +28,7 @@ COMMAND_PERMISSIONS = [
     "set_business_date",
     "run_close_of_business",
     "manage_autopay",
+    "charge_off",
 ]
 
 

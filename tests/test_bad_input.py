@@ -562,6 +562,40 @@ ENDPOINTS = [
                     {},
                     409,
                 ),
+                # chargeOff: {note?, externalId?, reason?}; undoChargeOff: {note?,
+                # reversalExternalId?} (DESIGN §12)
+                *(
+                    (f"chargeOff {name}", template + "?command=chargeOff", body, 400)
+                    for name, body in (
+                        ("externalId of 101 characters", {"externalId": "x" * 101}),
+                        ("externalId a list", {"externalId": ["x"]}),
+                        ("note of 501 characters", {"note": "x" * 501}),
+                        ("reason of 101 characters", {"reason": "x" * 101}),
+                        ("reason a number", {"reason": 7}),
+                    )
+                ),
+                (
+                    "chargeOff: an externalId already used",
+                    template + "?command=chargeOff",
+                    {"externalId": "USED-TX-1"},
+                    400,
+                ),
+                (
+                    "chargeOff on a pending loan",
+                    template.replace("{loan_id}", "{pending_loan_id}").replace(
+                        "{external_id}", "{pending_external_id}"
+                    )
+                    + "?command=chargeOff",
+                    {},
+                    409,
+                ),
+                (
+                    "undoChargeOff reversalExternalId of 101 characters",
+                    template + "?command=undoChargeOff",
+                    {"reversalExternalId": "x" * 101},
+                    400,
+                ),
+                ("undoChargeOff, not charged off", template + "?command=undoChargeOff", {}, 409),
                 # payoff and creditBalanceRefund (DESIGN §9): a repayment's body
                 (
                     "payoff: not the payoff total",

@@ -401,6 +401,15 @@ def test_purge_deletes_only_expired_keys(operator):
 # ------------------------------------------------------------------ the later commands
 
 
+def _charged_off(operator):
+    from loans import services
+    from tests import test_concurrency as c
+
+    loan = c._active(operator)
+    services.charge_off(loan, actor=operator, as_of=c.AS_OF)
+    return loan
+
+
 def _new_command_rows():
     from tests import test_concurrency as c
 
@@ -419,6 +428,13 @@ def _new_command_rows():
             "/transactions?command=undoContractTermination",
             {"note": "x"},
         ),
+        (
+            "chargeOff",
+            c._active,
+            "/transactions?command=chargeOff",
+            {"note": "x", "externalId": "CO-IDEM-1", "reason": "BANKRUPTCY"},
+        ),
+        ("undoChargeOff", _charged_off, "/transactions?command=undoChargeOff", {"note": "x"}),
         ("modifications", c._active, "/modifications", {"modificationDate": "2026-02-07"}),
         (
             "roll-payment",
