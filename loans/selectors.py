@@ -1,6 +1,10 @@
 """Reads worth naming: the business date, a loan's current schedule, summaries, annotated
 querysets for lists (no query per row), and the refusal checks and previews of the core's
-commands (the command asks the same function, so a page and the command cannot disagree)."""
+commands (the command asks the same function, so a page and the command cannot disagree).
+
+Why this module is long: it holds the named reads of the whole loan core and the refusal
+checks and previews of its commands, each beside the reads it uses (the charge-off's are in
+``loans.charge_off``)."""
 
 from __future__ import annotations
 
