@@ -83,10 +83,19 @@ def test_pending_loan_refuses_transactions(operator):
     set_business_date(date(2026, 3, 1))
     loan = make_loan(actor=operator)
     before = rows()
-    for kind in (TransactionType.REPAYMENT, TransactionType.CHARGE, TransactionType.ADVANCEMENT):
+    for kind in (
+        TransactionType.REPAYMENT,
+        TransactionType.CHARGE,
+        TransactionType.ADVANCEMENT,
+        TransactionType.CREDIT,
+    ):
         with pytest.raises(ConflictError) as exc:
             post(loan, operator, kind, date(2026, 2, 1), "10")
-        assert exc.value.code == "loan_not_active"
+        assert (exc.value.code, exc.value.status) == ("loan_not_active", 409)
+    for command in (services.post_payoff, services.post_credit_balance_refund):
+        with pytest.raises(ConflictError) as exc:
+            command(loan=loan, on=date(2026, 2, 1), amount=D("10"), actor=operator)
+        assert (exc.value.code, exc.value.status) == ("loan_not_active", 409)
     assert rows() == before
     loan.refresh_from_db()
     assert loan.status == LoanStatus.PENDING
