@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from loans.admin import ReadOnlyAdminMixin
-from loans.admin_messages import message_for, show_error
+from loans.admin_messages import show_error
 from loans.exceptions import DomainError
 from loans.models import Loan
 from loans.selectors import get_business_date
@@ -56,8 +56,7 @@ def retry_failed_loans(modeladmin, request, queryset):
             retried += 1
         except DomainError as exc:  # reported per loan; the others go on
             failed += 1
-            level, text = message_for(exc)
-            modeladmin.message_user(request, text, level)
+            show_error(request, exc)
     modeladmin.message_user(request, f"{retried} loan(s) closed again, {failed} failed again.")
 
 
@@ -155,8 +154,7 @@ class JobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         try:
             failure = cob.retry_failed_loan(failure_id=failure.pk, actor=request.user)
         except DomainError as exc:
-            level, text = message_for(exc)
-            self.message_user(request, text, level)
+            show_error(request, exc)
         else:
             loan = Loan.objects.only("last_closed_business_date").get(pk=failure.loan_id)
             self.message_user(
