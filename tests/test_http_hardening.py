@@ -202,6 +202,44 @@ def test_rotating_x_forwarded_for_does_not_escape_the_throttle(
     assert set(statuses) == {400, 429}
 
 
+def spray(client, n: int = 100) -> list[int]:
+    """Password spraying: a new username and a new X-Forwarded-For at every attempt, so
+    neither the username lockout nor an address the client writes can stop it."""
+    return [
+        client.post(
+            "/api/v1/auth/token",
+            {"username": f"user-{i}", "password": f"guess-{i}"},
+            format="json",
+            HTTP_X_FORWARDED_FOR=f"10.2.{i // 250}.{i % 250}",
+        ).status_code
+        for i in range(n)
+    ]
+
+
+@pytest.mark.django_db
+def test_spraying_with_a_rotating_x_forwarded_for_meets_the_throttle(
+    anon_api, production_throttles
+):
+    # NUM_PROXIES=0: one client (REMOTE_ADDR) whatever the header says: its 10th failure locks
+    # the address out (429 locked_out), and past 60 a minute the throttle answers too.
+    assert spray(anon_api) == [400] * 9 + [429] * 91
+
+
+@pytest.mark.django_db
+def test_trusting_the_header_would_let_the_spray_through(anon_api, production_throttles, settings):
+    """The test above is the one that fails if the header were trusted: with NUM_PROXIES=1
+    every attempt is a new client to the throttle and the lockout alike."""
+    from rest_framework.settings import api_settings
+
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    api_settings.reload()
+    try:
+        assert spray(anon_api) == [400] * 100
+    finally:
+        settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 0}
+        api_settings.reload()
+
+
 @pytest.mark.django_db
 def test_without_the_throttle_the_lockout_alone_stops_guessing(anon_api, operator):
     statuses = []
