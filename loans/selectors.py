@@ -29,6 +29,7 @@ from django.utils import timezone
 from loans import ledger, recalculation, versions
 from loans.exceptions import InvalidRequestError, LoanStateError, NotFoundError, field_error
 from loans.models import (
+    Borrower,
     BusinessDate,
     Loan,
     LoanSetup,
@@ -60,6 +61,17 @@ def get_loan(*, loan_id: int | str | None = None, external_id: str | None = None
     except (Loan.DoesNotExist, ValueError, TypeError):
         ident = external_id if external_id is not None else loan_id
         raise NotFoundError(f"Loan {ident} was not found.", code="loan_not_found")
+
+
+def get_borrower(*, borrower_id: int | str | None = None, external_id: str | None = None):
+    """A borrower by id or by its (Finosu customer) external id; 404 ``borrower_not_found``."""
+    try:
+        if external_id is not None:
+            return Borrower.objects.get(external_id=external_id)
+        return Borrower.objects.get(pk=int(borrower_id))
+    except (Borrower.DoesNotExist, ValueError, TypeError, OverflowError):
+        ident = external_id if external_id is not None else borrower_id
+        raise NotFoundError(f"Borrower {ident} was not found.", code="borrower_not_found")
 
 
 def current_schedule(loan: Loan, *, with_periods: bool = True) -> Schedule | None:

@@ -145,6 +145,14 @@ def datetime_str(value) -> str | None:
 
 
 class BorrowerInputSerializer(serializers.Serializer):
+    externalId = StrictCharField(
+        max_length=100,
+        source="external_id",
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        help_text="the borrower's unique id in the client's system (Finosu's customer id)",
+    )
     firstName = StrictCharField(max_length=100, source="first_name")
     lastName = StrictCharField(max_length=100, source="last_name")
     email = serializers.EmailField(max_length=254, required=False, allow_blank=True)
@@ -295,6 +303,7 @@ class ChargeOffInputSerializer(serializers.Serializer):
 
 
 class BorrowerSerializer(serializers.ModelSerializer):
+    externalId = StrictCharField(source="external_id", allow_null=True)
     firstName = StrictCharField(source="first_name")
     lastName = StrictCharField(source="last_name")
     doNotCall = serializers.BooleanField(source="do_not_call")
@@ -305,6 +314,7 @@ class BorrowerSerializer(serializers.ModelSerializer):
         model = Borrower
         fields = [
             "id",
+            "externalId",
             "firstName",
             "lastName",
             "email",

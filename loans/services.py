@@ -136,6 +136,18 @@ def create_loan(
                 errors=[field_error("borrower", "This field is required.", "required")],
             )
         borrower_data = _validate_borrower(borrower_data)
+        borrower_external_id = borrower_data.get("external_id") or None
+        borrower_data = {**borrower_data, "external_id": borrower_external_id}
+        if (
+            borrower_external_id
+            and Borrower.objects.filter(external_id=borrower_external_id).exists()
+        ):
+            raise DuplicateExternalIdError(
+                f"A borrower with external id {borrower_external_id!r} already exists.",
+                errors=[
+                    field_error("borrower.externalId", "Already used.", "duplicate_external_id")
+                ],
+            )
     if external_id and Loan.objects.filter(external_id=external_id).exists():
         raise DuplicateExternalIdError(
             f"A loan with external id {external_id!r} already exists.",
@@ -192,6 +204,11 @@ def constraint_name(exc: IntegrityError) -> str:
 
 def _creation_error(exc: IntegrityError, *, external_id: str | None) -> DomainError | None:
     name = constraint_name(exc)
+    if "borrower" in name and "external_id" in name:  # a concurrent request took it
+        return DuplicateExternalIdError(
+            "The borrower's external id is already used.",
+            errors=[field_error("borrower.externalId", "Already used.", "duplicate_external_id")],
+        )
     if "external_id" in name:
         return DuplicateExternalIdError(
             f"A loan with external id {external_id!r} already exists."

@@ -3,6 +3,8 @@
 Permissions (``loans.Loan`` codenames, checked by ``CommandPermission`` before anything else):
 
 * ``cancel-servicing``: ``cancel_servicing``; ``resume-servicing``: ``resume_servicing``.
+* A borrower's ``cancel-servicing`` and ``cancel-communications``: ``cancel_servicing`` (the
+  stronger stop permission covers the "do not contact me" request too).
 * Scheduling (POST on ``scheduled-payments``, ``scheduled-communications``,
   ``communication-schedules``) and cancelling one scheduled item: ``post_transaction``, the
   permission of day-to-day loan operations (posting payments, creating and activating loans).
@@ -44,6 +46,8 @@ from servicing.models import (
     ScheduledPaymentStatus,
 )
 from servicing.serializers import (
+    BorrowerCancelCommunicationsResultSerializer,
+    BorrowerCancelServicingResultSerializer,
     CancelItemInputSerializer,
     CancelServicingInputSerializer,
     CancelServicingResultSerializer,
@@ -105,6 +109,71 @@ class ResumeServicingView(LoanAPIView):
         data = parse(ResumeServicingInputSerializer, request).validated_data
         services.resume_servicing(loan=loan, note=data.get("note", ""), actor=request.user)
         return Response(LoanSerializer(loan_selectors.get_loan(loan_id=loan.pk)).data)
+
+
+# ------------------------------------------------------------------ a borrower's loans (§12)
+
+
+class BorrowerAPIView(APIView):
+    """An API view under one of the two borrower path forms (``borrowers/{id}`` and
+    ``borrowers/external-id/{externalId}``)."""
+
+    def get_borrower(self):
+        return loan_selectors.get_borrower(
+            borrower_id=self.kwargs.get("borrower_id"), external_id=self.kwargs.get("external_id")
+        )
+
+
+class BorrowerCancelServicingView(BorrowerAPIView):
+    command_permissions = {"POST": "cancel_servicing"}
+
+    @extend_schema(
+        summary="Cancel servicing of every loan of a borrower",
+        description=(
+            "Finosu's customer-level stop: cancel servicing (as POST /loans/{id}/cancel-servicing "
+            "does) on each of the borrower's loans, in one transaction. A loan already "
+            "NOT_SERVICING keeps its original reason and is not counted in loansUpdated. The "
+            "counts are summed over the loans; a borrower without loans answers zeros. id is "
+            "the borrower's externalId."
+        ),
+        request=CancelServicingInputSerializer,
+        responses={
+            200: BorrowerCancelServicingResultSerializer,
+            **error_responses(400, 401, 403, 404),
+        },
+    )
+    def post(self, request, **kwargs):
+        data = parse(CancelServicingInputSerializer, request).validated_data
+        reason = data.get("reason")
+        reason = StopServicingReason.API_REQUEST if reason is None else reason
+        services.validate_reason(reason)  # 400 before 404, as for one loan
+        result = services.cancel_borrower_servicing(
+            self.get_borrower(), reason=reason, actor=request.user
+        )
+        return Response(BorrowerCancelServicingResultSerializer(result).data)
+
+
+class BorrowerCancelCommunicationsView(BorrowerAPIView):
+    command_permissions = {"POST": "cancel_servicing"}
+
+    @extend_schema(
+        summary="Cancel every communication of a borrower",
+        description=(
+            'A borrower\'s "do not contact me": cancels every pending call, email and SMS and '
+            "every active call, email and SMS schedule of each of the borrower's loans. "
+            "Servicing status, scheduled payments and autopays are left alone. Needs the "
+            "cancel_servicing permission. id is the borrower's externalId; total sums the six "
+            "counts."
+        ),
+        request=None,
+        responses={
+            200: BorrowerCancelCommunicationsResultSerializer,
+            **error_responses(401, 403, 404),
+        },
+    )
+    def post(self, request, **kwargs):
+        result = services.cancel_borrower_communications(self.get_borrower(), actor=request.user)
+        return Response(BorrowerCancelCommunicationsResultSerializer(result).data)
 
 
 # ------------------------------------------------------------------ filters

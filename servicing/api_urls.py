@@ -5,10 +5,29 @@ from django.urls import path
 from loans.api_common import loan_paths
 from servicing import api, auth_api, clock_api
 
+
+def borrower_paths(suffix: str, view, name: str) -> list:
+    """Both forms of a borrower path, as ``loan_paths`` does for a loan."""
+    return [
+        path(f"borrowers/<int:borrower_id>{suffix}", view, name=name),
+        path(
+            f"borrowers/external-id/<str:external_id>{suffix}", view, name=f"{name}-by-external-id"
+        ),
+    ]
+
+
 urlpatterns: list = [
     path("auth/token", auth_api.TokenView.as_view(), name="auth-token"),
     path("portfolio/summary", api.PortfolioSummaryView.as_view(), name="portfolio-summary"),
     *loan_paths("/cancel-servicing", api.CancelServicingView.as_view(), "loan-cancel-servicing"),
+    *borrower_paths(
+        "/cancel-servicing", api.BorrowerCancelServicingView.as_view(), "borrower-cancel-servicing"
+    ),
+    *borrower_paths(
+        "/cancel-communications",
+        api.BorrowerCancelCommunicationsView.as_view(),
+        "borrower-cancel-communications",
+    ),
     *loan_paths("/resume-servicing", api.ResumeServicingView.as_view(), "loan-resume-servicing"),
     *loan_paths(
         "/scheduled-payments", api.ScheduledPaymentsView.as_view(), "loan-scheduled-payments"

@@ -214,3 +214,42 @@ class PortfolioSummarySerializer(serializers.Serializer):
     bySubStatus = PortfolioGroupSerializer(many=True)
     byServicingStatus = PortfolioGroupSerializer(many=True)
     byDelinquencyBucket = PortfolioGroupSerializer(many=True)
+
+
+def _count(source: str):
+    return serializers.IntegerField(source=f"totals.{source}")
+
+
+class BorrowerCancelServicingResultSerializer(serializers.Serializer):
+    """Finosu's customer-level stop; ``id`` is the borrower's external id (null when it has
+    none), the counts are summed over the borrower's loans."""
+
+    id = StrictCharField(
+        source="borrower.external_id", allow_null=True, help_text="Borrower external id"
+    )
+    loansUpdated = serializers.IntegerField(
+        source="loans_updated", help_text="loans stopped now (not those already stopped)"
+    )
+    stopServicingReason = serializers.ChoiceField(StopServicingReason.choices, source="reason")
+    cancelledScheduledPayments = _count("cancelled_scheduled_payments")
+    cancelledCallSchedules = _count("cancelled_call_schedules")
+    cancelledEmailSchedules = _count("cancelled_email_schedules")
+    cancelledSmsSchedules = _count("cancelled_sms_schedules")
+    cancelledCalls = _count("cancelled_calls")
+    cancelledEmails = _count("cancelled_emails")
+    cancelledSms = _count("cancelled_sms")
+
+
+class BorrowerCancelCommunicationsResultSerializer(serializers.Serializer):
+    """The borrower's "do not contact me": what was cancelled over all of its loans."""
+
+    id = StrictCharField(
+        source="borrower.external_id", allow_null=True, help_text="Borrower external id"
+    )
+    cancelledCalls = _count("cancelled_calls")
+    cancelledEmails = _count("cancelled_emails")
+    cancelledSms = _count("cancelled_sms")
+    cancelledCallSchedules = _count("cancelled_call_schedules")
+    cancelledEmailSchedules = _count("cancelled_email_schedules")
+    cancelledSmsSchedules = _count("cancelled_sms_schedules")
+    total = serializers.IntegerField(source="totals.total")

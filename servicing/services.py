@@ -23,8 +23,8 @@ Choices recorded here (DESIGN says "do what Finosu/LoanPro would do"):
   counts, the original reason kept, and no audit row (nothing changed).
 * Cancelling a single item needs it to be ``PENDING`` (a schedule ``ACTIVE``), else 409.
 
-Why this module is long: it holds all of the servicing app's commands (cancel/resume servicing
-and the six scheduling commands), which share one set of checks (servicing status, contact
+Why this module is long: it holds all of the servicing app's commands (cancel/resume servicing,
+their set-based forms for many loans and for a borrower's loans, and the six scheduling commands), which share one set of checks (servicing status, contact
 flags, business date); the reads live in ``servicing.selectors``.
 """
 
@@ -40,9 +40,16 @@ from django.db.models import Q
 from django.utils import timezone
 
 from loans.exceptions import ConflictError, InvalidRequestError, NotFoundError, field_error
-from loans.models import Borrower, Loan, LoanStatus, ServicingStatus, StopServicingReason
+from loans.models import (
+    Borrower,
+    Loan,
+    LoanEvent,
+    LoanStatus,
+    ServicingStatus,
+    StopServicingReason,
+)
 from loans.selectors import get_business_date
-from loans.versions import actor_or_none, lock_loan, record_event
+from loans.versions import actor_or_none, jsonable, lock_loan, record_event
 from servicing.models import (
     Autopay,
     AutopayStatus,
@@ -57,7 +64,7 @@ from servicing.models import (
     ServicingEvent,
     ServicingEventKind,
 )
-from servicing.selectors import CancelCounts
+from servicing.selectors import CancelCounts, pending_counts
 
 MAX_AMOUNT = Decimal("999999999999.99")
 MAX_OCCURRENCES = 500
@@ -191,6 +198,268 @@ def cancel_servicing(
             result=result.counts(),
         )
     return result
+
+
+# --------------------------------------------------------------------------------------------
+# Set-based stops: many loans, a borrower's loans (Finosu's customer-level stops, DESIGN §12)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BulkCancellation:
+    """What ``cancel_servicing_bulk`` did: each loan's counts (zeros for a loan that was
+    already stopped: it is not updated and keeps its reason), and the sums."""
+
+    reason: str
+    loans: list[Loan]
+    per_loan: dict[int, CancelCounts]
+    updated: list[int]
+
+    @property
+    def loans_updated(self) -> int:
+        return len(self.updated)
+
+    @property
+    def totals(self) -> CancelCounts:
+        totals = CancelCounts()
+        for counts in self.per_loan.values():
+            for name, value in counts.counts().items():
+                setattr(totals, name, getattr(totals, name) + value)
+        return totals
+
+
+def _lock_loans(loans) -> list[Loan]:
+    """Lock the loans' rows in ascending id order (bulk runs cannot deadlock each other, nor
+    with a single-loan command: each locks one row)."""
+    return list(loans.select_for_update(of=("self",)).order_by("pk"))
+
+
+def _cancel_items(loan_ids: list[int], *, stamp: dict, payments: bool) -> None:
+    """Cancel the loans' pending items and active schedules (and, with ``payments``, their
+    pending payments and active autopays): one UPDATE per kind for all the loans."""
+    if payments:
+        ScheduledPayment.objects.filter(
+            loan_id__in=loan_ids, status=ScheduledPaymentStatus.PENDING
+        ).update(status=ScheduledPaymentStatus.CANCELLED, **stamp)
+        Autopay.objects.filter(loan_id__in=loan_ids, status=AutopayStatus.ACTIVE).update(
+            status=AutopayStatus.CANCELLED, **stamp
+        )
+    ScheduledCommunication.objects.filter(
+        loan_id__in=loan_ids, status=CommunicationStatus.PENDING
+    ).update(status=CommunicationStatus.CANCELLED, **stamp)
+    CommunicationSchedule.objects.filter(
+        loan_id__in=loan_ids, status=CommunicationScheduleStatus.ACTIVE
+    ).update(status=CommunicationScheduleStatus.CANCELLED, **stamp)
+
+
+def _audit_row(loan: Loan, *, command: str, actor, as_of, reason, changes, result) -> LoanEvent:
+    return LoanEvent(
+        loan=loan,
+        command=command,
+        actor=actor_or_none(actor),
+        business_date=as_of,
+        reason=(reason or "")[:500],
+        input=jsonable({"reason": reason}),
+        changes=jsonable({k: list(v) for k, v in changes.items()}),
+        result=jsonable(result),
+    )
+
+
+def _cancel_servicing_of(loans, *, reason: str, actor, as_of: date | None) -> BulkCancellation:
+    """``cancel_servicing`` on every loan of the queryset ``loans``, set-based: the same effects
+    and audit rows, in a number of statements that does not depend on the number of loans."""
+    as_of = as_of or get_business_date()
+    locked = _lock_loans(loans)
+    active = [loan for loan in locked if loan.servicing_status == ServicingStatus.ACTIVE]
+    ids = [loan.pk for loan in active]
+    per_loan = {loan.pk: CancelCounts() for loan in locked}
+    if not ids:
+        return BulkCancellation(reason=reason, loans=locked, per_loan=per_loan, updated=[])
+    per_loan.update(pending_counts(ids))  # counted under the locks: nothing can be added now
+    now = timezone.now()
+    user = actor_or_none(actor)
+    Loan.objects.filter(pk__in=ids).update(
+        servicing_status=ServicingStatus.NOT_SERVICING,
+        stop_servicing_reason=reason,
+        servicing_changed_at=now,
+        servicing_changed_by=user,
+        updated_at=now,
+    )
+    stamp = {
+        "cancelled_at": now,
+        "cancelled_by": user,
+        "cancel_reason": f"Servicing cancelled: {reason}",
+    }
+    _cancel_items(ids, stamp=stamp, payments=True)
+    ServicingEvent.objects.bulk_create(
+        [
+            ServicingEvent(
+                loan=loan,
+                kind=ServicingEventKind.CANCEL,
+                actor=user,
+                at=now,
+                business_date=as_of,
+                reason=reason,
+                previous_reason=loan.stop_servicing_reason or "",
+                **per_loan[loan.pk].counts(),
+            )
+            for loan in active
+        ],
+        batch_size=500,
+    )
+    LoanEvent.objects.bulk_create(
+        [
+            _audit_row(
+                loan,
+                command="cancel_servicing",
+                actor=actor,
+                as_of=as_of,
+                reason=reason,
+                changes={
+                    "servicing_status": (loan.servicing_status, ServicingStatus.NOT_SERVICING),
+                    "stop_servicing_reason": (loan.stop_servicing_reason, reason),
+                },
+                result=per_loan[loan.pk].counts(),
+            )
+            for loan in active
+        ],
+        batch_size=500,
+    )
+    for loan in active:
+        loan.servicing_status = ServicingStatus.NOT_SERVICING
+        loan.stop_servicing_reason = reason
+        loan.servicing_changed_at = now
+        loan.servicing_changed_by = user
+    return BulkCancellation(reason=reason, loans=locked, per_loan=per_loan, updated=ids)
+
+
+@transaction.atomic
+def cancel_servicing_bulk(
+    *,
+    loan_ids,
+    reason: str = StopServicingReason.API_REQUEST,
+    actor,
+    as_of: date | None = None,
+) -> BulkCancellation:
+    """``cancel_servicing`` on each of the loans, in one transaction and set-based (the admin's
+    action on selected loans; issue 14: 1,000 loans in about a dozen statements). Unknown ids
+    are ignored; a loan already stopped is left as it is (counted as not updated)."""
+    reason = validate_reason(reason)
+    return _cancel_servicing_of(
+        Loan.objects.filter(pk__in=list(loan_ids)), reason=reason, actor=actor, as_of=as_of
+    )
+
+
+@dataclass
+class BorrowerServicingCancellation:
+    """Finosu's customer-level stop: the borrower, the loans updated, the seven sums."""
+
+    borrower: Borrower
+    bulk: BulkCancellation
+
+    @property
+    def loans_updated(self) -> int:
+        return self.bulk.loans_updated
+
+    @property
+    def reason(self) -> str:
+        return self.bulk.reason
+
+    @property
+    def totals(self) -> CancelCounts:
+        return self.bulk.totals
+
+
+def _borrower(borrower: Borrower | int) -> Borrower:
+    pk = borrower.pk if isinstance(borrower, Borrower) else borrower
+    found = Borrower.objects.filter(pk=pk).first()
+    if found is None:
+        raise NotFoundError(f"Borrower {pk} was not found.", code="borrower_not_found")
+    return found
+
+
+@transaction.atomic
+def cancel_borrower_servicing(
+    borrower_id: Borrower | int,
+    *,
+    actor,
+    reason: str = StopServicingReason.API_REQUEST,
+    as_of: date | None = None,
+) -> BorrowerServicingCancellation:
+    """Stop servicing every loan of the borrower (Finosu's customer stop, DESIGN §12): what
+    ``cancel_servicing`` does to each, in one transaction; one audit row per loan updated. A
+    loan already stopped keeps its reason and is not counted in ``loans_updated``. A borrower
+    without loans answers zeros."""
+    reason = validate_reason(reason)
+    borrower = _borrower(borrower_id)
+    bulk = _cancel_servicing_of(
+        Loan.objects.filter(borrower=borrower), reason=reason, actor=actor, as_of=as_of
+    )
+    return BorrowerServicingCancellation(borrower=borrower, bulk=bulk)
+
+
+@dataclass
+class CommunicationsCancellation:
+    """What ``cancel_borrower_communications`` cancelled: per loan and summed (the payment
+    count is always zero: payments are not communications)."""
+
+    borrower: Borrower
+    per_loan: dict[int, CancelCounts]
+
+    @property
+    def totals(self) -> CancelCounts:
+        totals = CancelCounts()
+        for counts in self.per_loan.values():
+            for name, value in counts.counts().items():
+                setattr(totals, name, getattr(totals, name) + value)
+        return totals
+
+
+@transaction.atomic
+def cancel_borrower_communications(
+    borrower_id: Borrower | int, *, actor, as_of: date | None = None
+) -> CommunicationsCancellation:
+    """A borrower's "do not contact me" (DESIGN §12): cancel every pending call, e-mail and SMS
+    and every active schedule of each of the borrower's loans; servicing status, scheduled
+    payments and autopays are left alone, and so are the borrower's do-not-contact flags
+    (an operator sets those). One audit row per loan, also where nothing was pending (the
+    request is recorded). Set-based: the same statements for one loan or a thousand."""
+    as_of = as_of or get_business_date()
+    borrower = _borrower(borrower_id)
+    locked = _lock_loans(Loan.objects.filter(borrower=borrower))
+    ids = [loan.pk for loan in locked]
+    per_loan = pending_counts(ids)
+    for counts in per_loan.values():
+        counts.cancelled_scheduled_payments = 0
+    if not ids:
+        return CommunicationsCancellation(borrower=borrower, per_loan=per_loan)
+    now = timezone.now()
+    stamp = {
+        "cancelled_at": now,
+        "cancelled_by": actor_or_none(actor),
+        "cancel_reason": "Communications cancelled at the borrower's request",
+    }
+    _cancel_items(ids, stamp=stamp, payments=False)
+    LoanEvent.objects.bulk_create(
+        [
+            _audit_row(
+                loan,
+                command="cancel_communications",
+                actor=actor,
+                as_of=as_of,
+                reason="Communications cancelled at the borrower's request",
+                changes={},
+                result={
+                    k: v
+                    for k, v in per_loan[loan.pk].counts().items()
+                    if k != "cancelled_scheduled_payments"
+                },
+            )
+            for loan in locked
+        ],
+        batch_size=500,
+    )
+    return CommunicationsCancellation(borrower=borrower, per_loan=per_loan)
 
 
 def resume_servicing(*, loan: Loan | int, note: str = "", actor, as_of: date | None = None) -> Loan:

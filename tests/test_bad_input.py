@@ -809,6 +809,43 @@ ENDPOINTS = [
             ),
         )
     ],
+    # A borrower's stops (DESIGN §12): {borrower_id} / {borrower_external_id} is Baseline B's
+    # borrower (external id CUST-B).
+    *[
+        row
+        for template, url, unknown in (
+            (
+                "/api/v1/borrowers/{borrower_id}",
+                "/api/v1/borrowers/{borrower_id}",
+                (f"/api/v1/borrowers/{UNKNOWN}", f"/api/v1/borrowers/{HUGE_ID}"),
+            ),
+            (
+                "/api/v1/borrowers/external-id/{external_id}",
+                "/api/v1/borrowers/external-id/{borrower_external_id}",
+                ("/api/v1/borrowers/external-id/NO-SUCH-LOAN",),
+            ),
+        )
+        for row in (
+            Endpoint(
+                "POST",
+                template + "/cancel-servicing",
+                url + "/cancel-servicing",
+                {"reason": "BANKRUPTCY"},
+                {"reason": "reason"},
+                valid_status=200,
+                unknown_ids=tuple(u + "/cancel-servicing" for u in unknown),
+            ),
+            Endpoint(
+                "POST",
+                template + "/cancel-communications",
+                url + "/cancel-communications",
+                {},
+                has_body=False,
+                valid_status=200,
+                unknown_ids=tuple(u + "/cancel-communications" for u in unknown),
+            ),
+        )
+    ],
     Endpoint(
         "POST",
         "/api/v1/autopays/{autopay_id}/cancel",
@@ -931,9 +968,12 @@ def ids(baseline_b, operator):
     servicing_services.cancel_communication_schedule(
         schedule_id=items["cancelled_comm_schedule_id"], actor=operator
     )
+    Borrower.objects.filter(pk=baseline_b.borrower_id).update(external_id="CUST-B")
     return {
         "loan_id": baseline_b.pk,
         "external_id": baseline_b.external_id,
+        "borrower_id": baseline_b.borrower_id,
+        "borrower_external_id": "CUST-B",
         "tx_id": repayment.pk,
         "setup_id": pending.setup_id,
         "pending_loan_id": pending.pk,

@@ -539,3 +539,43 @@ def test_autopay_cancel_replays_and_cancels_nothing_twice(api, operator):
     third = api.post(url, {"reason": "asked"}, format="json")
     assert (third.status_code, third.json()["code"]) == (409, "not_active")
     assert c.loan_state(loan.pk) == done
+
+
+# ------------------------------------------------------------------ a borrower's stops (§12)
+
+
+@pytest.mark.parametrize(
+    ("suffix", "body"),
+    [("cancel-servicing", {"reason": "BANKRUPTCY"}), ("cancel-communications", {})],
+)
+@pytest.mark.parametrize("form", ["id", "external-id"])
+def test_borrower_commands_replay_and_do_nothing_twice(api, operator, suffix, body, form):
+    from loans.models import LoanEvent
+    from servicing.models import ScheduledCommunication, ServicingEvent
+    from tests.servicing.test_borrower_stops import borrower_with_loans
+
+    borrower, _ = borrower_with_loans(operator, 2)
+    path = borrower.pk if form == "id" else f"external-id/{borrower.external_id}"
+    url = f"/api/v1/borrowers/{path}/{suffix}"
+
+    def state():
+        return (
+            LoanEvent.objects.count(),
+            ServicingEvent.objects.count(),
+            sorted(ScheduledCommunication.objects.values_list("pk", "status")),
+            IdempotencyRecord.objects.count(),
+        )
+
+    first = api.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY=f"b-{suffix}")
+    assert first.status_code == 200, first.content
+    done = state()
+    assert first.json()["cancelledCalls"] == 10
+
+    second = api.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY=f"b-{suffix}")
+
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert second.json() == first.json()
+    assert state() == done
+    other = api.post(url, {"x": 1}, format="json", HTTP_IDEMPOTENCY_KEY=f"b-{suffix}")
+    assert other.status_code == 409
+    assert other.json()["code"] == "idempotency_key_reused"
