@@ -78,6 +78,7 @@ __all__ = [
     "Recalculation",
     "Payoff",
     "recalculate",
+    "recalculate_with",
     "payoff",
     "payoffs",
 ]
@@ -671,6 +672,36 @@ def recalculate(
     """
     ordered = _ordered(events)
     engine = _replayed(terms, ordered, termination_interest)
+    return _projected(engine, terms, ordered, horizon)
+
+
+@_precise
+def recalculate_with(
+    terms: Terms,
+    events: Iterable[Event],
+    extra: Event,
+    *,
+    horizon: date | None = None,
+    termination_interest: str = ALL_OUTSTANDING,
+) -> tuple[Recalculation, Recalculation]:
+    """``recalculate(events)`` and ``recalculate([*events, extra])`` from one replay of
+    ``events`` (a command's preview: the loan before and after it). ``extra`` is dated on or
+    after every event."""
+    ordered = _ordered(events)
+    if ordered and extra.date < ordered[-1].date:
+        raise ValueError(f"{extra.date} is before the latest event {ordered[-1].date}")
+    engine = _replayed(terms, ordered, termination_interest)
+    other = engine.clone()
+    other.advance(extra.date)
+    other.apply(extra)
+    return (
+        _projected(engine, terms, ordered, horizon),
+        _projected(other, terms, [*ordered, extra], horizon),
+    )
+
+
+def _projected(engine: _Engine, terms: Terms, ordered: list, horizon: date | None) -> Recalculation:
+    """The replayed engine's result: actual to the horizon, projected after it."""
     end = max([horizon or terms.contract_date, *(e.date for e in ordered)])
     engine.advance(end)
     engine.enter_projection()

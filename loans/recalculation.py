@@ -11,6 +11,7 @@ Fineract, whose schedule follows its close of business); a ``PAYOFF`` is replaye
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import date
 
 from loans import ledger, progressive
@@ -70,6 +71,32 @@ def derive(
         horizon=horizon,
         termination_interest=termination_interest,
     )
+    return _replay_result(result, frozen)
+
+
+def derive_with(
+    *,
+    terms: Terms,
+    transactions: list,
+    extra,
+    frozen: list[ledger.PeriodState],
+    horizon: date,
+    termination_interest: str,
+) -> tuple[ledger.ReplayResult, ledger.ReplayResult]:
+    """``derive`` without and with ``extra`` (dated on or after every transaction), from one
+    replay of the transactions. ``frozen`` is copied for the second result."""
+    (event,) = events_of([extra])
+    before, after = progressive.recalculate_with(
+        terms,
+        events_of(transactions),
+        event,
+        horizon=horizon,
+        termination_interest=termination_interest,
+    )
+    return _replay_result(before, frozen), _replay_result(after, [replace(p) for p in frozen])
+
+
+def _replay_result(result: progressive.Recalculation, frozen: list) -> ledger.ReplayResult:
     periods = list(frozen) + [_period_state(row, len(frozen)) for row in result.rows]
     allocations = {
         key: ledger.Allocation(

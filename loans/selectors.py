@@ -487,18 +487,16 @@ def termination_preview(loan: Loan, as_of: date, refusals: tuple) -> Termination
         # replay starts there (the cost does not grow with the history).
         before_periods = stored.frozen() + stored.live()
         after = versions.resume_periods(loan, schedule, stored.frozen() + stored.live(), [pending])
-    if after is None:  # refused (a preview only), or a recalculating loan: replay everything
+    if after is None:  # refused (a preview only), or a recalculating loan: replay the history
         transactions = [
             t
             for t in versions.replay_transactions(loan, schedule)
             if t.type != TransactionType.CONTRACT_TERMINATION
         ]
-        before_periods = versions.derive_periods(
-            loan, schedule, transactions, frozen=stored.frozen()
-        ).periods
-        after = versions.derive_periods(
-            loan, schedule, [*transactions, pending], frozen=stored.frozen()
+        before, after = versions.derive_with(
+            loan, schedule, transactions, pending, frozen=stored.frozen()
         )
+        before_periods = before.periods
     if after.void_terminations and loan.status == LoanStatus.ACTIVE:
         # DESIGN §1: a termination never stands with nothing outstanding.
         refusals = (

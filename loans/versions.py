@@ -10,6 +10,7 @@ invariants of one schedule version; split, each part would import the others' pr
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -402,6 +403,40 @@ def derive_periods(
                 periods, on=tx.date, amount=tx.amount, terms=terms, dynamic=dynamic
             )
     return _replay(setup, periods, transactions, dynamic=dynamic, resume=False)
+
+
+def derive_with(
+    loan: Loan,
+    schedule: Schedule,
+    transactions: list,
+    extra,
+    *,
+    frozen: list[ledger.PeriodState],
+) -> tuple[ledger.ReplayResult, ledger.ReplayResult]:
+    """``derive_periods`` without and with ``extra`` (a command's preview: the loan before and
+    after it). When ``extra`` is dated on or after every transaction the history is replayed
+    once (a recalculating loan: its engine is copied before ``extra``; else ``extra`` resumes
+    from the first result's periods)."""
+    setup = schedule.setup
+    after_all = all(t.date <= extra.date for t in transactions)
+    if after_all and recalculates(loan, setup):
+        from loans.selectors import get_business_date  # selectors imports this module
+
+        return recalculation.derive_with(
+            terms=terms_for(setup),
+            transactions=transactions,
+            extra=extra,
+            frozen=frozen,
+            horizon=get_business_date(),
+            termination_interest=setup.termination_interest,
+        )
+    before = derive_periods(loan, schedule, transactions, frozen=frozen)
+    copies = [replace(p) for p in before.periods]
+    after = resume_periods(loan, schedule, copies, [extra]) if after_all else None
+    if after is None:
+        frozen_copies = [replace(p) for p in frozen]
+        after = derive_periods(loan, schedule, [*transactions, extra], frozen=frozen_copies)
+    return before, after
 
 
 def _replay(setup, periods, transactions, *, dynamic: bool, resume: bool) -> ledger.ReplayResult:

@@ -218,3 +218,79 @@ def test_termination_derives_once(operator, monkeypatch):
     assert result.transaction.amount > 0
     loan.refresh_from_db()
     assert rebuilt_state(loan) == stored_state(loan)
+
+
+def test_recalculating_termination_replays_the_history_once(operator, monkeypatch):
+    """A recalculating loan's termination (command and preview) replays its history once: the
+    engine is copied before the termination (``progressive.recalculate_with``)."""
+    from loans import progressive
+
+    loan = loan_with_history(operator, prior=20, interest_recalculation=True)
+    calls = []
+    for name in ("recalculate", "recalculate_with"):
+        real = getattr(progressive, name)
+        monkeypatch.setattr(
+            progressive,
+            name,
+            lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k),
+        )
+    result = services.terminate_contract(loan=loan, actor=operator, note="x")
+    assert calls == ["recalculate_with"]
+    loan.refresh_from_db()
+    monkeypatch.undo()
+    assert rebuilt_state(loan) == stored_state(loan)
+    assert result.transaction.amount == sum(
+        Transaction.objects.filter(pk=result.transaction.pk).values_list(
+            "principal_portion", "interest_portion", "fees_portion"
+        )[0]
+    )
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    days=st.lists(st.integers(min_value=0, max_value=45), min_size=0, max_size=8),
+    amounts=st.lists(
+        st.decimals(min_value=Decimal("1.00"), max_value=Decimal("60.00"), places=2),
+        min_size=8,
+        max_size=8,
+    ),
+    extra_type=st.sampled_from(["REPAYMENT", "CONTRACT_TERMINATION", "CHARGE"]),
+    policy=st.sampled_from(["ALL_OUTSTANDING", "ACCRUED_TO_DATE"]),
+)
+def test_recalculate_with_equals_two_replays(days, amounts, extra_type, policy):
+    from loans import progressive, schedules
+
+    terms = schedules.Terms(
+        loan_amount=Decimal("100.00"),
+        annual_rate_percent=Decimal("7"),
+        term=Decimal(6),
+        frequency="MONTHLY",
+        contract_date=date(2024, 1, 1),
+        first_payment_date=date(2024, 2, 1),
+        rounding_mode="HALF_EVEN",
+    )
+    on, events = date(2024, 1, 1), []
+    for k, gap in enumerate(days):
+        on += timedelta(days=gap)
+        events.append(progressive.Event(key=k, type="REPAYMENT", date=on, amount=amounts[k]))
+    extra = progressive.Event(
+        key="x", type=extra_type, date=on + timedelta(days=3), amount=amounts[-1]
+    )
+    horizon = on + timedelta(days=10)
+    pair = progressive.recalculate_with(
+        terms, events, extra, horizon=horizon, termination_interest=policy
+    )
+    alone = (
+        progressive.recalculate(terms, events, horizon=horizon, termination_interest=policy),
+        progressive.recalculate(
+            terms, [*events, extra], horizon=horizon, termination_interest=policy
+        ),
+    )
+    for got, want in zip(pair, alone, strict=True):
+        assert got.rows == want.rows
+        assert dict(got.allocations) == dict(want.allocations)
+        assert (got.unallocated, got.terminated_on, got.void_terminations) == (
+            want.unallocated,
+            want.terminated_on,
+            want.void_terminations,
+        )
