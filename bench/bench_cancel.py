@@ -4,7 +4,10 @@
    100 call, 100 email and 100 SMS schedules): statements and time of ``cancel_servicing`` next
    to the seven raw SQL UPDATEs of the same rows (goal: at most 3x, and the same statement
    count as for 10 items).
-2. The admin action "Cancel servicing" on 1,000 loans (6 pending items each), posted through
+2. Set-based: ``cancel_servicing_bulk`` on 1,000 loans and the borrower-level stop
+   (``cancel_borrower_servicing``) of a borrower with 1,000 loans, each next to the same
+   UPDATEs written by hand, alternated (goal: at most 1 s and 3x).
+3. The admin action "Cancel servicing" on 1,000 loans (6 pending items each), posted through
    the Django test client to the loan changelist: statements per loan and total time (goal:
    at most 10 s). The confirmation page for the same 1,000 loans is timed too.
 
@@ -18,7 +21,7 @@ import statistics
 import time
 from datetime import UTC, date, datetime
 
-from bench.measure import alternate, count_statements, load_line
+from bench.measure import alternate, count_statements, load_line, print_figure
 
 REPEAT = 5
 
@@ -96,51 +99,34 @@ RAW_UPDATES = [
 ]
 
 
+def _raw_item_updates(cursor, loan_ids: list[int], user_id: int, reason: str, now) -> int:
+    """The seven hand-written item UPDATEs (``loan_id = ANY(ids)``); the rows cancelled."""
+    count = 0
+    for table, status, channel in RAW_UPDATES:
+        sql = (
+            f"UPDATE {table} SET status = 'CANCELLED', cancelled_at = %s, "
+            "cancelled_by_id = %s, cancel_reason = %s WHERE loan_id = ANY(%s) AND status = %s"
+        )
+        params = [now, user_id, f"Servicing cancelled: {reason}", loan_ids, status]
+        if channel:
+            sql += " AND channel = %s"
+            params.append(channel)
+        cursor.execute(sql, params)
+        count += cursor.rowcount
+    return count
+
+
 def _raw_cancel(loan_id: int, user_id: int) -> int:
     """The same rows cancelled with seven hand-written UPDATEs in one transaction."""
     from django.db import connection, transaction
     from django.utils import timezone
 
-    now = timezone.now()
-    count = 0
     with transaction.atomic(), connection.cursor() as cursor:
-        for table, status, channel in RAW_UPDATES:
-            sql = (
-                f"UPDATE {table} SET status = 'CANCELLED', cancelled_at = %s, "
-                "cancelled_by_id = %s, cancel_reason = %s WHERE loan_id = %s AND status = %s"
-            )
-            params = [now, user_id, "Servicing cancelled: PAID_OFF", loan_id, status]
-            if channel:
-                sql += " AND channel = %s"
-                params.append(channel)
-            cursor.execute(sql, params)
-            count += cursor.rowcount
-    return count
+        return _raw_item_updates(cursor, [loan_id], user_id, "PAID_OFF", timezone.now())
 
 
 def _reset(loan_id: int) -> None:
-    from django.db import connection
-
-    from loans.models import Loan
-
-    with connection.cursor() as cursor:
-        for table, status in [
-            ("servicing_scheduledpayment", "PENDING"),
-            ("servicing_scheduledcommunication", "PENDING"),
-            ("servicing_communicationschedule", "ACTIVE"),
-        ]:
-            cursor.execute(
-                f"UPDATE {table} SET status = %s, cancelled_at = NULL, cancelled_by_id = NULL, "
-                "cancel_reason = '' WHERE loan_id = %s AND status = 'CANCELLED'",
-                [status, loan_id],
-            )
-        Loan.objects.filter(pk=loan_id).update(
-            servicing_status="ACTIVE", stop_servicing_reason=None
-        )
-        cursor.execute(
-            "VACUUM ANALYZE servicing_scheduledpayment, servicing_scheduledcommunication, "
-            "servicing_communicationschedule, loans_loan"
-        )
+    _reset_many([loan_id])
 
 
 def bench_one_loan(user) -> dict:
@@ -250,6 +236,116 @@ def bench_admin_bulk(user, n_loans: int = 1000) -> dict:
     }
 
 
+def _raw_cancel_many(loan_ids: list[int], user_id: int) -> int:
+    """Hand-written set-based cancel of many loans: the loans' UPDATE and the seven item
+    UPDATEs in one transaction; no audit rows."""
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    now = timezone.now()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE loans_loan SET servicing_status = 'NOT_SERVICING', stop_servicing_reason = %s, "
+            "servicing_changed_at = %s, servicing_changed_by_id = %s, updated_at = %s "
+            "WHERE id = ANY(%s) AND servicing_status = 'ACTIVE'",
+            ["SOLD_OFF", now, user_id, now, loan_ids],
+        )
+        return _raw_item_updates(cursor, loan_ids, user_id, "SOLD_OFF", now)
+
+
+def _reset_many(loan_ids: list[int]) -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for table, status in [
+            ("servicing_scheduledpayment", "PENDING"),
+            ("servicing_scheduledcommunication", "PENDING"),
+            ("servicing_communicationschedule", "ACTIVE"),
+        ]:
+            cursor.execute(
+                f"UPDATE {table} SET status = %s, cancelled_at = NULL, cancelled_by_id = NULL, "
+                "cancel_reason = '' WHERE loan_id = ANY(%s) AND status = 'CANCELLED'",
+                [status, loan_ids],
+            )
+        cursor.execute(
+            "UPDATE loans_loan SET servicing_status = 'ACTIVE', stop_servicing_reason = NULL "
+            "WHERE id = ANY(%s)",
+            [loan_ids],
+        )
+        # Untimed: every run starts without the previous run's dead rows.
+        cursor.execute(
+            "VACUUM ANALYZE servicing_scheduledpayment, servicing_scheduledcommunication, "
+            "servicing_communicationschedule, loans_loan"
+        )
+
+
+def bench_set_based(user, n_loans: int = 1000) -> None:
+    """``cancel_servicing_bulk`` on 1,000 loans and the borrower-level stop on a borrower with
+    1,000 loans (six pending items a loan), each next to the same UPDATEs written by hand,
+    alternated; every run is followed by an untimed reset (audit rows accumulate)."""
+    from loans.models import Borrower, Loan
+    from servicing import services
+
+    loans = _make_loans(n_loans, "SET")
+    _add_items(loans, payments=3, per_channel=1, schedules_per_channel=0)
+    ids = [loan.pk for loan in loans]
+    borrower = Borrower.objects.create(
+        first_name="Bench",
+        last_name="Many",
+        email="many@example.com",
+        phone="+15550100",
+        timezone="UTC",
+    )
+    own = _make_loans(n_loans, "OWN")
+    Loan.objects.filter(pk__in=[loan.pk for loan in own]).update(borrower=borrower)
+    _add_items(own, payments=3, per_channel=1, schedules_per_channel=0)
+    own_ids = [loan.pk for loan in own]
+    counts = {}
+
+    def timed(label, func, reset_ids):
+        def run() -> float:
+            started = time.perf_counter()
+            statements, result = count_statements(func)
+            seconds = time.perf_counter() - started
+            counts[label] = (statements, result)
+            _reset_many(reset_ids)
+            return seconds
+
+        return run
+
+    cases = {
+        "cancel_servicing_bulk, 1,000 loans": timed(
+            "bulk",
+            lambda: services.cancel_servicing_bulk(loan_ids=ids, reason="SOLD_OFF", actor=user),
+            ids,
+        ),
+        "hand-written UPDATEs, 1,000 loans": timed(
+            "raw", lambda: _raw_cancel_many(ids, user.pk), ids
+        ),
+        "cancel_borrower_servicing, 1,000 loans": timed(
+            "borrower",
+            lambda: services.cancel_borrower_servicing(borrower.pk, actor=user, reason="SOLD_OFF"),
+            own_ids,
+        ),
+        "hand-written UPDATEs, the borrower's 1,000 loans": timed(
+            "raw borrower", lambda: _raw_cancel_many(own_ids, user.pk), own_ids
+        ),
+    }
+    samples = alternate(cases, repeat=REPEAT)
+    print(f"set-based cancel ({REPEAT} rounds, alternated; {load_line()}):")
+    bulk, raw, by_borrower, raw_borrower = samples.values()
+    assert counts["bulk"][1].loans_updated == n_loans
+    assert counts["raw"][1] == 6 * n_loans, counts["raw"][1]
+    assert counts["borrower"][1].loans_updated == n_loans
+    for sample, key in ((bulk, "bulk"), (raw, "raw"), (by_borrower, "borrower")):
+        sample.label += f" [{counts[key][0]} statements]"
+    raw_borrower.label += f" [{counts['raw borrower'][0]} statements]"
+    print_figure(raw)
+    print_figure(bulk, raw, goal="<= 1 s", ratio_goal="<= 3x")
+    print_figure(raw_borrower)
+    print_figure(by_borrower, raw_borrower, goal="<= 1 s", ratio_goal="<= 3x")
+
+
 def main() -> None:
     from bench.db import throwaway_database
 
@@ -259,6 +355,7 @@ def main() -> None:
 
         user = get_user_model().objects.create_superuser("bench", "bench@example.com", "x")
         one = bench_one_loan(user)
+        bench_set_based(user)
         bulk = bench_admin_bulk(user)
     print(f"{load_before}; after: {load_line()}")
     print(
