@@ -2,11 +2,32 @@
 must not import ``rest_framework.views``)."""
 
 from rest_framework import pagination, permissions
+from rest_framework.exceptions import ValidationError
 
 
 class Pagination(pagination.PageNumberPagination):
     page_size_query_param = "pageSize"
     max_page_size = 500
+
+    def get_page_size(self, request):
+        """``pageSize`` is a whole number from 1 (above 500 reads 500); anything else is 400,
+        not silently the default (the schema calls it an integer: issue 16, schemathesis)."""
+        values = request.query_params.getlist(self.page_size_query_param)
+        if not values:
+            return self.page_size
+        if len(values) > 1 or not values[0].isascii() or not values[0].isdigit():
+            raise ValidationError({self.page_size_query_param: ["A whole number is required."]})
+        size = int(values[0])
+        if size < 1:
+            raise ValidationError({self.page_size_query_param: ["At least 1."]})
+        return min(size, self.max_page_size)
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] in (self.page_query_param, self.page_size_query_param):
+                parameter["schema"] = {**parameter["schema"], "minimum": 1}
+        return parameters
 
 
 class CommandPermission(permissions.BasePermission):

@@ -110,3 +110,28 @@ def test_a_number_for_phone_is_refused(api, phone):
     response = api.post("/api/v1/loans", body, format="json")
     assert response.status_code == 400, response.content
     assert response.json()["errors"][0]["field"] == "borrower.phone"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "query", ["pageSize=null", "pageSize=null&pageSize=null", "pageSize=0", "pageSize=1.5"]
+)
+def test_a_page_size_that_is_not_a_whole_number_from_1_is_refused(api, baseline_b, query):
+    """Found by schemathesis (negative data): ``?pageSize=null`` was the default page."""
+    response = api.get(f"/api/v1/loans?{query}")
+    assert response.status_code == 400, response.content
+    assert response.json()["errors"][0]["field"] == "pageSize"
+
+
+@pytest.mark.django_db
+def test_a_page_size_above_the_maximum_reads_the_maximum(api, baseline_b):
+    body = api.get("/api/v1/loans?pageSize=100000").json()
+    assert [loan["externalId"] for loan in body["results"]] == ["BASELINE-B"]
+    assert api.get("/api/v1/loans?pageSize=1").json()["count"] == 1
+
+
+def test_page_and_page_size_start_at_1_in_the_schema():
+    params = api_schema()["paths"]["/api/v1/loans"]["get"]["parameters"]
+    by_name = {p["name"]: p["schema"] for p in params}
+    assert by_name["page"] == {"type": "integer", "minimum": 1}
+    assert by_name["pageSize"] == {"type": "integer", "minimum": 1}
