@@ -513,4 +513,4 @@ class BusinessDateAdmin(admin.ModelAdmin):
 # them (this module stays the loan page and its hooks).
 # The operator's pages (create, charge/credit/advancement, reversal, export) register themselves,
 # and so do the payoff quote, payoff and credit balance refund pages.
-from loans import admin_payoff, admin_termination, admin_views  # noqa: E402, F401, I001
+from loans import admin_charge_off, admin_payoff, admin_termination, admin_views  # noqa: E402, F401, I001

@@ -13,7 +13,6 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.forms.models import BaseInlineFormSet
 from django.template.response import TemplateResponse
 
@@ -46,7 +45,6 @@ LOAN_SEARCH = ["=loan__external_id", "=loan__display_id"]
 # instead of one message per loan, so the message storage stays small.
 MAX_MESSAGES_PER_LOAN = 50
 INLINE_ROWS = 50
-CHUNK = 100  # loans per transaction in the bulk action
 
 
 def describe(counts) -> str:
@@ -236,8 +234,7 @@ LoanAdmin.has_cancel_servicing_permission = _has_cancel_servicing_permission
 @admin.action(description="Cancel servicing of selected loans", permissions=["cancel_servicing"])
 def cancel_servicing_selected(modeladmin, request, queryset):
     """First pass: a confirmation page listing each loan and what would be cancelled, counted
-    in three grouped queries. Second pass (``post=yes``): ``cancel_servicing`` per loan, each in
-    its own transaction, so one loan's failure does not stop the others."""
+    in three grouped queries. Second pass (``post=yes``): ``cancel_servicing_bulk`` on them all."""
     loan_ids = list(queryset.order_by("pk").values_list("pk", flat=True))
     form = CancelServicingForm(request.POST if request.POST.get("post") == "yes" else None)
     if request.POST.get("post") == "yes" and form.is_valid():
@@ -283,66 +280,42 @@ def cancel_servicing_selected(modeladmin, request, queryset):
 
 
 def _run_cancel_servicing(modeladmin, request, loan_ids: list[int], reason: str) -> None:
-    """``cancel_servicing`` per loan, in ascending id order (concurrent bulk runs lock in the
-    same order, so they cannot deadlock). Loans are committed ``CHUNK`` at a time: each
-    ``cancel_servicing`` runs in its own savepoint inside the chunk's transaction, so a loan that
-    fails is rolled back alone and the others go on, while 1,000 loans cost 10 commits instead
-    of 1,000 (a commit waits for the WAL flush)."""
-    as_of = get_business_date()
-    outcomes: list[tuple[str, str]] = []  # (level, text)
-    failures: list[tuple[str, str]] = []
-    done = unchanged = failed = 0
-    totals = CancelCounts()
-    for start in range(0, len(loan_ids), CHUNK):
-        with transaction.atomic():
-            for loan_id in loan_ids[start : start + CHUNK]:
-                level, text, result = _cancel_one_loan(request, loan_id, reason, as_of)
-                outcomes.append((level, text))
-                if result is None:
-                    failures.append((level, text))
-                    failed += 1
-                elif not result.changed:
-                    unchanged += 1
-                else:
-                    done += 1
-                    for name, value in result.counts().items():
-                        setattr(totals, name, getattr(totals, name) + value)
-    if len(loan_ids) <= MAX_MESSAGES_PER_LOAN:
-        for level, text in outcomes:
-            modeladmin.message_user(request, text, level)
-        return
-    modeladmin.message_user(
-        request,
-        f"Servicing cancelled on {done} loans ({reason}): {describe(totals)}; "
-        f"{unchanged} already stopped; {failed} failed.",
-        messages.SUCCESS if not failed else messages.WARNING,
-    )
-    for level, text in failures:
-        modeladmin.message_user(request, text, level)
-
-
-def _cancel_one_loan(request, loan_id: int, reason: str, as_of):
-    """-> (message level, message, result or None on failure)."""
+    """``cancel_servicing_bulk``: every selected loan in one transaction, set-based (a dozen
+    statements for 1,000 loans, issue 14), then one message per loan (or one summary for many).
+    A loan already stopped is left as it is and reported; a database error fails the request
+    and nothing is cancelled."""
     try:
-        result = services.cancel_servicing(
-            loan=loan_id, reason=reason, actor=request.user, as_of=as_of
+        result = services.cancel_servicing_bulk(
+            loan_ids=loan_ids, reason=reason, actor=request.user, as_of=get_business_date()
         )
-    except DomainError as exc:  # a database error is no refusal: it fails the request (500)
+    except DomainError as exc:
         level, text = message_for(exc)
-        return level, f"Loan {loan_id}: not cancelled: {text}", None
-    loan = result.loan
-    if not result.changed:
-        return (
-            messages.WARNING,
-            f"{loan}: servicing was already stopped ({loan.stop_servicing_reason}); "
-            "nothing changed.",
-            result,
+        modeladmin.message_user(request, f"Servicing not cancelled: {text}", level)
+        return
+    updated = set(result.updated)
+    if len(result.loans) > MAX_MESSAGES_PER_LOAN:
+        modeladmin.message_user(
+            request,
+            f"Servicing cancelled on {result.loans_updated} loans ({reason}): "
+            f"{describe(result.totals)}; {len(result.loans) - result.loans_updated} already "
+            "stopped; 0 failed.",
+            messages.SUCCESS,
         )
-    return (
-        messages.SUCCESS,
-        f"{loan}: servicing cancelled ({reason}): {describe(result)}.",
-        result,
-    )
+        return
+    for loan in result.loans:
+        if loan.pk in updated:
+            modeladmin.message_user(
+                request,
+                f"{loan}: servicing cancelled ({reason}): {describe(result.per_loan[loan.pk])}.",
+                messages.SUCCESS,
+            )
+        else:
+            modeladmin.message_user(
+                request,
+                f"{loan}: servicing was already stopped ({loan.stop_servicing_reason}); "
+                "nothing changed.",
+                messages.WARNING,
+            )
 
 
 LoanAdmin.actions = [*LoanAdmin.actions, cancel_servicing_selected]
@@ -437,4 +410,4 @@ register_loan_button(servicing_button)
 # Bulk cancel actions of the scheduled items, their times in the borrower's zone, and the loan
 # page's autopay section live in their own module; importing it registers them.
 # The servicing clock's pages (jobs, dispatcher queue, outbox, autopay) live beside this one.
-from servicing import admin_clock, admin_items  # noqa: E402, F401
+from servicing import admin_borrowers, admin_clock, admin_items  # noqa: E402, F401

@@ -24,7 +24,7 @@ from django.contrib.auth.models import Permission
 
 from loans import selectors
 from loans.models import BusinessDate, Loan, LoanEvent, Schedule, Transaction
-from loans.services import post_transaction, reverse_transaction, terminate_contract
+from loans.services import charge_off, post_transaction, reverse_transaction, terminate_contract
 from modifications.models import Modification
 from modifications.services import create_modification
 from servicing.models import ScheduledPayment, ServicingEvent
@@ -58,6 +58,12 @@ def terminated(operator) -> Loan:
 def not_servicing(operator) -> Loan:
     loan = active(operator)
     cancel_servicing(loan=loan.pk, actor=operator, as_of=AS_OF)
+    return loan
+
+
+def charged_off(operator) -> Loan:
+    loan = active(operator)
+    charge_off(loan, actor=operator, as_of=AS_OF)
     return loan
 
 
@@ -143,6 +149,20 @@ COMMANDS = [
         "terminate_contract",
         terminated,
         per_loan("undo-contract-termination"),
+        {"note": "x", "business_date": "2026-02-18"},
+    ),
+    AdminCommand(
+        "charge_off",
+        "charge_off",
+        active,
+        per_loan("charge-off"),
+        {"note": "x", "reason": "BANKRUPTCY", "business_date": "2026-02-18"},
+    ),
+    AdminCommand(
+        "undo_charge_off",
+        "charge_off",
+        charged_off,
+        per_loan("undo-charge-off"),
         {"note": "x", "business_date": "2026-02-18"},
     ),
     AdminCommand(
@@ -285,6 +305,7 @@ def written(loan: Loan) -> tuple:
     return (
         loan.status,
         loan.sub_status,
+        loan.charged_off,
         loan.servicing_status,
         loan.stop_servicing_reason,
         loan.modification_in_progress,

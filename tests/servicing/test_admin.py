@@ -234,41 +234,61 @@ def test_changelist_search_by_loan(operator_client, seeded_loan, other_loan):
 def test_a_database_error_is_no_refusal_it_fails_the_request(
     client, operator, seeded_loan, other_loan, monkeypatch
 ):
-    """A database error is not a domain error: it is not shown as a loan's refusal but fails
-    the request (500), and the chunk's transaction is rolled back: neither loan is cancelled.
-    A refusal (a ``DomainError``) stays one loan's message and the others go on."""
+    """A database error is not a domain error: it is not shown as a refusal but fails the
+    request (500), and the one transaction of the set-based cancel is rolled back: neither loan
+    is cancelled."""
     from django.db import DatabaseError, transaction
 
     from servicing import admin as servicing_admin
 
-    real = services.cancel_servicing
-    first, second = sorted([seeded_loan, other_loan], key=lambda loan: loan.pk)
+    real = services.cancel_servicing_bulk
 
-    def flaky(*, loan, **kwargs):
-        if loan == second.pk:
-            with transaction.atomic():
-                real(loan=loan, **kwargs)
-                raise DatabaseError("disk on fire")
-        return real(loan=loan, **kwargs)
+    def flaky(**kwargs):  # fails inside the service's transaction, after its writes
+        with transaction.atomic():
+            real(**kwargs)
+            raise DatabaseError("disk on fire")
 
-    monkeypatch.setattr(servicing_admin.services, "cancel_servicing", flaky)
+    monkeypatch.setattr(servicing_admin.services, "cancel_servicing_bulk", flaky)
     client.force_login(operator)
     client.raise_request_exception = False
     response = client.post(
         CHANGELIST,
         {
             "action": "cancel_servicing_selected",
-            "_selected_action": [first.pk, second.pk],
+            "_selected_action": [seeded_loan.pk, other_loan.pk],
             "post": "yes",
             "reason": "LMS_CLOSED",
         },
     )
     assert response.status_code == 500
-    for loan in (first, second):
+    for loan in (seeded_loan, other_loan):
         loan.refresh_from_db()
         assert loan.servicing_status == ServicingStatus.ACTIVE
         assert ScheduledPayment.objects.filter(loan=loan, status="PENDING").count() == 3
         assert ServicingEvent.objects.filter(loan=loan).count() == 0
+
+
+def test_the_action_is_set_based(operator_client, operator, as_of, django_assert_max_num_queries):
+    """The second pass runs ``cancel_servicing_bulk``: its statements do not grow with the
+    number of loans (issue 14)."""
+    from tests.factories import make_active_loan
+
+    loans = [make_active_loan(actor=operator) for _ in range(20)]
+    for loan in loans:
+        services.schedule_payment(
+            loan=loan, amount=Decimal("1.00"), scheduled_date=as_of, actor=operator
+        )
+    with django_assert_max_num_queries(30):  # session, user, changelist and the dozen UPDATEs
+        operator_client.post(
+            CHANGELIST,
+            {
+                "action": "cancel_servicing_selected",
+                "_selected_action": [loan.pk for loan in loans],
+                "post": "yes",
+                "reason": "SOLD_OFF",
+            },
+        )
+    assert ServicingEvent.objects.filter(reason="SOLD_OFF").count() == 20
 
 
 def test_select_across_carries_the_query_not_the_ids(operator_client, seeded_loan, other_loan):
@@ -306,7 +326,6 @@ def test_many_loans_get_one_summary_message(operator_client, operator, as_of, mo
     from tests.factories import make_active_loan
 
     monkeypatch.setattr(servicing_admin, "MAX_MESSAGES_PER_LOAN", 2)
-    monkeypatch.setattr(servicing_admin, "CHUNK", 2)
     loans = [make_active_loan(actor=operator) for _ in range(3)]
     services.schedule_payment(
         loan=loans[0], amount=Decimal("1.00"), scheduled_date=as_of, actor=operator
