@@ -48,6 +48,7 @@ from loans.serializers import (
     ChargeOffCommandSerializer,
     ChargeOffInputSerializer,
     ContractTerminationInputSerializer,
+    LoanCommandResultSerializer,
     LoanCreateSerializer,
     LoanDetailSerializer,
     LoanEventSerializer,
@@ -403,8 +404,7 @@ class TransactionsView(LoanAPIView):
                 component_name="TransactionCommandResult",
                 serializers=[
                     TransactionSerializer,
-                    TerminationCommandSerializer,
-                    ChargeOffCommandSerializer,
+                    LoanCommandResultSerializer,
                 ],
                 resource_type_field_name=None,
             ),

@@ -750,6 +750,16 @@ class TerminationCommandSerializer(serializers.Serializer):
     transaction = TransactionSerializer()
 
 
+class LoanCommandResultSerializer(TerminationCommandSerializer):
+    """The documented shape of the answer to contractTermination, undoContractTermination,
+    chargeOff and undoChargeOff: one schema for the four (chargedOff only on the charge-off
+    commands), so a response matches exactly one branch of TransactionCommandResult's oneOf."""
+
+    chargedOff = serializers.BooleanField(
+        required=False, help_text="chargeOff and undoChargeOff only: the loan's flag after it"
+    )
+
+
 class ChargeOffCommandSerializer(serializers.Serializer):
     """The response of chargeOff and undoChargeOff (contractTermination's shape)."""
 
