@@ -135,3 +135,15 @@ def test_page_and_page_size_start_at_1_in_the_schema():
     by_name = {p["name"]: p["schema"] for p in params}
     assert by_name["page"] == {"type": "integer", "minimum": 1}
     assert by_name["pageSize"] == {"type": "integer", "minimum": 1}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("query", "field"), [("date=", "date"), ("days=", "days")])
+def test_an_empty_payoff_parameter_is_refused(api, baseline_b, query, field):
+    """Found by schemathesis (negative data): ``?date=`` was the business date's quote."""
+    response = api.get(f"/api/v1/loans/{baseline_b.pk}/payoff?{query}")
+    assert response.status_code == 400, response.content
+    assert response.json()["errors"][0]["field"] == field
+    assert (
+        api.get(f"/api/v1/loans/{baseline_b.pk}/payoff?date=2026-02-18&days=0").status_code == 200
+    )
