@@ -24,6 +24,7 @@ from loans.api_common import (
     COMMAND_ERRORS,
     READ_ERRORS,
     APIView,
+    BooleanFilter,
     IdFilter,
     LoanAPIView,
     error_responses,
@@ -105,7 +106,7 @@ class LoanFilter(django_filters.FilterSet):
     )
     externalId = django_filters.CharFilter(field_name="external_id")
     borrower = IdFilter(field_name="borrower_id")
-    chargedOff = django_filters.BooleanFilter(field_name="charged_off")
+    chargedOff = BooleanFilter(field_name="charged_off")
 
     class Meta:
         model = Loan

@@ -248,5 +248,23 @@ class UtcIsoDateTimeField(IsoDateTimeField):
             raise forms.ValidationError("Out of the supported date range.", code="overflow")
 
 
+class StrictBooleanField(forms.Field):
+    """``true`` or ``false``, as the schema's boolean reads in a query; anything else is a 400
+    (django-filter's own BooleanFilter ignores it and filters nothing: schemathesis)."""
+
+    def to_python(self, value):
+        if value in (None, ""):
+            return None
+        if value in ("true", "True", "1"):
+            return True
+        if value in ("false", "False", "0"):
+            return False
+        raise DjangoValidationError("Must be true or false.", code="invalid")
+
+
+class BooleanFilter(django_filters.BooleanFilter):
+    field_class = StrictBooleanField
+
+
 class DateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = UtcIsoDateTimeField

@@ -147,3 +147,13 @@ def test_an_empty_payoff_parameter_is_refused(api, baseline_b, query, field):
     assert (
         api.get(f"/api/v1/loans/{baseline_b.pk}/payoff?date=2026-02-18&days=0").status_code == 200
     )
+
+
+@pytest.mark.django_db
+def test_a_boolean_filter_that_is_not_a_boolean_is_refused(api, baseline_b):
+    """Found by schemathesis (negative data): ``?chargedOff=x`` listed every loan."""
+    response = api.get("/api/v1/loans?chargedOff=x")
+    assert response.status_code == 400, response.content
+    assert response.json()["errors"][0]["field"] == "chargedOff"
+    assert api.get("/api/v1/loans?chargedOff=true").json()["count"] == 0
+    assert api.get("/api/v1/loans?chargedOff=false").json()["count"] == 1
