@@ -93,6 +93,15 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """A JSON true or false, as the schema says (DRF's BooleanField also takes 0, 1, "yes")."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
 class StrictIntegerField(serializers.IntegerField):
     """A JSON integer, as the schema says (DRF's IntegerField also takes "5" and 5.0)."""
 
@@ -158,9 +167,9 @@ class BorrowerInputSerializer(serializers.Serializer):
     email = serializers.EmailField(max_length=254, required=False, allow_blank=True)
     phone = StrictCharField(max_length=32, required=False, allow_blank=True)
     timezone = StrictCharField(max_length=64, required=False, default="UTC")
-    doNotCall = serializers.BooleanField(source="do_not_call", required=False)
-    doNotEmail = serializers.BooleanField(source="do_not_email", required=False)
-    doNotSms = serializers.BooleanField(source="do_not_sms", required=False)
+    doNotCall = StrictBooleanField(source="do_not_call", required=False)
+    doNotEmail = StrictBooleanField(source="do_not_email", required=False)
+    doNotSms = StrictBooleanField(source="do_not_sms", required=False)
 
 
 class SetupInputSerializer(serializers.Serializer):
@@ -192,7 +201,7 @@ class SetupInputSerializer(serializers.Serializer):
     terminationInterest = serializers.ChoiceField(
         TerminationInterest.choices, source="termination_interest", required=False
     )
-    interestRecalculation = serializers.BooleanField(
+    interestRecalculation = StrictBooleanField(
         source="interest_recalculation",
         required=False,
         help_text="DYNAMIC only: interest accrues daily on the actual outstanding principal "

@@ -157,3 +157,17 @@ def test_a_boolean_filter_that_is_not_a_boolean_is_refused(api, baseline_b):
     assert response.json()["errors"][0]["field"] == "chargedOff"
     assert api.get("/api/v1/loans?chargedOff=true").json()["count"] == 0
     assert api.get("/api/v1/loans?chargedOff=false").json()["count"] == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("value", [0, 1, "true", "yes", None])
+def test_a_boolean_field_takes_only_true_or_false(api, value):
+    """Found by schemathesis (negative data): ``"interestRecalculation": 0`` was accepted."""
+    from tests.factories import make_loan
+
+    setup_id = make_loan(external_id="BOOL-1").setup_id
+    url = f"/api/v1/loan-setups/{setup_id}"
+    response = api.patch(url, {"interestRecalculation": value}, format="json")
+    assert response.status_code == 400, response.content
+    assert response.json()["errors"][0]["field"] == "interestRecalculation"
+    assert api.patch(url, {"interestRecalculation": False}, format="json").status_code == 200
