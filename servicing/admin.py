@@ -15,6 +15,7 @@ from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.forms.models import BaseInlineFormSet
 from django.template.response import TemplateResponse
+from django.utils import timezone
 
 from loans.admin import (
     LoanAdmin,
@@ -33,6 +34,7 @@ from loans.selectors import get_business_date
 from servicing import services
 from servicing.forms import CancelServicingForm, ResumeServicingForm
 from servicing.models import (
+    ApiToken,
     CommunicationSchedule,
     ScheduledCommunication,
     ScheduledPayment,
@@ -148,6 +150,30 @@ class ServicingEventAdmin(ServicingItemAdmin):
     ]
     list_filter = ["kind", "reason", ("at", admin.DateFieldListFilter)]
     list_select_related = ["loan", "actor"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """The issued API tokens, by user, prefix and expiry (never the key: only its digest is
+    stored). Read-only; deleting a token revokes it at once (`servicing.delete_apitoken`)."""
+
+    list_display = ["prefix", "user", "created_at", "expires_at", "expired"]
+    list_filter = [("expires_at", admin.DateFieldListFilter)]
+    list_select_related = ["user"]
+    search_fields = ["=prefix", "user__username"]
+    fields = ["prefix", "user", "created_at", "expires_at"]
+    readonly_fields = fields
+    actions = ["delete_selected"]
+
+    @admin.display(boolean=True, description="expired")
+    def expired(self, token: ApiToken) -> bool:
+        return token.expires_at <= timezone.now()
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 # ------------------------------------------------------------------ inlines on the loan page

@@ -156,3 +156,20 @@ def test_an_inactive_users_token_is_refused(anon_api, operator):
     operator.is_active = False
     operator.save()
     assert_401(with_token(key).get("/api/v1/business-date"), "User inactive or deleted.")
+
+
+def test_an_admin_revokes_a_token_from_the_token_list(anon_api, operator, admin_client):
+    key = login(anon_api)
+    token = ApiToken.objects.get()
+    page = admin_client.get("/admin/servicing/apitoken/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert token.prefix in text and key not in text
+    assert admin_client.get("/admin/servicing/apitoken/add/").status_code == 403
+    response = admin_client.post(
+        "/admin/servicing/apitoken/",
+        {"action": "delete_selected", "_selected_action": [token.pk], "post": "yes"},
+    )
+    assert response.status_code == 302
+    assert ApiToken.objects.count() == 0
+    assert_401(with_token(key).get("/api/v1/business-date"), "Invalid token.")
