@@ -23,14 +23,13 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from loans import ledger, versions
+from loans import ledger, selectors, versions
 from loans.models import Loan, LoanStatus, Schedule, Transaction, TransactionType
 
 ZERO = Decimal("0.00")
 
 
-def _refusal(code: str, detail: str) -> dict:
-    return {"field": None, "detail": detail, "code": code}
+_refusal = selectors.refusal
 
 
 @dataclass(frozen=True)
@@ -96,35 +95,7 @@ def charge_off_refusals(loan: Loan, *, as_of: date) -> list[dict]:
                 "A modification is in progress: activate or cancel it first.",
             )
         )
-    setup = loan.setup
-    if loan.status == LoanStatus.ACTIVE and setup is not None:
-        if setup.mod_id is None and as_of < setup.contract_date:
-            refusals.append(
-                _refusal(
-                    "date_before_contract",
-                    f"The business date {as_of} is before the contract date {setup.contract_date}.",
-                )
-            )
-        elif setup.mod_id is not None and as_of <= setup.contract_date:
-            refusals.append(
-                _refusal(
-                    "date_before_modification",
-                    f"The business date {as_of} is on or before the latest modification date "
-                    f"{setup.contract_date}.",
-                )
-            )
-        later = (
-            Transaction.objects.filter(loan=loan, reversed=False, date__gt=as_of)
-            .exclude(type=TransactionType.DISBURSEMENT)
-            .exists()
-        )
-        if later:
-            refusals.append(
-                _refusal(
-                    "transactions_after_business_date",
-                    f"The loan has transactions dated after the business date {as_of}.",
-                )
-            )
+    refusals.extend(selectors.dating_refusals(loan, as_of=as_of))
     return refusals
 
 

@@ -378,8 +378,49 @@ class UndoTerminationPreview:
         return ledger.live(list(self.periods))
 
 
-def _refusal(code: str, detail: str) -> dict:
+def refusal(code: str, detail: str) -> dict:
+    """One refused check, in the error body's ``errors`` shape."""
     return {"field": None, "detail": detail, "code": code}
+
+
+_refusal = refusal
+
+
+def dating_refusals(loan: Loan, *, as_of: date) -> list[dict]:
+    """The checks of a non-monetary command dated on the business date ``as_of`` (termination,
+    charge-off): not before the contract, not on or before the latest modification, and no
+    transaction dated after it (the command must be the loan's latest, so it can be undone)."""
+    refusals = []
+    setup = loan.setup
+    if loan.status == LoanStatus.ACTIVE and setup is not None:
+        if setup.mod_id is None and as_of < setup.contract_date:
+            refusals.append(
+                _refusal(
+                    "date_before_contract",
+                    f"The business date {as_of} is before the contract date {setup.contract_date}.",
+                )
+            )
+        elif setup.mod_id is not None and as_of <= setup.contract_date:
+            refusals.append(
+                _refusal(
+                    "date_before_modification",
+                    f"The business date {as_of} is on or before the latest modification date "
+                    f"{setup.contract_date}.",
+                )
+            )
+        later = (
+            Transaction.objects.filter(loan=loan, reversed=False, date__gt=as_of)
+            .exclude(type=TransactionType.DISBURSEMENT)
+            .exists()
+        )
+        if later:
+            refusals.append(
+                _refusal(
+                    "transactions_after_business_date",
+                    f"The loan has transactions dated after the business date {as_of}.",
+                )
+            )
+    return refusals
 
 
 def termination_refusals(loan: Loan, *, as_of: date) -> list[dict]:
@@ -413,35 +454,7 @@ def termination_refusals(loan: Loan, *, as_of: date) -> list[dict]:
     # Choices where the spec is silent (as Fineract does for any transaction): the termination
     # is dated on the business date, which may not precede the contract or the latest
     # modification, and it must be the loan's latest transaction (so that it can be undone).
-    setup = loan.setup
-    if loan.status == LoanStatus.ACTIVE and setup is not None:
-        if setup.mod_id is None and as_of < setup.contract_date:
-            refusals.append(
-                _refusal(
-                    "date_before_contract",
-                    f"The business date {as_of} is before the contract date {setup.contract_date}.",
-                )
-            )
-        elif setup.mod_id is not None and as_of <= setup.contract_date:
-            refusals.append(
-                _refusal(
-                    "date_before_modification",
-                    f"The business date {as_of} is on or before the latest modification date "
-                    f"{setup.contract_date}.",
-                )
-            )
-        later = (
-            Transaction.objects.filter(loan=loan, reversed=False, date__gt=as_of)
-            .exclude(type=TransactionType.DISBURSEMENT)
-            .exists()
-        )
-        if later:
-            refusals.append(
-                _refusal(
-                    "transactions_after_business_date",
-                    f"The loan has transactions dated after the business date {as_of}.",
-                )
-            )
+    refusals.extend(dating_refusals(loan, as_of=as_of))
     return refusals
 
 

@@ -658,39 +658,73 @@ def undo_contract_termination(
     as_of = as_of or selectors.get_business_date()
     loan = versions.lock_loan(loan)
     tx, refusals = selectors.undo_termination_state(loan)
+    _undo_flagging_transaction(
+        loan,
+        tx,
+        refusals,
+        what="The contract termination",
+        command="undo_contract_termination",
+        schedule_reason=ScheduleReason.UNDO_CONTRACT_TERMINATION,
+        flag=("sub_status", "subStatus", None),
+        actor=actor,
+        as_of=as_of,
+        note=note,
+        reversal_external_id=reversal_external_id,
+    )
+    return TerminationResult(loan=loan, transaction=tx)
+
+
+def _undo_flagging_transaction(
+    loan: Loan,
+    tx: Transaction,
+    refusals: list[dict],
+    *,
+    what: str,
+    command: str,
+    schedule_reason: str,
+    flag: tuple[str, str, object],
+    actor,
+    as_of: date,
+    note: str,
+    reversal_external_id: str | None,
+) -> None:
+    """The undo of a non-monetary command that set a flag on the loan (termination: the
+    sub-status; charge-off: ``charged_off``): refused with every check at once, else its
+    transaction reversed, the flag (field, API name, cleared value) cleared, the schedule
+    rebuilt in a new version and the audit event recorded."""
     if refusals:
         raise ConflictError(
-            "The contract termination cannot be undone: " + " ".join(r["detail"] for r in refusals),
+            f"{what} cannot be undone: " + " ".join(r["detail"] for r in refusals),
             code=refusals[0]["code"],
             errors=refusals,
         )
+    field, api_name, cleared = flag
     versions.check_external_id(reversal_external_id, field="reversalExternalId")
     before = selectors.loan_summary(loan, as_of=as_of)
     versions.mark_reversed(
         tx, actor=actor, as_of=as_of, note=note, reversal_external_id=reversal_external_id
     )
-    sub_status_before = loan.sub_status
-    loan.sub_status = None
-    loan.save(update_fields=["sub_status", "updated_at"])
+    previous = getattr(loan, field)
+    setattr(loan, field, cleared)
+    loan.save(update_fields=[field, "updated_at"])
     schedule = versions.new_schedule_version(
-        loan=loan, reason=ScheduleReason.UNDO_CONTRACT_TERMINATION, actor=actor, note=note
+        loan=loan, reason=schedule_reason, actor=actor, note=note
     )
     result = versions.rebuild_schedule(loan, schedule=schedule)
     versions.record_event(
         loan=loan,
-        command="undo_contract_termination",
+        command=command,
         actor=actor,
         as_of=as_of,
         reason=note,
         input={"reversalExternalId": reversal_external_id, "note": note},
         changes={
-            "subStatus": (sub_status_before, loan.sub_status),
+            api_name: (previous, cleared),
             "transaction.reversed": (False, True),
             **_summary_changes(before, ledger.summarize(result.periods, as_of=as_of)),
         },
         result={"transactionId": tx.pk, "scheduleVersion": schedule.version},
     )
-    return TerminationResult(loan=loan, transaction=tx)
 
 
 # --------------------------------------------------------------------------------------------
@@ -792,36 +826,18 @@ def undo_charge_off(
     as_of = as_of or selectors.get_business_date()
     loan = versions.lock_loan(loan)
     tx, refusals = charge_offs.undo_charge_off_state(loan)
-    if refusals:
-        raise ConflictError(
-            "The charge-off cannot be undone: " + " ".join(r["detail"] for r in refusals),
-            code=refusals[0]["code"],
-            errors=refusals,
-        )
-    versions.check_external_id(reversal_external_id, field="reversalExternalId")
-    before = selectors.loan_summary(loan, as_of=as_of)
-    versions.mark_reversed(
-        tx, actor=actor, as_of=as_of, note=note, reversal_external_id=reversal_external_id
-    )
-    loan.charged_off = False
-    loan.save(update_fields=["charged_off", "updated_at"])
-    schedule = versions.new_schedule_version(
-        loan=loan, reason=ScheduleReason.UNDO_CHARGE_OFF, actor=actor, note=note
-    )
-    result = versions.rebuild_schedule(loan, schedule=schedule)
-    versions.record_event(
-        loan=loan,
+    _undo_flagging_transaction(
+        loan,
+        tx,
+        refusals,
+        what="The charge-off",
         command="undo_charge_off",
+        schedule_reason=ScheduleReason.UNDO_CHARGE_OFF,
+        flag=("charged_off", "chargedOff", False),
         actor=actor,
         as_of=as_of,
-        reason=note,
-        input={"reversalExternalId": reversal_external_id, "note": note},
-        changes={
-            "chargedOff": (True, False),
-            "transaction.reversed": (False, True),
-            **_summary_changes(before, ledger.summarize(result.periods, as_of=as_of)),
-        },
-        result={"transactionId": tx.pk, "scheduleVersion": schedule.version},
+        note=note,
+        reversal_external_id=reversal_external_id,
     )
     return ChargeOffResult(loan=loan, transaction=tx)
 
