@@ -156,17 +156,20 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
             if DEBUG or TESTING
-            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            else "servicing.storage.ManifestStaticFilesStorage"
         )
     },
 }
+# Production before collectstatic (no manifest): whitenoise serves the apps' files directly
+# (servicing/storage.py), so the admin works instead of a 500 on every page.
+WHITENOISE_USE_FINDERS = DEBUG or (not TESTING and not (STATIC_ROOT / "staticfiles.json").is_file())
 
 if DEBUG or TESTING:
     # Development serves static files from the apps (no collectstatic, so no STATIC_ROOT yet).
