@@ -43,7 +43,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import Case, Exists, F, OuterRef, Q, Value, When
 from django.db.models.functions import Least
 from django.utils import timezone
 
@@ -53,6 +53,7 @@ from loans.models import (
     Loan,
     LoanEvent,
     LoanStatus,
+    SchedulePeriod,
     ServicingStatus,
     Transaction,
     TransactionType,
@@ -60,9 +61,11 @@ from loans.models import (
 )
 from loans.selectors import current_schedule, get_business_date
 from loans.services import post_transaction, set_business_date
-from loans.versions import lock_loan, record_event
+from loans.versions import PERIOD_FIELDS, accrual_for, lock_loan, recalculates, record_event
 from servicing.autopay import sync_autopay_payments
 from servicing.models import (
+    Autopay,
+    AutopayStatus,
     DelinquencyChange,
     Job,
     JobFailure,
@@ -96,7 +99,88 @@ def payoff_total(loan: Loan, periods: list, *, on: date, schedule=None) -> Decim
             pass
     # No quote for that day (a catch-up day before the latest transaction): what is
     # outstanding on the schedule as it stands.
+    return outstanding_total(periods)
+
+
+def outstanding_total(periods: list) -> Decimal:
     return sum((p.total_outstanding for p in periods if not p.frozen), ZERO)
+
+
+@dataclass
+class StoredBook:
+    """A loan's current schedule version as stored, read under the loan lock in one query of
+    plain values (no model instances): the setup the version was generated from (its id) and
+    its periods as ``ledger.PeriodState``."""
+
+    setup_id: int | None
+    periods: list
+
+
+def stored_book(loan: Loan) -> StoredBook:
+    rows = (
+        SchedulePeriod.objects.filter(schedule__loan_id=loan.pk, schedule__is_current=True)
+        .order_by("period")
+        .values_list("schedule__setup_id", "frozen", *PERIOD_FIELDS)
+    )
+    periods, setup_id = [], None
+    for row in rows:
+        setup_id = row[0]
+        periods.append(
+            ledger.PeriodState(
+                frozen=bool(row[1]), **dict(zip(PERIOD_FIELDS, row[2:], strict=True))
+            )
+        )
+    return StoredBook(setup_id=setup_id, periods=periods)
+
+
+def stored_payoff_total(loan: Loan, book: StoredBook, *, on: date, later: bool) -> Decimal:
+    """The payoff total on ``on`` from the stored schedule state, without replaying the
+    history: ``ledger.payoff`` (the one definition of what is owed) over the stored periods,
+    which are what the whole replay gives under the very conditions in which the core resumes
+    a replay from them (``versions.resume_periods``: no daily-accrual engine, not charged off,
+    ``ledger.can_resume``) and when the version's setup is the loan's (locked with it). Any
+    other loan gets the core's payoff selector (it replays). ``later``: a transaction is dated
+    after ``on`` (a catch-up day): no quote for that day, what the schedule has outstanding.
+    The figure is the selector's for every loan (tests/servicing/test_close_of_business.py
+    compares the two)."""
+    if not book.periods:
+        return ZERO
+    if later:
+        return outstanding_total(book.periods)
+    setup = loan.setup
+    if (
+        book.setup_id != setup.pk
+        or recalculates(loan, setup)
+        or loan.charged_off
+        or not ledger.can_resume(book.periods)
+        or not ledger.live(book.periods)
+    ):
+        return payoff_total(loan, book.periods, on=on, schedule=current_schedule(loan))
+    return ledger.payoff(
+        book.periods, on=on, rounding_mode=setup.rounding_mode, accrual=accrual_for(setup)
+    ).total
+
+
+def lock_loan_for_close(loan_id: int, day: date) -> Loan:
+    """``lock_loan`` (the loan row lock ``cancel_servicing`` takes, with the setup) in the same
+    statement as two facts the day needs: whether the loan has an active autopay
+    (``has_autopay``) and a transaction dated after ``day`` (``later_transactions``)."""
+    try:
+        return (
+            Loan.objects.select_for_update(of=("self",))
+            .select_related("setup")
+            .annotate(
+                has_autopay=Exists(
+                    Autopay.objects.filter(loan_id=OuterRef("pk"), status=AutopayStatus.ACTIVE)
+                ),
+                later_transactions=Exists(
+                    Transaction.objects.filter(loan_id=OuterRef("pk"), reversed=False, date__gt=day)
+                ),
+            )
+            .get(pk=loan_id)
+        )
+    except Loan.DoesNotExist:
+        raise NotFoundError(f"Loan {loan_id} was not found.", code="loan_not_found")
 
 
 def late_fee_external_id(loan_id: int, due_date: date) -> str:
@@ -163,21 +247,20 @@ def close_loan_day(
     """Close one day of one loan in one transaction under its row lock. Returns a ``LoanDay``,
     or None when there was nothing to do (the day is closed already, the loan is not open)."""
     with transaction.atomic():
-        loan = lock_loan(loan)
+        loan = lock_loan_for_close(loan.pk if isinstance(loan, Loan) else loan, day)
         if loan.status not in OPEN_STATUSES:
             return None
         if loan.last_closed_business_date is not None and loan.last_closed_business_date >= day:
             return None
         serviced = loan.servicing_status == ServicingStatus.ACTIVE
-        schedule = current_schedule(loan)
-        periods = list(schedule.periods.all()) if schedule else []
+        book = stored_book(loan)
         fees = 0
         if serviced and not loan.charged_off and not loan.modification_in_progress:
-            fees = _assess_late_fees(loan, periods, day, actor)
+            fees = _assess_late_fees(loan, book.periods, day, actor)
             if fees:
                 loan.refresh_from_db()
-                schedule = current_schedule(loan)
-                periods = list(schedule.periods.all())
+                book = stored_book(loan)
+        periods = book.periods
         summary = ledger.summarize(periods, as_of=day)
         before = loan.delinquency_bucket
         bucket = bucket_for(summary.days_past_due)
@@ -198,7 +281,7 @@ def close_loan_day(
                 changes={"delinquency_bucket": (before, bucket)},
             )
         autopay = 0
-        if serviced and loan.status == LoanStatus.ACTIVE:
+        if serviced and loan.status == LoanStatus.ACTIVE and loan.has_autopay:
             autopay = sync_autopay_payments(loan, as_of=day, periods=periods)
         LoanDailySnapshot.objects.create(
             loan=loan,
@@ -212,9 +295,7 @@ def close_loan_day(
             principal_outstanding=summary.principal_outstanding,
             interest_outstanding=summary.interest_outstanding,
             fees_outstanding=summary.fees_outstanding,
-            payoff_total=payoff_total(loan, periods, on=day, schedule=schedule)
-            if periods
-            else ZERO,
+            payoff_total=stored_payoff_total(loan, book, on=day, later=loan.later_transactions),
             job_id=job_id,
         )
         Loan.objects.filter(pk=loan.pk).update(

@@ -40,6 +40,12 @@ def loan(db, operator):
     return make_active_loan(actor=operator)
 
 
+def post(loan, type: str, on: date, amount: str, actor):
+    """Post a transaction dated ``on`` with the business date moved to ``on``."""
+    set_business_date(max(on, BusinessDate.objects.get(pk=1).date))
+    return post_transaction(loan=loan, type=type, on=on, amount=Decimal(amount), actor=actor)
+
+
 def close(on: date, actor, **kwargs) -> Job:
     set_business_date(max(on, BusinessDate.objects.get(pk=1).date))
     return cob.close_business_day(business_date=on, actor=actor, **kwargs)
@@ -244,15 +250,34 @@ def test_cannot_close_a_day_after_the_business_date(loan, operator):
     assert err.value.code == "future_date"
 
 
-def test_statements_per_loan_day_are_constant(loan, operator, django_assert_max_num_queries):
+def test_statements_per_loan_day_are_constant(loan, operator, django_assert_num_queries):
+    """Four statements per loan-day, whatever the history: the loan row lock (with whether it
+    has an active autopay and a later transaction), the stored schedule (plain values), the
+    snapshot, the loan's last closed date; a job's day adds its count. (Was ten: the schedule
+    as model instances, the payoff's replay of every transaction, the credit balance, the
+    autopay read.) Plus SAVEPOINT/RELEASE inside the test's transaction."""
+    other = make_active_loan(actor=operator)
     close(date(2026, 1, 15), operator)
     for _ in range(5):
-        post_transaction(
-            loan=loan, type="CHARGE", on=date(2026, 1, 15), amount=Decimal("1.00"), actor=operator
-        )
+        post(loan, "CHARGE", date(2026, 1, 15), "1.00", operator)
+    for _ in range(30):
+        post(other, "REPAYMENT", date(2026, 1, 15), "1.00", operator)
     set_business_date(date(2026, 1, 16))
-    with django_assert_max_num_queries(14):
+    with django_assert_num_queries(4 + 2):
         cob.close_loan_day(loan=loan.pk, day=date(2026, 1, 16), actor=operator)
+    with django_assert_num_queries(4 + 2):
+        cob.close_loan_day(loan=other.pk, day=date(2026, 1, 16), actor=operator)
+    set_business_date(date(2026, 1, 17))
+    job = cob.create_job(business_date=date(2026, 1, 17), actor=operator)
+    cob.start_job(job.pk)
+    with django_assert_num_queries(5 + 2):  # + the job's count
+        cob.close_loan_day(
+            loan=other.pk,
+            day=date(2026, 1, 17),
+            actor=operator,
+            job_id=job.pk,
+            job_business_date=date(2026, 1, 17),
+        )
 
 
 # ------------------------------------------------------------------------------------- autopay
@@ -329,3 +354,83 @@ def test_horizon_setting(loan, operator, settings):
     autopay = autopay_services.setup_autopay(loan=loan, actor=operator)
     assert ScheduledPayment.objects.filter(autopay=autopay).count() == 2
     assert ACTIVATED + timedelta(days=60) >= date(2026, 3, 1)
+
+
+# ------------------------------------------------------------------- the snapshot's payoff
+
+
+def _both_payoffs(loan, on):
+    from loans import selectors
+    from loans.models import Loan
+
+    locked = cob.lock_loan_for_close(loan.pk, on)
+    book = cob.stored_book(locked)
+    stored = cob.stored_payoff_total(locked, book, on=on, later=locked.later_transactions)
+    return stored, selectors.payoff(Loan.objects.get(pk=loan.pk), on=on).total
+
+
+@pytest.mark.parametrize(
+    "setup",
+    [
+        {},
+        {"interest_recalculation": True},
+        {"loan_term": Decimal("36"), "rounding_mode": "HALF_EVEN"},
+        {"termination_interest": "ACCRUED_TO_DATE"},
+    ],
+    ids=["plain", "recalculating", "36-half-even", "accrued-to-date"],
+)
+def test_snapshot_payoff_from_the_stored_schedule_is_the_selectors(db, operator, setup):
+    """The snapshot's payoff is read from the stored schedule (no replay of the history) and is
+    exactly what the core's payoff selector quotes, on each day of a loan's life: current,
+    paid early and late, with a charge, part-paid, after a termination."""
+    from loans import services as core
+
+    set_business_date(ACTIVATED)
+    loan = make_active_loan(actor=operator, **setup)
+    on = ACTIVATED
+    quotes = []
+
+    def check(day):
+        set_business_date(day)
+        stored, quoted = _both_payoffs(loan, day)
+        assert stored == quoted, (day, stored, quoted)
+        quotes.append(stored)
+
+    check(on)
+    check(date(2026, 1, 20))
+    post(loan, "REPAYMENT", date(2026, 1, 20), "50.00", operator)
+    check(date(2026, 1, 20))
+    check(date(2026, 2, 10))
+    post(loan, "CHARGE", date(2026, 2, 10), "15.00", operator)
+    check(date(2026, 2, 10))
+    post(loan, "REPAYMENT", date(2026, 3, 5), "120.00", operator)
+    check(date(2026, 3, 17))
+    if not setup.get("interest_recalculation"):
+        core.terminate_contract(loan=loan, actor=operator, as_of=date(2026, 3, 17))
+        check(date(2026, 3, 17))
+        check(date(2026, 4, 2))
+    assert len(set(quotes)) > 3  # the figures moved: the comparison compared something
+
+
+def test_snapshot_payoff_of_a_charged_off_loan_is_the_selectors(db, operator):
+    from loans import services as core
+
+    set_business_date(date(2026, 3, 10))
+    loan = make_active_loan(actor=operator, as_of=ACTIVATED)
+    core.charge_off(loan, actor=operator, reason="Bankruptcy", as_of=date(2026, 3, 10))
+    for day in (date(2026, 3, 10), date(2026, 4, 20)):
+        set_business_date(day)
+        stored, quoted = _both_payoffs(loan, day)
+        assert stored == quoted
+
+
+def test_snapshot_payoff_on_a_catch_up_day_before_the_latest_transaction(loan, operator):
+    set_business_date(date(2026, 1, 25))
+    post(loan, "REPAYMENT", date(2026, 1, 25), "30.00", operator)
+    locked = cob.lock_loan_for_close(loan.pk, date(2026, 1, 20))
+    assert locked.later_transactions is True
+    book = cob.stored_book(locked)
+    # no quote before the latest transaction: what the schedule has outstanding
+    assert cob.stored_payoff_total(locked, book, on=date(2026, 1, 20), later=True) == Decimal(
+        "1036.19"
+    )
