@@ -34,8 +34,9 @@ import zoneinfo
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from functools import cached_property
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -64,7 +65,12 @@ from servicing.models import (
     ServicingEvent,
     ServicingEventKind,
 )
-from servicing.selectors import CancelCounts, pending_counts
+from servicing.selectors import (
+    COMMUNICATION_FIELD,
+    SCHEDULE_FIELD,
+    CancelCounts,
+    pending_counts,
+)
 
 MAX_AMOUNT = Decimal("999999999999.99")
 MAX_OCCURRENCES = 500
@@ -208,12 +214,32 @@ def cancel_servicing(
 @dataclass
 class BulkCancellation:
     """What ``cancel_servicing_bulk`` did: each loan's counts (zeros for a loan that was
-    already stopped: it is not updated and keeps its reason), and the sums."""
+    already stopped: it is not updated and keeps its reason), and the sums. ``rows`` are the
+    locked loans' ``LOCKED_FIELDS``; ``loans`` the same as (deferred) ``Loan`` instances, built
+    when asked for, updated ones with their new servicing fields."""
 
     reason: str
-    loans: list[Loan]
+    rows: list[tuple]
     per_loan: dict[int, CancelCounts]
     updated: list[int]
+    changed_at: datetime | None = None
+    changed_by: object = None
+
+    @cached_property
+    def loans(self) -> list[Loan]:
+        order = [f.attname for f in Loan._meta.concrete_fields if f.attname in LOCKED_FIELDS]
+        position = [LOCKED_FIELDS.index(name) for name in order]
+        updated = set(self.updated)
+        loans = []
+        for row in self.rows:
+            loan = Loan.from_db(Loan.objects.db, order, [row[i] for i in position])
+            if loan.pk in updated:
+                loan.servicing_status = ServicingStatus.NOT_SERVICING
+                loan.stop_servicing_reason = self.reason
+                loan.servicing_changed_at = self.changed_at
+                loan.servicing_changed_by = self.changed_by
+            loans.append(loan)
+        return loans
 
     @property
     def loans_updated(self) -> int:
@@ -265,19 +291,104 @@ def _audit_row(loan: Loan, *, command: str, actor, as_of, reason, changes, resul
     )
 
 
+def _lock_rows(loans) -> list[tuple]:
+    """Lock the loans' rows in ascending id order (as ``_lock_loans``) and read only what the
+    set-based cancel needs: no model instances for a thousand loans."""
+    return list(loans.select_for_update(of=("self",)).order_by("pk").values_list(*LOCKED_FIELDS))
+
+
+LOCKED_FIELDS = ("id", "external_id", "display_id", "servicing_status", "stop_servicing_reason")
+
+
+def _in(ids: list[int]) -> str:
+    return ", ".join(["%s"] * len(ids))
+
+
+def _count(table: str, status: str, channel: str | None = None) -> str:
+    """A correlated ``COUNT(*)`` of the loan's items in ``status`` (index on ``loan_id``)."""
+    where = f"i.loan_id = l.id AND i.status = '{str(status)}'"
+    if channel:
+        where += f" AND i.channel = '{str(channel)}'"
+    return f"(SELECT COUNT(*) FROM {table} i WHERE {where})"
+
+
+# The seven counts of a cancel, in ``CancelCounts.COUNT_FIELDS`` order, counted per loan in SQL
+# before the UPDATEs (the loans are locked: nothing can be added meanwhile).
+_COUNT_SQL = {
+    "cancelled_scheduled_payments": _count(
+        ScheduledPayment._meta.db_table, ScheduledPaymentStatus.PENDING
+    ),
+    **{
+        field: _count(
+            CommunicationSchedule._meta.db_table, CommunicationScheduleStatus.ACTIVE, channel
+        )
+        for channel, field in SCHEDULE_FIELD.items()
+    },
+    **{
+        field: _count(ScheduledCommunication._meta.db_table, CommunicationStatus.PENDING, channel)
+        for channel, field in COMMUNICATION_FIELD.items()
+    },
+}
+
+
+def _insert_cancel_audit(
+    cursor, ids: list[int], *, reason: str, user, now, as_of: date
+) -> dict[int, CancelCounts]:
+    """The per-loan ``ServicingEvent`` and ``LoanEvent`` rows of a set-based cancel, written by
+    the database (``INSERT ... SELECT``: 1,000 loans cost two statements and no model
+    instances), with the content ``cancel_servicing`` writes for one loan. Returns each loan's
+    seven counts, read back with ``RETURNING``. Runs before the loans' UPDATE (it reads their
+    previous reason) and before the items' UPDATEs (it counts what they cancel)."""
+    names = CancelCounts.COUNT_FIELDS
+    actor_id = user.pk if user is not None else None
+    events = ServicingEvent._meta.db_table
+    cursor.execute(
+        f"INSERT INTO {events} (loan_id, kind, actor_id, at, business_date, reason, "
+        f"previous_reason, note, {', '.join(names)}) "
+        "SELECT l.id, %s, %s, %s, %s, %s, COALESCE(l.stop_servicing_reason, ''), '', "
+        f"{', '.join(_COUNT_SQL[name] for name in names)} "
+        f"FROM {Loan._meta.db_table} l WHERE l.id IN ({_in(ids)}) "
+        f"RETURNING id, loan_id, {', '.join(names)}",
+        [ServicingEventKind.CANCEL, actor_id, now, as_of, reason, *ids],
+    )
+    returned = cursor.fetchall()
+    per_loan = {row[1]: CancelCounts(**dict(zip(names, row[2:], strict=True))) for row in returned}
+    postgres = cursor.db.vendor == "postgresql"
+    obj, arr = (
+        ("jsonb_build_object", "jsonb_build_array") if postgres else ("json_object", "json_array")
+    )
+    result = ", ".join(f"'{name}', e.{name}" for name in names)
+    event_ids = [row[0] for row in returned]
+    cursor.execute(
+        f"INSERT INTO {LoanEvent._meta.db_table} (loan_id, command, actor_id, created_at, "
+        "business_date, reason, input, changes, result) "
+        "SELECT e.loan_id, 'cancel_servicing', e.actor_id, %s, e.business_date, %s, "
+        f"{obj}('reason', %s), "
+        f"{obj}('servicing_status', {arr}(l.servicing_status, %s), "
+        f"'stop_servicing_reason', {arr}(l.stop_servicing_reason, %s)), "
+        f"{obj}({result}) "
+        f"FROM {events} e JOIN {Loan._meta.db_table} l ON l.id = e.loan_id "
+        f"WHERE e.id IN ({_in(event_ids)}) ORDER BY e.loan_id",
+        [now, reason[:500], reason, ServicingStatus.NOT_SERVICING, reason, *event_ids],
+    )
+    return per_loan
+
+
 def _cancel_servicing_of(loans, *, reason: str, actor, as_of: date | None) -> BulkCancellation:
     """``cancel_servicing`` on every loan of the queryset ``loans``, set-based: the same effects
     and audit rows, in a number of statements that does not depend on the number of loans."""
     as_of = as_of or get_business_date()
-    locked = _lock_loans(loans)
-    active = [loan for loan in locked if loan.servicing_status == ServicingStatus.ACTIVE]
-    ids = [loan.pk for loan in active]
-    per_loan = {loan.pk: CancelCounts() for loan in locked}
+    locked = _lock_rows(loans)
+    ids = [row[0] for row in locked if row[3] == ServicingStatus.ACTIVE]
+    per_loan = {row[0]: CancelCounts() for row in locked}
     if not ids:
-        return BulkCancellation(reason=reason, loans=locked, per_loan=per_loan, updated=[])
-    per_loan.update(pending_counts(ids))  # counted under the locks: nothing can be added now
+        return BulkCancellation(reason=reason, rows=locked, per_loan=per_loan, updated=[])
     now = timezone.now()
     user = actor_or_none(actor)
+    with connection.cursor() as cursor:
+        per_loan.update(
+            _insert_cancel_audit(cursor, ids, reason=reason, user=user, now=now, as_of=as_of)
+        )
     Loan.objects.filter(pk__in=ids).update(
         servicing_status=ServicingStatus.NOT_SERVICING,
         stop_servicing_reason=reason,
@@ -291,46 +402,9 @@ def _cancel_servicing_of(loans, *, reason: str, actor, as_of: date | None) -> Bu
         "cancel_reason": f"Servicing cancelled: {reason}",
     }
     _cancel_items(ids, stamp=stamp, payments=True)
-    ServicingEvent.objects.bulk_create(
-        [
-            ServicingEvent(
-                loan=loan,
-                kind=ServicingEventKind.CANCEL,
-                actor=user,
-                at=now,
-                business_date=as_of,
-                reason=reason,
-                previous_reason=loan.stop_servicing_reason or "",
-                **per_loan[loan.pk].counts(),
-            )
-            for loan in active
-        ],
-        batch_size=500,
+    return BulkCancellation(
+        reason=reason, rows=locked, per_loan=per_loan, updated=ids, changed_at=now, changed_by=user
     )
-    LoanEvent.objects.bulk_create(
-        [
-            _audit_row(
-                loan,
-                command="cancel_servicing",
-                actor=actor,
-                as_of=as_of,
-                reason=reason,
-                changes={
-                    "servicing_status": (loan.servicing_status, ServicingStatus.NOT_SERVICING),
-                    "stop_servicing_reason": (loan.stop_servicing_reason, reason),
-                },
-                result=per_loan[loan.pk].counts(),
-            )
-            for loan in active
-        ],
-        batch_size=500,
-    )
-    for loan in active:
-        loan.servicing_status = ServicingStatus.NOT_SERVICING
-        loan.stop_servicing_reason = reason
-        loan.servicing_changed_at = now
-        loan.servicing_changed_by = user
-    return BulkCancellation(reason=reason, loans=locked, per_loan=per_loan, updated=ids)
 
 
 @transaction.atomic

@@ -175,6 +175,47 @@ def test_bulk_cancel_of_many_loans_is_set_based(operator, django_assert_max_num_
     assert ServicingEvent.objects.filter(reason="SOLD_OFF").count() == 30
 
 
+def _audit(loan):
+    """A loan's audit rows without what differs from loan to loan (ids, timestamps)."""
+    event = LoanEvent.objects.get(loan=loan, command="cancel_servicing")
+    servicing = ServicingEvent.objects.get(loan=loan)
+    return (
+        (event.command, event.actor_id, event.business_date, event.reason),
+        (event.input, event.changes, event.result),
+        {
+            f.attname: getattr(servicing, f.attname)
+            for f in ServicingEvent._meta.concrete_fields
+            if f.attname not in ("id", "loan_id", "at")
+        },
+    )
+
+
+def test_the_set_based_audit_rows_are_the_ones_cancel_servicing_writes(operator):
+    """The bulk cancel writes its audit rows with ``INSERT ... SELECT`` (issue 14): the same
+    content as the one-loan command, a previous stop reason included."""
+    _, (one, bulk, resumed) = borrower_with_loans(operator, 3)
+    services.cancel_servicing(loan=resumed, reason="DECEASED", actor=operator)
+    services.resume_servicing(loan=resumed, actor=operator)
+    one_result = services.cancel_servicing(loan=one, reason="BANKRUPTCY", actor=operator)
+
+    result = services.cancel_servicing_bulk(
+        loan_ids=[bulk.pk, resumed.pk], reason="BANKRUPTCY", actor=operator
+    )
+
+    assert _audit(bulk) == _audit(one)
+    assert result.per_loan[bulk.pk].counts() == one_result.counts()
+    assert result.per_loan[bulk.pk].counts() == {k: v // 3 for k, v in SEED_000_SUMS_FOR_3.items()}
+    audit = LoanEvent.objects.get(loan=resumed, command="cancel_servicing", reason="BANKRUPTCY")
+    assert audit.changes == {
+        "servicing_status": ["ACTIVE", "NOT_SERVICING"],
+        "stop_servicing_reason": [None, "BANKRUPTCY"],
+    }
+    assert [(loan.pk, loan.servicing_status, str(loan)) for loan in result.loans] == [
+        (bulk.pk, "NOT_SERVICING", str(bulk)),
+        (resumed.pk, "NOT_SERVICING", str(resumed)),
+    ]
+
+
 # ------------------------------------------------------------------ cancel communications
 
 
