@@ -18,3 +18,25 @@ def test_demo_data_gives_demo_active_seed_000s_mix_once():
     assert {name: getattr(counts, name) for name in SEED_000_COUNTS} == SEED_000_COUNTS
     baseline = Loan.objects.get(external_id="BASELINE-B")
     assert pending_counts([baseline.pk])[baseline.pk].total == 8
+
+
+def test_demo_reminders_go_out_whatever_the_hour_make_run_starts():
+    """Found by the acceptance audit: every demo borrower was in New York, so a `make run`
+    started between 02:00 and 13:00 UTC sent no due reminder (all deferred to 08:00 there)."""
+    from datetime import UTC, datetime, timedelta
+
+    from servicing.dispatcher import next_window_start, zone_of
+    from servicing.models import ScheduledCommunication
+
+    call_command("load_demo_data", admin_password="x-demo-pass-123", stdout=None)
+    borrowers = {
+        item.loan.borrower
+        for item in ScheduledCommunication.objects.filter(status="PENDING").select_related(
+            "loan__borrower"
+        )
+    }
+    zones = [zone_of(borrower) for borrower in borrowers]
+    for day in (datetime(2026, 1, 15, tzinfo=UTC), datetime(2026, 7, 15, tzinfo=UTC)):
+        for minutes in range(0, 24 * 60, 30):
+            now = day + timedelta(minutes=minutes)
+            assert any(next_window_start(now, zone) is None for zone in zones), now

@@ -16,6 +16,15 @@ from loans.models import Loan, TransactionType
 DEMO_DATE = date(2026, 2, 18)
 
 
+# The borrowers with due reminders live in three zones whose 08:00-21:00 contact windows
+# (DESIGN §11) together cover every hour of the day, so whenever `make run` starts, some
+# reminder goes out within a minute (all in New York deferred everything from 02:00 to 13:00 UTC).
+DEMO_TIMEZONES = {
+    "BASELINE-B": "Europe/London",
+    "DEMO-PAST-DUE": "Asia/Tokyo",
+}
+
+
 def demo_loan(actor, external_id: str, first: str, last: str, engine: str = "DYNAMIC", **setup):
     existing = Loan.objects.filter(external_id=external_id).first()
     if existing:
@@ -30,7 +39,7 @@ def demo_loan(actor, external_id: str, first: str, last: str, engine: str = "DYN
             "last_name": last,
             "email": f"{first.lower()}.{last.lower()}@example.com",
             "phone": "+15550100",
-            "timezone": "America/New_York",
+            "timezone": DEMO_TIMEZONES.get(external_id, "America/New_York"),
         },
     )
     return loan, True
