@@ -184,20 +184,13 @@ class LoanSnapshotsView(LoanAPIView, generics.GenericAPIView):
     )
     def get(self, request, **kwargs):
         loan = self.get_loan()
-        query = {
-            k: v
-            for k, v in (
-                ("date_from", request.query_params.get("from")),
-                ("date_to", request.query_params.get("to")),
-            )
-            if v is not None
-        }
+        query = {k: v for k in ("from", "to") if (v := request.query_params.get(k)) is not None}
         bounds = parse(SnapshotQuerySerializer, query)
         rows = LoanDailySnapshot.objects.filter(loan=loan).order_by("business_date")
-        if "date_from" in bounds:
-            rows = rows.filter(business_date__gte=bounds["date_from"])
-        if "date_to" in bounds:
-            rows = rows.filter(business_date__lte=bounds["date_to"])
+        if "from" in bounds:
+            rows = rows.filter(business_date__gte=bounds["from"])
+        if "to" in bounds:
+            rows = rows.filter(business_date__lte=bounds["to"])
         page = self.paginate_queryset(rows)
         return self.get_paginated_response(SnapshotSerializer(page, many=True).data)
 

@@ -161,8 +161,14 @@ class SnapshotSerializer(serializers.ModelSerializer):
 
 
 class SnapshotQuerySerializer(serializers.Serializer):
-    date_from = serializers.DateField(required=False)
-    date_to = serializers.DateField(required=False)
+    """``?from=&to=``: the fields carry the query parameters' own names (keywords in Python),
+    so a 400 names the parameter the client sent."""
+
+    def get_fields(self):
+        return {
+            "from": serializers.DateField(required=False),
+            "to": serializers.DateField(required=False),
+        }
 
 
 class DispatchAttemptSerializer(serializers.ModelSerializer):

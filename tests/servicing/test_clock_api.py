@@ -166,6 +166,10 @@ def test_snapshots_with_from_and_to(api, loan, operator):
         assert len(api.get(url).json()["results"]) == 3
     bad = api.get(paths(loan, "/snapshots")[0], {"from": "2026-02-30"})
     assert bad.status_code == 400 and set(bad.json()) == {"code", "detail", "errors"}
+    # The error names the query parameter sent (it said "date_from": acceptance audit).
+    assert [error["field"] for error in bad.json()["errors"]] == ["from"]
+    bad = api.get(paths(loan, "/snapshots")[1], {"to": "tomorrow"})
+    assert [error["field"] for error in bad.json()["errors"]] == ["to"]
 
 
 def test_idempotent_post_jobs_runs_once(api, loan):
