@@ -41,15 +41,23 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from loans import ledger
 from loans.exceptions import DomainError
 from loans.models import Borrower, Loan, ServicingStatus, TransactionType
-from loans.selectors import current_schedule, get_business_date
+from loans.selectors import get_business_date
 from loans.services import post_transaction
 from loans.versions import lock_loan
-from servicing.close_of_business import OPEN_STATUSES, payoff_total
+from servicing.close_of_business import (
+    OPEN_STATUSES,
+    lock_loan_for_close,
+    outstanding_total,
+    stored_book,
+    stored_payoff_total,
+)
 from servicing.models import (
     AttemptStatus,
     AutopayAmountType,
@@ -129,22 +137,23 @@ def next_window_start(now: datetime, zone: zoneinfo.ZoneInfo) -> datetime | None
 # --------------------------------------------------------------------------------------------
 
 
-def _claim(queryset, *, now: datetime, size: int) -> list[int]:
+def _claim(queryset, *, now: datetime, size: int) -> list[tuple[int, int]]:
+    """``(item id, loan id)`` of up to ``size`` due items, leased to this dispatcher."""
     with transaction.atomic():
         queryset = queryset.filter(Q(not_before__isnull=True) | Q(not_before__lte=now)).filter(
             Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
         )
         if connection.features.has_select_for_update_skip_locked:
             queryset = queryset.select_for_update(skip_locked=True)
-        ids = list(queryset.values_list("id", flat=True)[:size])
+        ids = list(queryset.values_list("id", "loan_id")[:size])
         if ids:
-            queryset.model.objects.filter(pk__in=ids).update(
+            queryset.model.objects.filter(pk__in=[pk for pk, _ in ids]).update(
                 claimed_until=now + timedelta(seconds=settings.DISPATCH_CLAIM_SECONDS)
             )
     return ids
 
 
-def claim_payments(*, now: datetime, as_of: date, size: int) -> list[int]:
+def claim_payments(*, now: datetime, as_of: date, size: int) -> list[tuple[int, int]]:
     return _claim(
         ScheduledPayment.objects.filter(
             status=ScheduledPaymentStatus.PENDING, scheduled_date__lte=as_of
@@ -154,7 +163,7 @@ def claim_payments(*, now: datetime, as_of: date, size: int) -> list[int]:
     )
 
 
-def claim_communications(*, now: datetime, size: int) -> list[int]:
+def claim_communications(*, now: datetime, size: int) -> list[tuple[int, int]]:
     return _claim(
         ScheduledCommunication.objects.filter(
             status=CommunicationStatus.PENDING, scheduled_at__lte=now
@@ -164,11 +173,17 @@ def claim_communications(*, now: datetime, size: int) -> list[int]:
     )
 
 
-def dispatch_due(*, now: datetime | None = None, limit: int | None = None) -> DispatchResult:
-    """Run the dispatcher once (Celery beat every minute; ``POST /dispatch``)."""
+def dispatch_due(
+    *, now: datetime | None = None, limit: int | None = None, reconcile: bool = True
+) -> DispatchResult:
+    """Run the dispatcher once (Celery beat every minute; ``POST /dispatch``): claim batches
+    until nothing is due. Several run at once (``tasks.dispatch_due`` fans out to
+    ``DISPATCH_PARALLEL`` workers): each claims its own items (SKIP LOCKED and the lease), so
+    they share the queue. ``reconcile``: first reconcile attempts left IN_FLIGHT."""
     now = now or timezone.now()
-    result = DispatchResult(reconciled=reconcile_in_flight(now=now))
+    result = DispatchResult(reconciled=reconcile_in_flight(now=now) if reconcile else 0)
     as_of = get_business_date()
+    actor = system_user()
     size = settings.DISPATCH_BATCH_SIZE
     while limit is None or result.claimed < limit:
         batch = size if limit is None else min(size, limit - result.claimed)
@@ -177,10 +192,12 @@ def dispatch_due(*, now: datetime | None = None, limit: int | None = None) -> Di
         if not payments and not communications:
             break
         result.claimed += len(payments) + len(communications)
-        for pk in payments:
-            result.add(dispatch_payment(payment_id=pk, now=now))
-        for pk in communications:
-            result.add(dispatch_communication(communication_id=pk, now=now))
+        for pk, loan_id in payments:
+            result.add(
+                dispatch_payment(payment_id=pk, now=now, loan_id=loan_id, as_of=as_of, actor=actor)
+            )
+        for pk, loan_id in communications:
+            result.add(dispatch_communication(communication_id=pk, now=now, loan_id=loan_id))
     return result
 
 
@@ -197,23 +214,38 @@ def _cancel(item, *, now: datetime, reason: str) -> str:
 
 
 def _payment_amount(item: ScheduledPayment, loan: Loan, as_of: date) -> Decimal:
-    schedule = current_schedule(loan)
-    periods = [p for p in schedule.periods.all() if not p.frozen] if schedule else []
-    outstanding = sum((p.total_outstanding for p in periods), ZERO)
+    """The item's amount (an autopay's SCHEDULED_PAYMENT: its installment's outstanding),
+    capped at the payoff on ``as_of``, from the stored schedule (one query, no replay: the
+    close of business's snapshot figure). ``loan``: locked by ``lock_loan_for_close``."""
+    book = stored_book(loan)
+    periods = ledger.live(book.periods)
     amount = item.amount
     if item.autopay_id and item.autopay.amount_type == AutopayAmountType.SCHEDULED_PAYMENT:
         period = next((p for p in periods if p.due_date == item.due_date), None)
         amount = period.total_outstanding if period else ZERO
-    cap = (
-        min(outstanding, payoff_total(loan, periods, on=as_of, schedule=schedule))
-        if periods
-        else ZERO
-    )
+    if not periods:
+        return ZERO
+    payoff = stored_payoff_total(loan, book, on=as_of, later=loan.later_transactions)
+    cap = min(outstanding_total(periods), payoff)
     return max(min(amount, cap), ZERO)
 
 
-def _start_attempt(*, loan: Loan, item, kind: str, channel: str, now, amount=None, provider):
-    number = item.attempts.count() + 1
+def _attempts_made(item_field: str):
+    """The number of attempts of the item, as an annotation of the item's own query."""
+    counted = (
+        DispatchAttempt.objects.filter(**{item_field: OuterRef("pk")})
+        .order_by()
+        .values(item_field)
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counted), 0)
+
+
+def _start_attempt(
+    *, loan: Loan, item, kind: str, channel: str, now, amount=None, provider, number=None
+):
+    number = item.attempts.count() + 1 if number is None else number
     attempt = DispatchAttempt.objects.create(
         loan=loan,
         kind=kind,
@@ -240,15 +272,31 @@ def _call(provider, message: Message, key: str) -> Outcome:
         return Outcome(succeeded=False, return_code="ERROR", detail=f"{type(exc).__name__}: {exc}")
 
 
-def dispatch_payment(*, payment_id: int, now: datetime) -> str:
-    """Check, mark, call, record one scheduled payment. Returns the outcome's name."""
+def dispatch_payment(
+    *,
+    payment_id: int,
+    now: datetime,
+    loan_id: int | None = None,
+    as_of: date | None = None,
+    actor=None,
+) -> str:
+    """Check, mark, call, record one scheduled payment. Returns the outcome's name.
+    ``loan_id``, ``as_of`` (the business date), ``actor`` (the system user): what the
+    dispatcher's run read once for all its items."""
     provider = get_provider("PAYMENT")
+    as_of = as_of or get_business_date()
     with transaction.atomic():
-        loan_id = ScheduledPayment.objects.filter(pk=payment_id).values_list("loan_id", flat=True)
-        loan = lock_loan(loan_id.get())
+        if loan_id is None:
+            loan_id = (
+                ScheduledPayment.objects.filter(pk=payment_id)
+                .values_list("loan_id", flat=True)
+                .get()
+            )
+        loan = lock_loan_for_close(loan_id, as_of)
         item = (
             ScheduledPayment.objects.select_for_update(of=("self",))
             .select_related("autopay")
+            .annotate(attempts_made=_attempts_made("scheduled_payment"))
             .get(pk=payment_id)
         )
         if item.status != ScheduledPaymentStatus.PENDING:
@@ -257,7 +305,6 @@ def dispatch_payment(*, payment_id: int, now: datetime) -> str:
             return _cancel(item, now=now, reason="Servicing of the loan is stopped")
         if loan.status not in OPEN_STATUSES:
             return _cancel(item, now=now, reason=f"The loan is {loan.status}")
-        as_of = get_business_date()
         amount = _payment_amount(item, loan, as_of)
         if amount <= 0:
             return _cancel(item, now=now, reason="Nothing is due: nothing to pay")
@@ -269,60 +316,74 @@ def dispatch_payment(*, payment_id: int, now: datetime) -> str:
             now=now,
             amount=amount,
             provider=provider,
+            number=item.attempts_made + 1,
         )
     outcome = _call(
         provider,
         Message(channel=item.method, loan_id=loan.pk, amount=amount),
         attempt.idempotency_key,
     )
-    return record_outcome(attempt_id=attempt.pk, outcome=outcome, now=now)
+    with transaction.atomic():
+        lock_loan(loan.pk)
+        return _record_payment(attempt, outcome, now, as_of=as_of, actor=actor)
 
 
-def _record_payment(attempt: DispatchAttempt, outcome: Outcome, now: datetime) -> str:
-    item = ScheduledPayment.objects.select_for_update(of=("self",)).get(
-        pk=attempt.scheduled_payment_id
-    )
+def _record_payment(
+    attempt: DispatchAttempt, outcome: Outcome, now: datetime, *, as_of=None, actor=None
+) -> str:
+    """Under the loan lock: the attempt, if still IN_FLIGHT (a conditional UPDATE: the
+    reconciliation may have settled it meanwhile), gets the outcome; a success posts the
+    REPAYMENT through the repayment command and the item is PROCESSED with it."""
     attempt.finished_at = now
     attempt.provider_reference = outcome.reference
     attempt.return_code = outcome.return_code
+    attempt.status = AttemptStatus.SUCCEEDED if outcome.succeeded else AttemptStatus.FAILED
+    attempt.error = "" if outcome.succeeded else outcome.detail[:500]
+    recorded = DispatchAttempt.objects.filter(pk=attempt.pk, status=AttemptStatus.IN_FLIGHT).update(
+        status=attempt.status,
+        finished_at=now,
+        provider_reference=attempt.provider_reference,
+        return_code=attempt.return_code,
+        error=attempt.error,
+    )
+    if not recorded:
+        return "skipped"
+    items = ScheduledPayment.objects.filter(pk=attempt.scheduled_payment_id)
     if not outcome.succeeded:
-        attempt.status = AttemptStatus.FAILED
-        attempt.error = outcome.detail[:500]
-        attempt.save()
-        ScheduledPayment.objects.filter(pk=item.pk).update(
+        items.update(
             status=ScheduledPaymentStatus.FAILED,
             return_code=outcome.return_code[:16],
             failure_reason=(outcome.detail or outcome.return_code)[:500],
             executed_at=now,
         )
         return "failed"
-    attempt.status = AttemptStatus.SUCCEEDED
-    try:
-        with transaction.atomic():
-            tx = post_transaction(
-                loan=attempt.loan_id,
-                type=TransactionType.REPAYMENT,
-                on=get_business_date(),
-                amount=attempt.amount,
-                actor=system_user(),
-                external_id=f"dispatch-{attempt.idempotency_key}",
-                note=f"Scheduled payment {item.pk}, attempt {attempt.number} ({outcome.reference})",
-            )
+    as_of = as_of or get_business_date()
+    try:  # the command is atomic: a refusal rolls back to its savepoint only
+        tx = post_transaction(
+            loan=attempt.loan_id,
+            type=TransactionType.REPAYMENT,
+            on=as_of,
+            amount=attempt.amount,
+            actor=actor or system_user(),
+            external_id=f"dispatch-{attempt.idempotency_key}",
+            note=(
+                f"Scheduled payment {attempt.scheduled_payment_id}, attempt {attempt.number} "
+                f"({outcome.reference})"
+            ),
+            as_of=as_of,
+        )
     except DomainError as exc:
         # Collected but not postable (the loan changed meanwhile): an operator must see it.
         attempt.error = f"Collected but not posted: {exc}"[:500]
-        attempt.save()
-        ScheduledPayment.objects.filter(pk=item.pk).update(
+        DispatchAttempt.objects.filter(pk=attempt.pk).update(error=attempt.error)
+        items.update(
             status=ScheduledPaymentStatus.FAILED,
             return_code="POSTING",
             failure_reason=attempt.error,
             executed_at=now,
         )
         return "failed"
-    attempt.save()
-    ScheduledPayment.objects.filter(pk=item.pk).update(
-        status=ScheduledPaymentStatus.PROCESSED, transaction=tx, executed_at=now
-    )
+    items.update(status=ScheduledPaymentStatus.PROCESSED, transaction=tx, executed_at=now)
     return "executed"
 
 
@@ -349,12 +410,17 @@ def reg_f_deferral(loan: Loan, now: datetime) -> datetime | None:
     return recent[-1] + timedelta(days=REG_F_DAYS)
 
 
-def dispatch_communication(*, communication_id: int, now: datetime) -> str:
+def dispatch_communication(
+    *, communication_id: int, now: datetime, loan_id: int | None = None
+) -> str:
     with transaction.atomic():
-        loan_id = ScheduledCommunication.objects.filter(pk=communication_id).values_list(
-            "loan_id", flat=True
-        )
-        loan = lock_loan(loan_id.get())
+        if loan_id is None:
+            loan_id = (
+                ScheduledCommunication.objects.filter(pk=communication_id)
+                .values_list("loan_id", flat=True)
+                .get()
+            )
+        loan = lock_loan(loan_id)
         borrower = Borrower.objects.get(pk=loan.borrower_id)
         item = ScheduledCommunication.objects.select_for_update(of=("self",)).get(
             pk=communication_id

@@ -362,6 +362,8 @@ DISPATCH_IN_FLIGHT_TIMEOUT_SECONDS = int(
     os.environ.get("DISPATCH_IN_FLIGHT_TIMEOUT_SECONDS", "600")
 )
 DISPATCH_CLAIM_SECONDS = int(os.environ.get("DISPATCH_CLAIM_SECONDS", "300"))
+# Dispatcher tasks started per beat tick (each claims its own batches): about the worker count.
+DISPATCH_PARALLEL = int(os.environ.get("DISPATCH_PARALLEL", "1"))
 PAYMENT_PROVIDER = os.environ.get("PAYMENT_PROVIDER", "servicing.providers.SimulatedAchProvider")
 EMAIL_PROVIDER = os.environ.get("EMAIL_PROVIDER", "servicing.providers.EmailBackendProvider")
 SMS_PROVIDER = os.environ.get("SMS_PROVIDER", "servicing.providers.SmsOutboxProvider")

@@ -336,3 +336,65 @@ def test_dispatch_statements_do_not_grow_with_items(loan, django_assert_max_num_
     per_item_3 = (len(three.captured_queries)) / 3
     per_item_9 = (len(nine.captured_queries)) / 9
     assert per_item_9 <= per_item_3
+
+
+def _statements(func) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        func()
+    return len(captured.captured_queries)
+
+
+def test_statements_per_dispatched_payment_are_constant(loan, operator):
+    """A due payment costs the same statements whatever the loan's history and however many
+    are due: to check and mark it 5 (the loan row lock with the loan's facts, the item with
+    its attempt count, the stored schedule for the payoff cap, the attempt, the item
+    IN_FLIGHT), 1 for the simulated ACH, then 2 (the lock, the attempt's outcome), the
+    repayment command's 17 and the item PROCESSED; plus BEGIN/COMMIT (here SAVEPOINT/RELEASE)
+    of its three transactions and the command's two savepoints: 32. The run itself: 16
+    (reconcile, business date, system user, the claims). (Was 49 per payment: the payoff cap
+    replayed the history, the attempt, item and loan were read again, the ACH looked its key
+    up first.)"""
+    from loans.services import post_transaction
+
+    other = make_active_loan(actor=operator)
+    for _ in range(30):
+        post_transaction(
+            loan=other, type="REPAYMENT", on=AS_OF, amount=Decimal("1.00"), actor=operator
+        )
+    pay(loan, "10.00")
+    first = _statements(lambda: dispatcher.dispatch_due(now=NOON_NY))
+    pay(loan, "10.00")
+    short = _statements(lambda: dispatcher.dispatch_due(now=NOON_NY))
+    pay(other, "10.00")
+    long = _statements(lambda: dispatcher.dispatch_due(now=NOON_NY))
+    pay(loan, "10.00")
+    pay(other, "10.00")
+    two = _statements(lambda: dispatcher.dispatch_due(now=NOON_NY))
+    assert first > short  # the first run created the system user
+    assert (short, long, two) == (16 + 32, 16 + 32, 16 + 2 * 32)  # was (15 + 49, ..., 15 + 98)
+    assert Transaction.objects.filter(note__startswith="Scheduled payment").count() == 5
+
+
+def test_the_beat_task_hands_the_queue_to_more_dispatchers(loan, settings, monkeypatch):
+    """``DISPATCH_PARALLEL = 3``: the beat's task starts two more dispatchers on the same queue
+    (without reconciliation) and dispatches too; every payment is executed once."""
+    from servicing import tasks
+
+    settings.DISPATCH_PARALLEL = 3
+    runs = []
+    real = dispatcher.dispatch_due
+
+    def counted(**kwargs):
+        runs.append(kwargs)
+        return real(now=NOON_NY, **kwargs)
+
+    monkeypatch.setattr(dispatcher, "dispatch_due", counted)
+    items = [pay(loan, "10.00") for _ in range(3)]
+    tasks.dispatch_due()
+    assert runs == [{"reconcile": False}, {"reconcile": False}, {}]
+    statuses = ScheduledPayment.objects.filter(pk__in=[i.pk for i in items])
+    assert sorted(statuses.values_list("status", flat=True)) == ["PROCESSED"] * 3
+    assert Transaction.objects.filter(note__startswith="Scheduled payment").count() == 3
