@@ -96,6 +96,7 @@ def hand_detail(request, loan_id):
         "displayId": loan.display_id,
         "borrower": {
             "id": b.pk,
+            "externalId": b.external_id,
             "firstName": b.first_name,
             "lastName": b.last_name,
             "email": b.email,
@@ -206,6 +207,9 @@ def _setup(st: LoanSetup) -> dict:
         "daysInYear": st.days_in_year,
         "roundingMode": st.rounding_mode,
         "terminationInterest": st.termination_interest,
+        "interestRecalculation": st.interest_recalculation,
+        "lateFeeAmount": _money(st.late_fee_amount),
+        "lateFeeGraceDays": st.late_fee_grace_days,
         "modId": st.mod_id,
         "active": st.active,
         "createdAt": _datetime(st.created_at),
