@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from functools import partial
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, Prefetch
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html_join
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext
 
 from loans import audit, formatting, search, selectors, services
 from loans.admin_messages import show_error
@@ -161,6 +163,11 @@ class LoanChangeList(ChangeList):
             loan.days_past_due = (as_of - oldest).days if oldest else 0
         self.result_list = loans
 
+    def get_queryset(self, request, exclude_parameters=None):
+        # The list shows the borrower, not the setup (the loan page's queryset joins both).
+        queryset = super().get_queryset(request, exclude_parameters)
+        return queryset.select_related(None).select_related("borrower")
+
 
 @admin.register(Loan)
 class LoanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
@@ -236,6 +243,16 @@ class LoanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def get_search_results(self, request, queryset, search_term):
         return search.filter_loans(queryset, search_term), False
+
+    def action_checkbox(self, obj):
+        """Django's checkbox, written with ``format_html``: the widget renders two templates a
+        row (a third of the time of the changelist's rows, issue 14); the HTML is the same."""
+        return format_html(
+            '<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">',
+            helpers.ACTION_CHECKBOX_NAME,
+            obj.pk,
+            format_html(gettext("Select this object for an action - {}"), str(obj)),
+        )
 
     @admin.display(description="Engine", ordering="schedule_engine")
     def engine(self, obj):
