@@ -22,6 +22,17 @@ class Pagination(pagination.PageNumberPagination):
             raise ValidationError({self.page_size_query_param: ["At least 1."]})
         return min(size, self.max_page_size)
 
+    def get_page_number(self, request, paginator):
+        """``page`` is one whole number (a page past the end is 404); ``?page=``, ``page=x``,
+        ``page=last`` or the parameter twice is 400 (DRF read them as page 1, the last page or
+        the last value given: schemathesis, negative data)."""
+        values = request.query_params.getlist(self.page_query_param)
+        if not values:
+            return 1
+        if len(values) > 1 or not values[0].isascii() or not values[0].isdigit():
+            raise ValidationError({self.page_query_param: ["A whole number is required."]})
+        return values[0]
+
     def get_schema_operation_parameters(self, view):
         parameters = super().get_schema_operation_parameters(view)
         for parameter in parameters:

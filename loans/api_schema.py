@@ -21,6 +21,8 @@ later are described correctly without each one repeating it:
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from drf_spectacular import openapi
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import permissions, serializers
@@ -201,4 +203,31 @@ class AutoSchema(openapi.AutoSchema):
                 sign = "" if field.min_value is not None and field.min_value >= 0 else "-?"
                 places = rf"(?:\.\d{{1,{field.decimal_places}}})?" if field.decimal_places else ""
                 schema["pattern"] = rf"^{sign}\d{{1,{field.max_whole_digits}}}{places}$"
+        if direction == "request" and getattr(field, "accepts_json_number", False):
+            schema = decimal_request_schema(field, schema)
         return schema
+
+
+def decimal_request_schema(field, string_schema: dict) -> dict:
+    """An input decimal is the documented string or a JSON number with the same constraints
+    (``loans.serializers.StrictDecimalField``; Fineract and LoanPro take numbers too):
+    ``{"anyOf": [string with the pattern, number with minimum, maximum and multipleOf]}``.
+    ``multipleOf`` 0.01 is "at most two decimal places" as the JSON text says it: ``12.345``
+    is outside the schema and refused, ``12.34`` in it and taken at its written value."""
+    string_schema = dict(string_schema)
+    shared = {
+        key: string_schema.pop(key)
+        for key in ("nullable", "description", "readOnly", "writeOnly", "default")
+        if key in string_schema
+    }
+    places = field.decimal_places or 0
+    largest = Decimal(10) ** field.max_whole_digits - Decimal(1).scaleb(-places)
+    number = {"type": "number"}
+    number["minimum"] = float(field.min_value) if field.min_value is not None else float(-largest)
+    maximum = largest if field.max_value is None else min(largest, field.max_value)
+    number["maximum"] = float(maximum)
+    if places:
+        number["multipleOf"] = float(Decimal(1).scaleb(-places))
+    else:
+        number["type"] = "integer"
+    return {"anyOf": [string_schema, number], **shared}

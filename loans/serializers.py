@@ -56,9 +56,15 @@ def decimal_pattern(*, whole_digits: int, places: int, positive: bool, signed: b
 
 
 class StrictDecimalField(serializers.DecimalField):
-    """A decimal string that matches the schema's pattern (``decimal_pattern``) exactly, and
-    refuses a blank string. DRF turns ``""`` into ``None`` on a nullable field; a blank amount
-    is a mistake, not "no amount" (send ``null`` for that)."""
+    """A decimal string that matches the schema's pattern (``decimal_pattern``) exactly, or a
+    JSON number (Fineract and LoanPro accept numbers, and clients send them) with at most the
+    field's decimal places as written (``12.34``; ``12.345`` is a 400 "no more than 2 decimal
+    places"), inside the same bounds. The schema says both (``loans.api_schema``:
+    ``anyOf`` string with the pattern | number with minimum, maximum and multipleOf). Refuses
+    a blank string: DRF turns ``""`` into ``None`` on a nullable field; a blank amount is a
+    mistake, not "no amount" (send ``null`` for that), and true/false, lists and objects."""
+
+    accepts_json_number = True
 
     @property
     def schema_pattern(self) -> str:
@@ -75,7 +81,11 @@ class StrictDecimalField(serializers.DecimalField):
         return super().validate_empty_values(data)
 
     def to_internal_value(self, data):
-        value = super().to_internal_value(data)  # DRF's own errors first (min_value, ...)
+        if isinstance(data, bool) or not isinstance(data, str | int | float):
+            self.fail("invalid")
+        # A float is read as its JSON text (repr: the shortest form that round-trips), so
+        # 0.1 is 0.1, and DRF's own checks (places, digits, min_value, ...) apply to it.
+        value = super().to_internal_value(data)
         if isinstance(data, str) and not re.fullmatch(self.schema_pattern, data):
             self.fail("invalid")
         return value

@@ -193,12 +193,14 @@ def test_close_of_business_charges_the_fee_set_through_the_api(api, operator):
 def test_the_schema_documents_the_late_fee_fields_as_validated():
     schemas = api_schema()["components"]["schemas"]
     given = schemas["SetupInputRequest"]["properties"]
-    amount, grace = given["lateFeeAmount"], given["lateFeeGraceDays"]
-    assert (amount["type"], amount.get("nullable"), amount["format"]) == (
+    given_amount, grace = given["lateFeeAmount"], given["lateFeeGraceDays"]
+    amount, number = given_amount["anyOf"]  # a decimal string, or a JSON number (issue 16)
+    assert (amount["type"], given_amount.get("nullable"), amount["format"]) == (
         "string",
         True,
         "decimal",
     )
+    assert (number["minimum"], number["multipleOf"]) == (0.01, 0.01)
     for value, matches in [("15.00", True), ("0.01", True), ("0", False), ("0.00", False)]:
         assert bool(re.fullmatch(amount["pattern"], value)) is matches, value
     assert (grace["type"], grace.get("nullable"), grace["minimum"], grace["maximum"]) == (
