@@ -17,7 +17,10 @@ read in two steps: the page's ids (``OFFSET``/``LIMIT`` over the ordering, witho
 borrower join, from whichever end of the list is nearer, so the deepest OFFSET is half the
 list), then those rows with their borrowers. With an estimated count, pages in the second half
 are counted from the end, so the last page is the last rows exactly; the middle can overlap by
-the estimate's error.
+the estimate's error. The unfiltered list ordered by id alone (the default) with an estimated
+count reads a page's ids without OFFSET: ids below the highest (or above the lowest) id minus
+the page's position (``_keyset_ids``: 0.3 ms for the middle page of a million loans, against
+113 ms with OFFSET).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import json
 
 from django.core.paginator import Page, Paginator
 from django.db import connections
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Subquery
 from django.db.models.expressions import RawSQL
 from django.utils.functional import cached_property
 from django.utils.text import smart_split, unescape_string_literal
@@ -97,13 +100,50 @@ class LargeTablePaginator(Paginator):
         top = min(bottom + self.per_page, self.count)
         if top + self.orphans >= self.count:
             top = self.count
-        if bottom > self.count // 2 and queryset.ordered:
+        descending = _pk_ordering(queryset)
+        if self.estimated and descending is not None and not queryset.query.where:
+            ids = _keyset_ids(queryset, descending, bottom, top, self.count)
+        elif bottom > self.count // 2 and queryset.ordered:
             window = queryset.reverse()[self.count - top : self.count - bottom]
             ids = list(window.values_list("pk", flat=True))[::-1]
         else:
             ids = list(queryset[bottom:top].values_list("pk", flat=True))
         rows = {row.pk: row for row in _same_rows(queryset, ids)}
         return self._get_page([rows[pk] for pk in ids if pk in rows], number, self)
+
+
+def _pk_ordering(queryset: QuerySet) -> bool | None:
+    """True (descending) or False when ``queryset`` is ordered by its primary key alone, else
+    None."""
+    pk = queryset.model._meta.pk
+    names = {"pk", pk.name, pk.attname}
+    order = queryset.query.order_by or (
+        queryset.query.get_meta().ordering if queryset.query.default_ordering else ()
+    )
+    if not order or not all(isinstance(o, str) and o.lstrip("-") in names for o in order):
+        return None
+    directions = {o.startswith("-") for o in order}
+    return directions.pop() if len(directions) == 1 else None
+
+
+def _keyset_ids(queryset: QuerySet, descending: bool, bottom: int, top: int, count: int) -> list:
+    """The ids of rows ``bottom:top`` of the unfiltered list ordered by primary key, without
+    OFFSET (which reads every skipped entry of the index: 110-170 ms for the middle page of a
+    million loans): the row at position ``k`` is taken to be the one at ``edge -/+ k`` from the
+    nearer end, ``edge`` (the highest or lowest id) read in the same statement. With gap-free
+    ids this is the exact page; a gap (a rolled-back insert) makes a page repeat rows of its
+    neighbour, never skip one. The first and last pages are exact either way."""
+    from_top = bottom <= count // 2
+    # the edge the counting starts from, and whether positions run towards lower ids
+    downwards = descending if from_top else not descending
+    edge = Subquery(
+        queryset.model._default_manager.order_by("-pk" if downwards else "pk").values("pk")[:1]
+    )
+    rows = queryset if from_top else queryset.reverse()
+    skipped = bottom if from_top else count - top
+    rows = rows.filter(pk__lte=edge - skipped) if downwards else rows.filter(pk__gte=edge + skipped)
+    ids = list(rows[: top - bottom].values_list("pk", flat=True))
+    return ids if from_top else ids[::-1]
 
 
 def _same_rows(queryset: QuerySet, ids: list) -> QuerySet:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from django.core.paginator import Paginator
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from loans import search
 from loans.models import Borrower, Loan, LoanStatus
@@ -85,6 +86,30 @@ def test_every_page_is_the_one_djangos_paginator_shows(loans, monkeypatch):
             assert paginator.count >= 6 and paginator.estimated
             last = paginator.page(paginator.num_pages)
             assert list(last)[-1].external_id == "EXT-100"  # the end, exactly
+
+
+@pytest.mark.parametrize("ordering", ["-pk", "id"])
+def test_pages_of_the_unfiltered_list_are_read_by_id_not_offset(loans, monkeypatch, ordering):
+    """Estimated count, list ordered by id alone: each page is the ids below (above) the edge
+    id minus its position, read without OFFSET; with gap-free ids, Django's pages exactly."""
+    for i in range(13):
+        Loan.objects.create(external_id=f"P-{i:02d}", borrower=loans[0].borrower)
+    queryset = Loan.objects.select_related("borrower").order_by(ordering)
+    expected = Paginator(queryset, 3, orphans=1)
+    monkeypatch.setattr(search, "EXACT_UP_TO", 5)
+    monkeypatch.setattr(search, "planner_estimate", lambda qs: 17)
+    paginator = search.LargeTablePaginator(queryset, 3, orphans=1)
+    assert paginator.count == 17 and paginator.estimated
+    for number in expected.page_range:
+        with CaptureQueriesContext(connection) as queries:
+            page = [loan.pk for loan in paginator.page(number)]
+        assert page == [loan.pk for loan in expected.page(number)], number
+        assert len(queries) == 2 and "OFFSET" not in queries[0]["sql"].upper()
+    # a gap (a deleted loan in the middle): pages may repeat a row, never lose one
+    Loan.objects.filter(pk=sorted(loan.pk for loan in queryset)[8]).delete()
+    paginator = search.LargeTablePaginator(queryset, 3, orphans=1)
+    shown = [loan.pk for n in paginator.page_range for loan in paginator.page(n)]
+    assert set(shown) == set(queryset.values_list("pk", flat=True))
 
 
 def test_page_read_in_constant_statements(client, operator, loans, django_assert_max_num_queries):
