@@ -121,6 +121,12 @@ class ScheduledPaymentSerializer(_CancellableSerializer):
     scheduledDate = serializers.DateField(source="scheduled_date")
     method = serializers.ChoiceField(PaymentMethod.choices)
     status = serializers.ChoiceField(ScheduledPaymentStatus.choices)
+    # PROCESSED "with its transaction" (DESIGN §1), FAILED with the provider's return code.
+    autopayId = serializers.IntegerField(source="autopay_id", allow_null=True)
+    transactionId = serializers.IntegerField(source="transaction_id", allow_null=True)
+    executedAt = serializers.DateTimeField(source="executed_at", allow_null=True)
+    returnCode = StrictCharField(source="return_code")
+    failureReason = StrictCharField(source="failure_reason")
 
     class Meta:
         model = ScheduledPayment
@@ -131,6 +137,11 @@ class ScheduledPaymentSerializer(_CancellableSerializer):
             "scheduledDate",
             "method",
             "status",
+            "autopayId",
+            "transactionId",
+            "executedAt",
+            "returnCode",
+            "failureReason",
             *_CancellableSerializer.COMMON,
         ]
 
