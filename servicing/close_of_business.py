@@ -43,7 +43,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, Exists, F, OuterRef, Q, Value, When
+from django.db.models import Case, Exists, F, Q, Value, When
 from django.db.models.functions import Least
 from django.utils import timezone
 
@@ -108,44 +108,127 @@ def outstanding_total(periods: list) -> Decimal:
 
 @dataclass
 class StoredBook:
-    """A loan's current schedule version as stored, read under the loan lock in one query of
-    plain values (no model instances): the setup the version was generated from (its id) and
-    its periods as ``ledger.PeriodState``."""
+    """A loan's current schedule version as stored, read under the loan lock in one statement
+    of plain values (no model instances): the setup the version was generated from (its id),
+    its periods as ``ledger.PeriodState``, and two facts of the day: whether the loan has an
+    active autopay and a transaction dated after the day (a catch-up day)."""
 
     setup_id: int | None
     periods: list
+    has_autopay: bool = True  # unknown (no schedule rows): let the autopay step look
+    later_transactions: bool = False
 
 
-def stored_book(loan: Loan) -> StoredBook:
-    rows = (
-        SchedulePeriod.objects.filter(schedule__loan_id=loan.pk, schedule__is_current=True)
-        .order_by("period")
-        .values_list("schedule__setup_id", "frozen", *PERIOD_FIELDS)
-    )
-    periods, setup_id = [], None
-    for row in rows:
-        setup_id = row[0]
-        periods.append(
-            ledger.PeriodState(
-                frozen=bool(row[1]), **dict(zip(PERIOD_FIELDS, row[2:], strict=True))
-            )
+class CompiledRead:
+    """A ``values_list`` query compiled by the ORM once per database alias and then executed
+    with new parameter values: the hot reads of the close of business and the dispatcher run
+    once per loan-day or item, and compiling the query cost more CPU than the database took to
+    answer it. ``build(**sentinels)`` returns the queryset; each keyword's sentinel value is
+    found among the compiled parameters and replaced per call (as the backend adapted it).
+    The rows get the ORM's converters (SQLite's decimals and dates), as a queryset would."""
+
+    def __init__(self, build, **sentinels):
+        self._build, self._sentinels, self._compiled = build, sentinels, {}
+
+    def _compile(self, alias: str):
+        from django.db import connections
+
+        queryset = self._build(**self._sentinels).using(alias)
+        compiler = queryset.query.get_compiler(using=alias)
+        sql, params = compiler.as_sql()
+        slots = {}
+        for name, sentinel in self._sentinels.items():
+            adapted = {sentinel, str(sentinel)}
+            if isinstance(sentinel, date):
+                adapted.add(connections[alias].ops.adapt_datefield_value(sentinel))
+            found = [i for i, value in enumerate(params) if value in adapted]
+            assert found, f"{name}: sentinel {sentinel!r} not among the compiled parameters"
+            slots[name] = (found, isinstance(params[found[0]], str))
+        converters = compiler.get_converters([column for column, _, _ in compiler.select])
+        self._compiled[alias] = (sql, list(params), slots, list(converters.items()))
+        return self._compiled[alias]
+
+    def rows(self, alias: str = "default", **values) -> list[list]:
+        from django.db import connections
+
+        sql, params, slots, converters = self._compiled.get(alias) or self._compile(alias)
+        params = list(params)
+        for name, value in values.items():
+            positions, as_text = slots[name]
+            for i in positions:
+                params[i] = value.isoformat() if as_text and isinstance(value, date) else value
+        connection = connections[alias]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = [list(row) for row in cursor.fetchall()]
+        for row in rows:
+            for position, (functions, expression) in converters:
+                value = row[position]
+                for function in functions:
+                    value = function(value, expression, connection)
+                row[position] = value
+        return rows
+
+
+_SENTINEL_LOAN, _SENTINEL_DAY = -918_273_645, date(1903, 7, 9)
+
+
+def _book_query(*, loan_id: int, day: date):
+    return (
+        SchedulePeriod.objects.filter(schedule__loan_id=loan_id, schedule__is_current=True)
+        .annotate(
+            has_autopay=Exists(
+                Autopay.objects.filter(loan_id=loan_id, status=AutopayStatus.ACTIVE)
+            ),
+            later_transactions=Exists(
+                Transaction.objects.filter(loan_id=loan_id, reversed=False, date__gt=day)
+            ),
         )
-    return StoredBook(setup_id=setup_id, periods=periods)
+        .order_by("period")
+        .values_list(
+            "schedule__setup_id", "frozen", *PERIOD_FIELDS, "has_autopay", "later_transactions"
+        )
+    )
 
 
-def stored_payoff_total(loan: Loan, book: StoredBook, *, on: date, later: bool) -> Decimal:
+_BOOK = CompiledRead(_book_query, loan_id=_SENTINEL_LOAN, day=_SENTINEL_DAY)
+
+
+def stored_book(loan: Loan | int, day: date) -> StoredBook:
+    """The loan's ``StoredBook`` for ``day`` (one statement; call it under the loan lock)."""
+    rows = _BOOK.rows(loan_id=loan.pk if isinstance(loan, Loan) else loan, day=day)
+    if not rows:
+        return StoredBook(setup_id=None, periods=[])
+    fields = len(PERIOD_FIELDS)
+    periods = [
+        ledger.PeriodState(
+            frozen=bool(row[1]), **dict(zip(PERIOD_FIELDS, row[2 : 2 + fields], strict=True))
+        )
+        for row in rows
+    ]
+    last = rows[0]
+    return StoredBook(
+        setup_id=last[0],
+        periods=periods,
+        has_autopay=bool(last[2 + fields]),
+        later_transactions=bool(last[3 + fields]),
+    )
+
+
+def stored_payoff_total(loan: Loan, book: StoredBook, *, on: date) -> Decimal:
     """The payoff total on ``on`` from the stored schedule state, without replaying the
     history: ``ledger.payoff`` (the one definition of what is owed) over the stored periods,
     which are what the whole replay gives under the very conditions in which the core resumes
     a replay from them (``versions.resume_periods``: no daily-accrual engine, not charged off,
     ``ledger.can_resume``) and when the version's setup is the loan's (locked with it). Any
-    other loan gets the core's payoff selector (it replays). ``later``: a transaction is dated
-    after ``on`` (a catch-up day): no quote for that day, what the schedule has outstanding.
+    other loan gets the core's payoff selector (it replays). ``book`` read for ``on``: with a
+    transaction dated after it (a catch-up day) there is no quote for that day, so it is
+    what the schedule has outstanding.
     The figure is the selector's for every loan (tests/servicing/test_close_of_business.py
     compares the two)."""
     if not book.periods:
         return ZERO
-    if later:
+    if book.later_transactions:
         return outstanding_total(book.periods)
     setup = loan.setup
     if (
@@ -159,28 +242,6 @@ def stored_payoff_total(loan: Loan, book: StoredBook, *, on: date, later: bool) 
     return ledger.payoff(
         book.periods, on=on, rounding_mode=setup.rounding_mode, accrual=accrual_for(setup)
     ).total
-
-
-def lock_loan_for_close(loan_id: int, day: date) -> Loan:
-    """``lock_loan`` (the loan row lock ``cancel_servicing`` takes, with the setup) in the same
-    statement as two facts the day needs: whether the loan has an active autopay
-    (``has_autopay``) and a transaction dated after ``day`` (``later_transactions``)."""
-    try:
-        return (
-            Loan.objects.select_for_update(of=("self",))
-            .select_related("setup")
-            .annotate(
-                has_autopay=Exists(
-                    Autopay.objects.filter(loan_id=OuterRef("pk"), status=AutopayStatus.ACTIVE)
-                ),
-                later_transactions=Exists(
-                    Transaction.objects.filter(loan_id=OuterRef("pk"), reversed=False, date__gt=day)
-                ),
-            )
-            .get(pk=loan_id)
-        )
-    except Loan.DoesNotExist:
-        raise NotFoundError(f"Loan {loan_id} was not found.", code="loan_not_found")
 
 
 def late_fee_external_id(loan_id: int, due_date: date) -> str:
@@ -247,19 +308,19 @@ def close_loan_day(
     """Close one day of one loan in one transaction under its row lock. Returns a ``LoanDay``,
     or None when there was nothing to do (the day is closed already, the loan is not open)."""
     with transaction.atomic():
-        loan = lock_loan_for_close(loan.pk if isinstance(loan, Loan) else loan, day)
+        loan = lock_loan(loan)
         if loan.status not in OPEN_STATUSES:
             return None
         if loan.last_closed_business_date is not None and loan.last_closed_business_date >= day:
             return None
         serviced = loan.servicing_status == ServicingStatus.ACTIVE
-        book = stored_book(loan)
+        book = stored_book(loan, day)
         fees = 0
         if serviced and not loan.charged_off and not loan.modification_in_progress:
             fees = _assess_late_fees(loan, book.periods, day, actor)
             if fees:
                 loan.refresh_from_db()
-                book = stored_book(loan)
+                book = stored_book(loan, day)
         periods = book.periods
         summary = ledger.summarize(periods, as_of=day)
         before = loan.delinquency_bucket
@@ -281,7 +342,7 @@ def close_loan_day(
                 changes={"delinquency_bucket": (before, bucket)},
             )
         autopay = 0
-        if serviced and loan.status == LoanStatus.ACTIVE and loan.has_autopay:
+        if serviced and loan.status == LoanStatus.ACTIVE and book.has_autopay:
             autopay = sync_autopay_payments(loan, as_of=day, periods=periods)
         LoanDailySnapshot.objects.create(
             loan=loan,
@@ -295,7 +356,7 @@ def close_loan_day(
             principal_outstanding=summary.principal_outstanding,
             interest_outstanding=summary.interest_outstanding,
             fees_outstanding=summary.fees_outstanding,
-            payoff_total=stored_payoff_total(loan, book, on=day, later=loan.later_transactions),
+            payoff_total=stored_payoff_total(loan, book, on=day),
             job_id=job_id,
         )
         Loan.objects.filter(pk=loan.pk).update(

@@ -53,7 +53,6 @@ from loans.services import post_transaction
 from loans.versions import lock_loan
 from servicing.close_of_business import (
     OPEN_STATUSES,
-    lock_loan_for_close,
     outstanding_total,
     stored_book,
     stored_payoff_total,
@@ -216,8 +215,8 @@ def _cancel(item, *, now: datetime, reason: str) -> str:
 def _payment_amount(item: ScheduledPayment, loan: Loan, as_of: date) -> Decimal:
     """The item's amount (an autopay's SCHEDULED_PAYMENT: its installment's outstanding),
     capped at the payoff on ``as_of``, from the stored schedule (one query, no replay: the
-    close of business's snapshot figure). ``loan``: locked by ``lock_loan_for_close``."""
-    book = stored_book(loan)
+    close of business's snapshot figure). Call it under the loan lock."""
+    book = stored_book(loan, as_of)
     periods = ledger.live(book.periods)
     amount = item.amount
     if item.autopay_id and item.autopay.amount_type == AutopayAmountType.SCHEDULED_PAYMENT:
@@ -225,7 +224,7 @@ def _payment_amount(item: ScheduledPayment, loan: Loan, as_of: date) -> Decimal:
         amount = period.total_outstanding if period else ZERO
     if not periods:
         return ZERO
-    payoff = stored_payoff_total(loan, book, on=as_of, later=loan.later_transactions)
+    payoff = stored_payoff_total(loan, book, on=as_of)
     cap = min(outstanding_total(periods), payoff)
     return max(min(amount, cap), ZERO)
 
@@ -292,7 +291,7 @@ def dispatch_payment(
                 .values_list("loan_id", flat=True)
                 .get()
             )
-        loan = lock_loan_for_close(loan_id, as_of)
+        loan = lock_loan(loan_id)
         item = (
             ScheduledPayment.objects.select_for_update(of=("self",))
             .select_related("autopay")

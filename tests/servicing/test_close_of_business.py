@@ -16,6 +16,7 @@ from loans.models import (
     TransactionType,
 )
 from loans.services import post_transaction
+from loans.versions import lock_loan
 from servicing import autopay as autopay_services
 from servicing import close_of_business as cob
 from servicing import services
@@ -251,11 +252,11 @@ def test_cannot_close_a_day_after_the_business_date(loan, operator):
 
 
 def test_statements_per_loan_day_are_constant(loan, operator, django_assert_num_queries):
-    """Four statements per loan-day, whatever the history: the loan row lock (with whether it
-    has an active autopay and a later transaction), the stored schedule (plain values), the
-    snapshot, the loan's last closed date; a job's day adds its count. (Was ten: the schedule
-    as model instances, the payoff's replay of every transaction, the credit balance, the
-    autopay read.) Plus SAVEPOINT/RELEASE inside the test's transaction."""
+    """Four statements per loan-day, whatever the history: the loan row lock, the stored
+    schedule as plain values (with whether the loan has an active autopay and a transaction
+    after the day), the snapshot, the loan's last closed date; a job's day adds its count.
+    (Was ten: the schedule as model instances, the payoff's replay of every transaction, the
+    credit balance, the autopay read.) Plus SAVEPOINT/RELEASE inside the test's transaction."""
     other = make_active_loan(actor=operator)
     close(date(2026, 1, 15), operator)
     for _ in range(5):
@@ -363,9 +364,8 @@ def _both_payoffs(loan, on):
     from loans import selectors
     from loans.models import Loan
 
-    locked = cob.lock_loan_for_close(loan.pk, on)
-    book = cob.stored_book(locked)
-    stored = cob.stored_payoff_total(locked, book, on=on, later=locked.later_transactions)
+    locked = lock_loan(loan.pk)
+    stored = cob.stored_payoff_total(locked, cob.stored_book(locked, on), on=on)
     return stored, selectors.payoff(Loan.objects.get(pk=loan.pk), on=on).total
 
 
@@ -427,10 +427,8 @@ def test_snapshot_payoff_of_a_charged_off_loan_is_the_selectors(db, operator):
 def test_snapshot_payoff_on_a_catch_up_day_before_the_latest_transaction(loan, operator):
     set_business_date(date(2026, 1, 25))
     post(loan, "REPAYMENT", date(2026, 1, 25), "30.00", operator)
-    locked = cob.lock_loan_for_close(loan.pk, date(2026, 1, 20))
-    assert locked.later_transactions is True
-    book = cob.stored_book(locked)
+    locked = lock_loan(loan.pk)
+    book = cob.stored_book(locked, date(2026, 1, 20))
+    assert (book.later_transactions, book.has_autopay) == (True, False)
     # no quote before the latest transaction: what the schedule has outstanding
-    assert cob.stored_payoff_total(locked, book, on=date(2026, 1, 20), later=True) == Decimal(
-        "1036.19"
-    )
+    assert cob.stored_payoff_total(locked, book, on=date(2026, 1, 20)) == Decimal("1036.19")

@@ -349,8 +349,8 @@ def _statements(func) -> int:
 
 def test_statements_per_dispatched_payment_are_constant(loan, operator):
     """A due payment costs the same statements whatever the loan's history and however many
-    are due: to check and mark it 5 (the loan row lock with the loan's facts, the item with
-    its attempt count, the stored schedule for the payoff cap, the attempt, the item
+    are due: to check and mark it 5 (the loan row lock, the item with its attempt count, the
+    stored schedule for the payoff cap, the attempt, the item
     IN_FLIGHT), 1 for the simulated ACH, then 2 (the lock, the attempt's outcome), the
     repayment command's 17 and the item PROCESSED; plus BEGIN/COMMIT (here SAVEPOINT/RELEASE)
     of its three transactions and the command's two savepoints: 32. The run itself: 16
