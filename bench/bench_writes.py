@@ -8,7 +8,12 @@
 3. Termination (the command, which derives once, through ``loans.services`` inside a rolled
    back transaction) at 5,000 prior transactions next to 20 (goal <= 1.5x).
 4. The same repayment on a recalculating loan (``interestRecalculation``, DESIGN §11) with 20
-   and 5,000 prior transactions (the goal of 2. holds for them too).
+   and 5,000 prior transactions (the goal of 2. holds for them too: the engine resumes from its
+   stored state, ``loans.models.EngineState``).
+5. A backdated repayment, dated 10 days before the latest transaction (in the last period),
+   on each kind of loan with 5,000 prior transactions next to one with 20 (goal <= 1.5x: it
+   pays only for what follows its date); and one dated near the loan's start on the 5,000
+   loan, for contrast (it pays for the 5,000 that follow).
 Statements of each are counted too.
 """
 
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import date, timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -30,11 +36,14 @@ from loans.models import BusinessDate
 REPEAT = int(os.environ.get("BENCH_REPEAT", "7"))
 
 
-def repayment(client, loan):
+FIRST = date(2000, 2, 1)  # make_loan's first repayment; one a day after it
+
+
+def repayment(client, loan, on=AS_OF):
     def post():
         response = client.post(
             f"/api/v1/loans/{loan.pk}/transactions?command=repayment",
-            {"transactionDate": AS_OF.isoformat(), "transactionAmount": "1.00"},
+            {"transactionDate": on.isoformat(), "transactionAmount": "1.00"},
             content_type="application/json",
         )
         assert response.status_code in (200, 201), response.content[:300]
@@ -82,6 +91,10 @@ def run() -> None:
     }
     client = Client()
     client.force_login(user)
+
+    def back(prior: int, days: int = 10) -> date:  # ``days`` before the latest repayment
+        return FIRST + timedelta(days=prior - 1 - days)
+
     cases = {
         "PUT /business-date": business_date(client),
         "repayment, 360 periods, 20 prior transactions": repayment(client, loans[False, 20]),
@@ -90,13 +103,39 @@ def run() -> None:
         "termination, 5,000 prior transactions": terminate(user, loans[False, 5000]),
         "recalculating repayment, 20 prior": repayment(client, loans[True, 20]),
         "recalculating repayment, 5,000 prior": repayment(client, loans[True, 5000]),
+        "backdated 10 days, 20 prior": repayment(client, loans[False, 20], back(20)),
+        "backdated 10 days, 5,000 prior": repayment(client, loans[False, 5000], back(5000)),
+        "backdated near the start, 5,000 prior": repayment(
+            client, loans[False, 5000], FIRST + timedelta(days=2)
+        ),
+        "recalculating backdated 10 days, 20 prior": repayment(client, loans[True, 20], back(20)),
+        "recalculating backdated 10 days, 5,000 prior": repayment(
+            client, loans[True, 5000], back(5000)
+        ),
+        "recalculating backdated near the start, 5,000 prior": repayment(
+            client, loans[True, 5000], FIRST + timedelta(days=2)
+        ),
     }
     statements = {label: count_statements(func)[0] for label, func in cases.items()}
     print(f"write path ({REPEAT} rounds, alternated; {load_line()}):")
     samples = alternate(cases, repeat=REPEAT)
     for label in cases:
         samples[label].label = f"{label} [{statements[label]} statements]"
-    anchor, short_s, long_s, term_short, term_long, recalc_short, recalc_long = samples.values()
+    (
+        anchor,
+        short_s,
+        long_s,
+        term_short,
+        term_long,
+        recalc_short,
+        recalc_long,
+        back_short,
+        back_long,
+        back_start,
+        recalc_back_short,
+        recalc_back_long,
+        recalc_back_start,
+    ) = samples.values()
     print_figure(anchor)
     print_figure(short_s, anchor, ratio_goal="<= 3x")
     print_figure(long_s, short_s, ratio_goal="<= 1.5x")
@@ -104,6 +143,12 @@ def run() -> None:
     print_figure(term_long, term_short, ratio_goal="<= 1.5x")
     print_figure(recalc_short, anchor)
     print_figure(recalc_long, recalc_short, ratio_goal="<= 1.5x")
+    print_figure(back_short, anchor)
+    print_figure(back_long, back_short, ratio_goal="<= 1.5x")
+    print_figure(back_start, back_short)
+    print_figure(recalc_back_short, anchor)
+    print_figure(recalc_back_long, recalc_back_short, ratio_goal="<= 1.5x")
+    print_figure(recalc_back_start, recalc_back_short)
     print(f"  ({load_line()})")
 
 

@@ -486,6 +486,31 @@ class Transaction(models.Model):
         return f"{self.type} {self.amount} on {self.date}"
 
 
+class EngineState(models.Model):
+    """A stored state of the daily-accrual engine (``loans.progressive.Checkpoint``, DESIGN
+    §11) for a recalculating setup's replay: where the next command's replay starts instead of
+    the loan's start. ``events``, ``key_sum`` and ``squares`` (count, sum and squares of the ids
+    of the transactions it reflects) let the rebuild check it still matches the history; written only by
+    ``versions.rebuild_schedule``, in the command's transaction."""
+
+    setup = models.ForeignKey(LoanSetup, on_delete=models.CASCADE, related_name="engine_states")
+    on = models.DateField()
+    key = models.BigIntegerField(null=True, blank=True)  # last transaction dated ``on`` in it
+    events = models.PositiveIntegerField()
+    key_sum = models.BigIntegerField()
+    squares = models.BigIntegerField()  # of the ids modulo 65521: a second check
+    state = models.BinaryField()
+    lasting = models.BooleanField(default=False)  # else replaced as the history grows
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["setup", "on"], name="engine_state_date_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"Engine state of setup {self.setup_id} on {self.on}"
+
+
 class BusinessDate(models.Model):
     """Fineract's business date: the one date commands are dated on. A single row (pk=1)."""
 

@@ -47,6 +47,9 @@ from __future__ import annotations
 import bisect
 import calendar
 import functools
+import io
+import pickle
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
@@ -79,6 +82,8 @@ __all__ = [
     "Payoff",
     "recalculate",
     "recalculate_with",
+    "Checkpoint",
+    "resume",
     "payoff",
     "payoffs",
 ]
@@ -268,6 +273,39 @@ def _year_weight(start: date, end: date) -> int:
     return weighted
 
 
+# The engine's own fields a stored state carries (with every installment's slots); the rest is
+# the terms, the policy, the allocations (written as portions) and the projection (never stored).
+_ENGINE_STATE = (
+    "boundaries",
+    "applied",
+    "lasting_mark",
+    "total_principal",
+    "balance",
+    "advanced",
+    "cursor",
+    "next",
+    "open",
+    "assigned",
+    "ahead",
+    "terminated_on",
+    "accruing",
+    "unallocated",
+    "void",
+)
+_STATE_FORMAT = 1  # bumped when a stored state's shape changes: an older one is not resumed
+
+
+class _StateUnpickler(pickle.Unpickler):
+    """Reads back a state ``snapshot`` wrote: only dates and Decimals are built."""
+
+    _ALLOWED = {("datetime", "date"), ("decimal", "Decimal")}
+
+    def find_class(self, module, name):
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} is not part of an engine state")
+        return super().find_class(module, name)
+
+
 class _Engine:
     def __init__(self, terms: Terms, policy: str):
         if terms.calc_type != "EQUAL_INSTALLMENTS":
@@ -293,6 +331,9 @@ class _Engine:
             )
             for k, (start, due, num, den) in enumerate(layout)
         ]
+        self.boundaries = tuple(i.due_date for i in self.insts)  # where states are kept
+        self.applied = 0  # events applied (``resume`` counts them)
+        self.lasting_mark = 0  # ``applied`` at the last lasting state
         self.total_principal = self._round(Decimal(terms.loan_amount))
         self.balance = self.total_principal  # actual principal outstanding
         self.advanced: list[tuple[date, Decimal]] = []  # (date, amount) of each advancement
@@ -329,6 +370,46 @@ class _Engine:
         other.allocations = dict(self.allocations)
         other.void = list(self.void)
         return other
+
+    # ---- stored state (Checkpoint) ------------------------------------------------------------
+
+    def snapshot(self) -> bytes:
+        """Everything a replay needs to go on from here, as bytes (no allocations: they are
+        the transactions' portions, already written). Only plain values are stored (dates,
+        Decimals, numbers, tuples), read back by ``_StateUnpickler``."""
+        if self.projected is not None:
+            raise ValueError("a projection is not a replay state")
+        values = (
+            _STATE_FORMAT,
+            tuple(tuple(getattr(i, name) for name in _Inst.__slots__) for i in self.insts),
+            tuple(getattr(self, name) for name in _ENGINE_STATE),
+        )
+        return zlib.compress(pickle.dumps(values, protocol=pickle.HIGHEST_PROTOCOL), 1)
+
+    @classmethod
+    def restore(cls, terms: Terms, policy: str, blob: bytes) -> _Engine:
+        values = _StateUnpickler(io.BytesIO(zlib.decompress(blob))).load()
+        version, insts, state = values
+        if version != _STATE_FORMAT:
+            raise ValueError(f"engine state format {version}, expected {_STATE_FORMAT}")
+        engine = object.__new__(cls)
+        engine.terms = terms
+        engine.policy = policy
+        engine.rounding = ROUNDING_MODES[terms.rounding_mode]
+        engine.actual_actual = terms.days_in_year == "ACTUAL_ACTUAL"
+        engine.insts = []
+        for row in insts:
+            inst = object.__new__(_Inst)
+            for name, value in zip(_Inst.__slots__, row, strict=True):
+                setattr(inst, name, value)
+            engine.insts.append(inst)
+        for name, value in zip(_ENGINE_STATE, state, strict=True):
+            setattr(engine, name, value)
+        engine.advanced = list(engine.advanced)
+        engine.void = list(engine.void)
+        engine.projected = None
+        engine.allocations = {}
+        return engine
 
     # ---- time -------------------------------------------------------------------------------
 
@@ -672,7 +753,7 @@ def recalculate(
     """
     ordered = _ordered(events)
     engine = _replayed(terms, ordered, termination_interest)
-    return _projected(engine, terms, ordered, horizon)
+    return _projected(engine, terms, ordered[-1].date if ordered else None, horizon)
 
 
 @_precise
@@ -695,14 +776,115 @@ def recalculate_with(
     other.advance(extra.date)
     other.apply(extra)
     return (
-        _projected(engine, terms, ordered, horizon),
-        _projected(other, terms, [*ordered, extra], horizon),
+        _projected(engine, terms, ordered[-1].date if ordered else None, horizon),
+        _projected(other, terms, extra.date, horizon),
     )
 
 
-def _projected(engine: _Engine, terms: Terms, ordered: list, horizon: date | None) -> Recalculation:
-    """The replayed engine's result: actual to the horizon, projected after it."""
-    end = max([horizon or terms.contract_date, *(e.date for e in ordered)])
+# Which states a replay keeps, at period boundaries: one at each of the last RECENT boundaries
+# before its last event and one after that event (the head), replaced as the history grows;
+# and a lasting one at the first boundary after every EVENTS_PER_STATE further events (so a
+# backdated transaction replays at most that many events more than follow it).
+RECENT = 4
+EVENTS_PER_STATE = 200
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The engine's state once every event dated on or before ``on`` was applied (``key``: the
+    last of them if it is dated ``on``, else None) and interest accrued to ``on``. Replaying
+    the later events from it gives exactly what the whole replay gives. ``lasting``: kept
+    while it matches the history, else only while among the recent ones."""
+
+    on: date
+    key: object
+    state: bytes
+    lasting: bool = False
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """``resume``'s answer: the result, the new checkpoints (dated after the one it started
+    from, or all when it started from nothing) and the dates of the recent ones (None when it
+    replayed nothing: the checkpoints up to its start stand)."""
+
+    result: Recalculation
+    checkpoints: tuple[Checkpoint, ...]
+    recent: frozenset | None
+
+
+@_precise
+def resume(
+    terms: Terms,
+    events: Iterable[Event],
+    *,
+    start: Checkpoint | None,
+    horizon: date | None = None,
+    termination_interest: str = ALL_OUTSTANDING,
+) -> Resumed | None:
+    """``recalculate`` of the whole history from ``start`` (None: from nothing), given the
+    events that follow it in (date, entry) order: those dated after ``start.on`` and those on
+    it entered after ``start.key``. Its allocations are those of ``events`` only (the others'
+    portions do not change). None when ``start`` lies beyond where the whole replay would stop
+    (the horizon moved before it): the caller replays everything.
+
+    The states passed on the way (see ``RECENT``) are returned as checkpoints for the next
+    command to start from."""
+    ordered = _ordered(events)
+    if start is None:
+        engine, after = _Engine(terms, termination_interest), None
+    else:
+        if ordered and ordered[0].date < start.on:
+            raise ValueError(f"an event dated {ordered[0].date} is before the state {start.on}")
+        if not ordered and start.key is None and (horizon is None or start.on > horizon):
+            return None
+        engine, after = _Engine.restore(terms, termination_interest, start.state), start.on
+    head = ordered[-1].date if ordered else None
+    boundaries = engine.boundaries
+    if head is None:
+        pending, recent = [], None
+    else:
+        passed = boundaries[: bisect.bisect_right(boundaries, head)]
+        recent = frozenset([*passed[-RECENT:], head])
+        first = 0 if after is None else bisect.bisect_right(passed, after)
+        pending = list(passed[first:])
+        if not pending or pending[-1] != head:
+            pending.append(head)
+    checkpoints = []
+    last = None
+    position = 0
+
+    def keep(on: date) -> None:
+        lasting = engine.applied - engine.lasting_mark >= EVENTS_PER_STATE and on != head
+        if not lasting and on not in recent:
+            return
+        engine.advance(on)
+        if lasting:
+            engine.lasting_mark = engine.applied
+        key = last.key if last is not None and last.date == on else None
+        checkpoints.append(Checkpoint(on=on, key=key, state=engine.snapshot(), lasting=lasting))
+
+    for event in ordered:
+        while position < len(pending) and pending[position] < event.date:
+            keep(pending[position])
+            position += 1
+        engine.advance(event.date)
+        engine.apply(event)
+        engine.applied += 1
+        last = event
+    for on in pending[position:]:
+        keep(on)
+    latest = max(head or date.min, start.on if start is not None else date.min)
+    result = _projected(engine, terms, latest if latest > date.min else None, horizon)
+    return Resumed(result=result, checkpoints=tuple(checkpoints), recent=recent)
+
+
+def _projected(
+    engine: _Engine, terms: Terms, latest: date | None, horizon: date | None
+) -> Recalculation:
+    """The replayed engine's result (``latest``: its latest event's date): actual to the
+    horizon, projected after it."""
+    end = max(horizon or terms.contract_date, latest or date.min)
     engine.advance(end)
     engine.enter_projection()
     if engine.insts:

@@ -74,6 +74,30 @@ def derive(
     return _replay_result(result, frozen)
 
 
+def resume(
+    *,
+    terms: Terms,
+    transactions: list,
+    start: progressive.Checkpoint | None,
+    frozen: list[ledger.PeriodState],
+    horizon: date,
+    termination_interest: str,
+) -> tuple[ledger.ReplayResult, progressive.Resumed] | None:
+    """``derive`` from a stored engine state (None: from the loan's start), given only the
+    transactions that follow it; the ``ReplayResult`` allocates those. Also the engine's
+    answer (checkpoints to store, whether a termination stands). None: replay everything."""
+    resumed = progressive.resume(
+        terms,
+        events_of(transactions),
+        start=start,
+        horizon=horizon,
+        termination_interest=termination_interest,
+    )
+    if resumed is None:
+        return None
+    return _replay_result(resumed.result, frozen), resumed
+
+
 def derive_with(
     *,
     terms: Terms,

@@ -76,6 +76,7 @@ _PREC = 34
 # i.e. d/L == d*(731 - L)/(365*366) for L in {365, 366}.
 _ACT_ACT_DEN = 365 * 366
 _ONE_DAY = timedelta(days=1)
+_MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
 class PaymentTooSmallError(ValueError):
@@ -192,8 +193,10 @@ def add_months(d: date, months: int, anchor_day: int | None = None) -> date:
     ``d.day``) clamped to the target month's last day."""
     anchor = d.day if anchor_day is None else anchor_day
     year, month0 = divmod(d.year * 12 + (d.month - 1) + months, 12)
-    last = calendar.monthrange(year, month0 + 1)[1]
-    return date(year, month0 + 1, min(anchor, last))
+    if anchor > 28:  # clamp to the month's length (calendar.monthrange also finds a weekday)
+        last = 29 if month0 == 1 and calendar.isleap(year) else _MONTH_DAYS[month0]
+        anchor = min(anchor, last)
+    return date(year, month0 + 1, anchor)
 
 
 def step(d: date, frequency: str, anchor_day: int | None = None) -> date:

@@ -531,7 +531,7 @@ def reverse_transaction(
         tx, actor=actor, as_of=as_of, note=note, reversal_external_id=reversal_external_id
     )
     status_before = loan.status
-    versions.rebuild_schedule(loan)
+    versions.rebuild_schedule(loan, since=tx.date)
     versions.record_event(
         loan=loan,
         command="reverse_transaction",
@@ -710,7 +710,7 @@ def _undo_flagging_transaction(
     schedule = versions.new_schedule_version(
         loan=loan, reason=schedule_reason, actor=actor, note=note
     )
-    result = versions.rebuild_schedule(loan, schedule=schedule)
+    result = versions.rebuild_schedule(loan, schedule=schedule, since=tx.date)
     versions.record_event(
         loan=loan,
         command=command,

@@ -16,14 +16,16 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, Sum
+from django.db.models import Count, F, Q, Sum
+from django.db.models.functions import Mod
 from django.utils import timezone
 
-from loans import hooks, ledger, recalculation
+from loans import hooks, ledger, progressive, recalculation
 from loans.exceptions import ConflictError, DuplicateExternalIdError, NotFoundError, field_error
 from loans.models import (
     PAYING_TYPES,
     BusinessDate,
+    EngineState,
     Loan,
     LoanEvent,
     LoanSetup,
@@ -353,18 +355,25 @@ class HistoryRow:
         )
 
 
-def replay_transactions(loan: Loan, schedule: Schedule) -> list[HistoryRow]:
-    """The non-reversed transactions a schedule version replays, in (date, entry) order, as
-    ``HistoryRow`` values.
-
-    A version generated from a modification's setup replays only what is dated after the
-    modification date: what came before is carried in the setup's ``loanAmount``.
-    """
+def _replayed_rows(loan: Loan, schedule: Schedule):
     rows = Transaction.objects.filter(loan=loan, reversed=False).exclude(
         type=TransactionType.DISBURSEMENT
     )
     if schedule.setup.mod_id is not None:
         rows = rows.filter(date__gt=schedule.setup.contract_date)
+    return rows
+
+
+def replay_transactions(loan: Loan, schedule: Schedule, *, since: date | None = None) -> list:
+    """The non-reversed transactions a schedule version replays, in (date, entry) order, as
+    ``HistoryRow`` values (``since``: only those dated on or after it).
+
+    A version generated from a modification's setup replays only what is dated after the
+    modification date: what came before is carried in the setup's ``loanAmount``.
+    """
+    rows = _replayed_rows(loan, schedule)
+    if since is not None:
+        rows = rows.filter(date__gte=since)
     return [
         HistoryRow(*values)
         for values in rows.order_by("date", "id").values_list("id", *HistoryRow.__slots__[1:])
@@ -579,12 +588,134 @@ def _changed_portions(rows: list, result: ledger.ReplayResult) -> list[Transacti
     return changed
 
 
+# --------------------------------------------------------------------------------------------
+# Stored engine states (a recalculating setup's replay starts from the last one that stands)
+# --------------------------------------------------------------------------------------------
+
+_FINGERPRINT_MODULUS = 65521
+
+
+def _fingerprint(rows) -> dict:
+    """What identifies a set of transactions (count, sum of ids, sum of squared residues):
+    a reversal lowers it, a new transaction (a higher id) raises it."""
+    return rows.aggregate(
+        events=Count("pk"),
+        key_sum=Sum("pk"),
+        squares=Sum(Mod("pk", _FINGERPRINT_MODULUS) * Mod("pk", _FINGERPRINT_MODULUS)),
+    )
+
+
+def _squares(pks) -> int:
+    return sum((pk % _FINGERPRINT_MODULUS) ** 2 for pk in pks)
+
+
+def _standing_state(loan: Loan, schedule: Schedule, *, before: date | None, inclusive: bool):
+    """The latest stored state of the setup's replay dated before ``before`` (on it too when
+    ``inclusive``: a transaction just entered sorts after every other of its date; None: the
+    latest), if the transactions it reflects are still exactly the non-reversed ones
+    (``EngineState.events``/``key_sum``). Two queries, whatever the history."""
+    states = EngineState.objects.filter(setup=schedule.setup)
+    if before is not None:
+        states = states.filter(on__lte=before) if inclusive else states.filter(on__lt=before)
+    state = states.order_by("-on").first()
+    if state is None:
+        return None
+    reflected = Q(date__lt=state.on)
+    if state.key is not None:
+        reflected |= Q(date=state.on, pk__lte=state.key)
+    found = _fingerprint(_replayed_rows(loan, schedule).filter(reflected))
+    expected = {"events": state.events, "key_sum": state.key_sum, "squares": state.squares}
+    if found["events"] == 0:
+        found = {"events": 0, "key_sum": 0, "squares": 0}
+    return state if found == expected else None
+
+
+def _recalculated(
+    loan: Loan,
+    schedule: Schedule,
+    frozen: list[ledger.PeriodState],
+    *,
+    before: date | None = None,
+    inclusive: bool = False,
+    scratch: bool = False,
+) -> tuple[ledger.ReplayResult, list, bool]:
+    """A recalculating setup's replay (DESIGN §11), from the latest stored engine state that
+    stands (``_standing_state``; ``scratch``: from the loan's start), and the states it passed
+    stored in their place: ``(result, the rows it allocates, whether a termination stands)``.
+    What it replays is the transactions after the state; the query count is constant."""
+    from loans.selectors import get_business_date  # selectors imports this module
+
+    setup = schedule.setup
+    state = None if scratch else _standing_state(loan, schedule, before=before, inclusive=inclusive)
+    start = None
+    if state is not None:
+        start = progressive.Checkpoint(on=state.on, key=state.key, state=bytes(state.state))
+        loaded = replay_transactions(loan, schedule, since=state.on)
+        inside = [t for t in loaded if t.date == state.on and t.pk <= (state.key or 0)]
+        rows = loaded[len(inside) :]  # (date, id) order: the state's come first
+        base = (state.events, state.key_sum, state.squares)
+    else:
+        rows, inside, base = replay_transactions(loan, schedule), [], (0, 0, 0)
+    derived = recalculation.resume(
+        terms=terms_for(setup),
+        transactions=rows,
+        start=start,
+        frozen=frozen,
+        horizon=get_business_date(),
+        termination_interest=setup.termination_interest,
+    )
+    if derived is None:  # the state lies beyond where the replay stops now
+        return _recalculated(loan, schedule, frozen, scratch=True)
+    result, resumed = derived
+    if not result.void_terminations:
+        _store_states(setup, state, resumed, rows, inside, base)
+    return result, rows, resumed.result.terminated_on is not None
+
+
+def _store_states(setup, state, resumed: progressive.Resumed, rows, inside, base) -> None:
+    """Replace the states the replay passed (those after the one it started from) and drop
+    the recent ones no longer recent (``progressive.RECENT``). Two statements."""
+    states = EngineState.objects.filter(setup=setup)
+    if state is None:
+        stale = Q()  # a replay from the start: every state is replaced
+    elif resumed.recent is None:  # nothing replayed: the states up to the start stand
+        stale = Q(on__gt=state.on)
+    else:
+        stale = Q(on__gt=state.on) | Q(on__in=[c.on for c in resumed.checkpoints])
+        stale |= Q(lasting=False) & ~Q(on__in=resumed.recent)
+    states.filter(stale).delete()
+    created, position = [], 0
+    events, key_sum, squares = base
+    last_inside = inside[-1] if inside else None
+    for checkpoint in resumed.checkpoints:
+        while position < len(rows) and rows[position].date <= checkpoint.on:
+            pk = rows[position].pk
+            events, key_sum, squares = events + 1, key_sum + pk, squares + _squares([pk])
+            position += 1
+        # (date, id) order: the last row so far is the last one of its date.
+        last = rows[position - 1] if position else last_inside
+        created.append(
+            EngineState(
+                setup=setup,
+                on=checkpoint.on,
+                key=last.pk if last is not None and last.date == checkpoint.on else None,
+                events=events,
+                key_sum=key_sum,
+                squares=squares,
+                state=checkpoint.state,
+                lasting=checkpoint.lasting,
+            )
+        )
+    EngineState.objects.bulk_create(created)
+
+
 def rebuild_schedule(
     loan: Loan,
     *,
     schedule: Schedule | None = None,
     appended: Transaction | None = None,
     derived: tuple[ledger.ReplayResult, list] | None = None,
+    since: date | None = None,
 ) -> ledger.ReplayResult:
     """Re-derive the current schedule version's live periods and the transactions' portions
     from the setup and the non-reversed transactions, and write what changed (the periods and
@@ -620,7 +751,19 @@ def rebuild_schedule(
     # A resumed replay only adds to what was paid (the credit balance cannot drop) and leaves
     # the terminations as they were (the loan's sub-status says whether one stands).
     full = result is None
-    if full:  # the whole history
+    terminated = None
+    if full and recalculates(loan, schedule.setup):
+        # The daily-accrual engine starts from its latest stored state that stands (before
+        # what changed: ``appended``'s date, or ``since``) and replays what follows.
+        before = appended.date if appended is not None else since
+        result, rows, terminated = _recalculated(
+            loan, schedule, stored.frozen(), before=before, inclusive=appended is not None
+        )
+        if result.void_terminations:
+            schedule = _void_terminations(loan, schedule, list(result.void_terminations))
+            stored = StoredPeriods(schedule)
+            result, rows, terminated = _recalculated(loan, schedule, stored.frozen(), scratch=True)
+    elif full:  # the whole history
         rows = replay_transactions(loan, schedule)
         result = derive_periods(loan, schedule, rows, frozen=stored.frozen())
         if result.void_terminations:
@@ -657,10 +800,12 @@ def rebuild_schedule(
         # The sub-status exists only on an ACTIVE loan (a database constraint): paying off a
         # terminated loan closes it and clears the sub-status; reopening it (its last
         # repayment undone) restores the sub-status while its termination stands.
-        if full:
-            terminated = any(t.type == TransactionType.CONTRACT_TERMINATION for t in rows)
-        else:
-            terminated = loan.sub_status == LoanSubStatus.CONTRACT_TERMINATION
+        if terminated is None:  # else the engine's own answer (its rows may be the last few)
+            terminated = (
+                any(t.type == TransactionType.CONTRACT_TERMINATION for t in rows)
+                if full
+                else loan.sub_status == LoanSubStatus.CONTRACT_TERMINATION
+            )
         sub_status = (
             LoanSubStatus.CONTRACT_TERMINATION
             if new_status == LoanStatus.ACTIVE and terminated
