@@ -134,7 +134,7 @@ class BorrowerCancelServicingView(BorrowerAPIView):
             "does) on each of the borrower's loans, in one transaction. A loan already "
             "NOT_SERVICING keeps its original reason and is not counted in loansUpdated. The "
             "counts are summed over the loans; a borrower without loans answers zeros. id is "
-            "the borrower's externalId."
+            "the borrower's externalId (null when it has none), borrowerId its id."
         ),
         request=CancelServicingInputSerializer,
         responses={
@@ -162,8 +162,8 @@ class BorrowerCancelCommunicationsView(BorrowerAPIView):
             'A borrower\'s "do not contact me": cancels every pending call, email and SMS and '
             "every active call, email and SMS schedule of each of the borrower's loans. "
             "Servicing status, scheduled payments and autopays are left alone. Needs the "
-            "cancel_servicing permission. id is the borrower's externalId; total sums the six "
-            "counts."
+            "cancel_servicing permission. id is the borrower's externalId (null when it has "
+            "none), borrowerId its id; total sums the six counts."
         ),
         request=None,
         responses={

@@ -233,10 +233,16 @@ def _count(source: str):
 
 class BorrowerCancelServicingResultSerializer(serializers.Serializer):
     """Finosu's customer-level stop; ``id`` is the borrower's external id (null when it has
-    none), the counts are summed over the borrower's loans."""
+    none: ``borrowerId``, the borrower's own id, always names it), the counts are summed over
+    the borrower's loans."""
 
     id = StrictCharField(
-        source="borrower.external_id", allow_null=True, help_text="Borrower external id"
+        source="borrower.external_id",
+        allow_null=True,
+        help_text="the borrower's externalId; null when it has none (borrowerId names it)",
+    )
+    borrowerId = serializers.IntegerField(
+        source="borrower.pk", help_text="the borrower's id (the /borrowers/{id} path form)"
     )
     loansUpdated = serializers.IntegerField(
         source="loans_updated", help_text="loans stopped now (not those already stopped)"
@@ -255,7 +261,12 @@ class BorrowerCancelCommunicationsResultSerializer(serializers.Serializer):
     """The borrower's "do not contact me": what was cancelled over all of its loans."""
 
     id = StrictCharField(
-        source="borrower.external_id", allow_null=True, help_text="Borrower external id"
+        source="borrower.external_id",
+        allow_null=True,
+        help_text="the borrower's externalId; null when it has none (borrowerId names it)",
+    )
+    borrowerId = serializers.IntegerField(
+        source="borrower.pk", help_text="the borrower's id (the /borrowers/{id} path form)"
     )
     cancelledCalls = _count("cancelled_calls")
     cancelledEmails = _count("cancelled_emails")

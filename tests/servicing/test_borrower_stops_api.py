@@ -8,6 +8,7 @@ from django.contrib.auth.models import Permission
 
 from loans.models import Borrower, Loan, LoanEvent
 from servicing.models import ScheduledCommunication, ScheduledPayment
+from tests.api_catalog import api_schema
 from tests.conftest import token_client
 from tests.servicing.test_borrower_stops import borrower_with_loans
 
@@ -33,6 +34,7 @@ def test_cancel_servicing_of_a_borrower(api, operator, by_external_id):
     assert response.status_code == 200, response.content
     assert response.json() == {
         "id": "CUST-1",
+        "borrowerId": borrower.pk,
         "loansUpdated": 3,
         "stopServicingReason": "FRAUD_CLAIM",
         "cancelledScheduledPayments": 9,
@@ -88,6 +90,7 @@ def test_cancel_communications_of_a_borrower(api, operator, by_external_id):
     assert response.status_code == 200, response.content
     assert response.json() == {
         "id": "CUST-1",
+        "borrowerId": borrower.pk,
         "cancelledCalls": 15,
         "cancelledEmails": 6,
         "cancelledSms": 9,
@@ -100,6 +103,20 @@ def test_cancel_communications_of_a_borrower(api, operator, by_external_id):
     assert ScheduledPayment.objects.filter(status="PENDING").count() == 9
     assert ScheduledCommunication.objects.filter(status="PENDING").count() == 0
     assert LoanEvent.objects.filter(command="cancel_communications").count() == 3
+
+
+@pytest.mark.parametrize("suffix", ["cancel-servicing", "cancel-communications"])
+def test_a_borrower_without_external_id_is_named_by_its_id(api, operator, suffix):
+    """DESIGN §6: ``id`` is the borrower's externalId; without one it is null (the schema says
+    nullable) and ``borrowerId`` says which borrower was stopped."""
+    borrower, _ = borrower_with_loans(operator, 1)
+    Borrower.objects.filter(pk=borrower.pk).update(external_id=None)
+    body = api.post(url(borrower, suffix), {}, format="json").json()
+    assert (body["id"], body["borrowerId"]) == (None, borrower.pk)
+    schemas = api_schema()["components"]["schemas"]
+    name = "BorrowerCancel" + ("Servicing" if suffix == "cancel-servicing" else "Communications")
+    properties = schemas[name + "Result"]["properties"]
+    assert (properties["id"]["nullable"], properties["borrowerId"]["type"]) == (True, "integer")
 
 
 @pytest.mark.parametrize("suffix", ["cancel-servicing", "cancel-communications"])
