@@ -23,6 +23,19 @@ def money(value, *, blank: str = "-") -> str:
     return f"{amount:,}"
 
 
+def money_column(field: str, description: str | None = None):
+    """A changelist column (``list_display``) writing the model's money ``field`` with
+    :func:`money`, sortable by it: raw DecimalFields showed ``10000.00`` on the list pages."""
+
+    def column(obj) -> str:
+        return money(getattr(obj, field))
+
+    column.__name__ = f"{field}_display"
+    column.short_description = description or field.replace("_", " ")
+    column.admin_order_field = field
+    return column
+
+
 def iso_date(value, *, blank: str = "—") -> str:
     if value is None or value == "":
         return blank

@@ -28,7 +28,7 @@ from loans.admin import (
 )
 from loans.admin_messages import message_for, show_error
 from loans.exceptions import DomainError
-from loans.formatting import plural
+from loans.formatting import money_column, plural
 from loans.models import Loan, ServicingStatus
 from loans.selectors import get_business_date
 from servicing import services
@@ -85,7 +85,7 @@ class ScheduledPaymentAdmin(ServicingItemAdmin):
     list_display = [
         "id",
         "loan_link",
-        "amount",
+        money_column("amount"),
         "scheduled_date",
         "method",
         "status",

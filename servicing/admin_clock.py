@@ -20,6 +20,7 @@ from django.utils.html import format_html
 from loans.admin import ReadOnlyAdminMixin
 from loans.admin_messages import show_error
 from loans.exceptions import DomainError
+from loans.formatting import money_column
 from loans.models import Loan
 from loans.selectors import get_business_date
 from servicing import close_of_business as cob
@@ -207,7 +208,7 @@ class OutboxMessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "channel",
         "recipient",
         "subject",
-        "amount",
+        money_column("amount"),
         "succeeded",
         "reference",
         "return_code",
@@ -226,7 +227,7 @@ class DispatchAttemptAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "channel",
         "number",
         "status",
-        "amount",
+        money_column("amount"),
         "return_code",
         "error",
     ]
@@ -241,7 +242,7 @@ class AutopayAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "loan",
         "method",
         "amount_type",
-        "amount",
+        money_column("amount"),
         "process_days_before",
         "start_date",
         "status",
