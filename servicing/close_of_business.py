@@ -120,12 +120,15 @@ class StoredBook:
 
 
 class CompiledRead:
-    """A ``values_list`` query compiled by the ORM once per database alias and then executed
-    with new parameter values: the hot reads of the close of business and the dispatcher run
-    once per loan-day or item, and compiling the query cost more CPU than the database took to
-    answer it. ``build(**sentinels)`` returns the queryset; each keyword's sentinel value is
-    found among the compiled parameters and replaced per call (as the backend adapted it).
-    The rows get the ORM's converters (SQLite's decimals and dates), as a queryset would."""
+    """A query compiled by the ORM once per database alias and then executed with new
+    parameter values: the hot statements of the close of business and the dispatcher run once
+    per loan-day or item, and compiling them cost more CPU than the database took to answer.
+    ``build(**sentinels)`` returns the queryset (or, for an UPDATE, ``update_query(...)``); each
+    keyword's sentinel value is found among the compiled parameters and replaced per call (as
+    the backend adapted it). ``rows`` gives a ``values_list`` query's rows with the ORM's
+    converters (SQLite's decimals and dates), ``instances`` a model query's instances (with its
+    ``select_related`` objects) as the queryset would build them, ``execute`` an UPDATE's row
+    count."""
 
     def __init__(self, build, **sentinels):
         self._build, self._sentinels, self._compiled = build, sentinels, {}
@@ -133,8 +136,9 @@ class CompiledRead:
     def _compile(self, alias: str):
         from django.db import connections
 
-        queryset = self._build(**self._sentinels).using(alias)
-        compiler = queryset.query.get_compiler(using=alias)
+        built = self._build(**self._sentinels)
+        query = built.query if hasattr(built, "query") else built
+        compiler = query.get_compiler(using=alias)
         sql, params = compiler.as_sql()
         slots = {}
         for name, sentinel in self._sentinels.items():
@@ -144,30 +148,82 @@ class CompiledRead:
             found = [i for i, value in enumerate(params) if value in adapted]
             assert found, f"{name}: sentinel {sentinel!r} not among the compiled parameters"
             slots[name] = (found, isinstance(params[found[0]], str))
-        converters = compiler.get_converters([column for column, _, _ in compiler.select])
-        self._compiled[alias] = (sql, list(params), slots, list(converters.items()))
+        select = getattr(compiler, "select", None) or []
+        converters = list(compiler.get_converters([c for c, _, _ in select]).items())
+        locks = bool(getattr(query, "select_for_update", False))
+        self._compiled[alias] = (sql, list(params), slots, converters, compiler, locks)
         return self._compiled[alias]
 
-    def rows(self, alias: str = "default", **values) -> list[list]:
+    def _run(self, alias: str, values: dict):
         from django.db import connections
 
-        sql, params, slots, converters = self._compiled.get(alias) or self._compile(alias)
+        compiled = self._compiled.get(alias) or self._compile(alias)
+        sql, params, slots, converters, compiler, locks = compiled
+        connection = connections[alias]
+        if locks and connection.get_autocommit():  # what the ORM would refuse too
+            raise transaction.TransactionManagementError(
+                "select_for_update cannot be used outside of a transaction."
+            )
         params = list(params)
         for name, value in values.items():
             positions, as_text = slots[name]
             for i in positions:
                 params[i] = value.isoformat() if as_text and isinstance(value, date) else value
-        connection = connections[alias]
-        with connection.cursor() as cursor:
+        cursor = connection.cursor()
+        try:
             cursor.execute(sql, params)
+            if not select_query(compiler):
+                return cursor.rowcount, compiled
             rows = [list(row) for row in cursor.fetchall()]
+        finally:
+            cursor.close()
         for row in rows:
             for position, (functions, expression) in converters:
                 value = row[position]
                 for function in functions:
                     value = function(value, expression, connection)
                 row[position] = value
-        return rows
+        return rows, compiled
+
+    def rows(self, alias: str = "default", **values) -> list[list]:
+        return self._run(alias, values)[0]
+
+    def execute(self, alias: str = "default", **values) -> int:
+        return self._run(alias, values)[0]
+
+    def instances(self, alias: str = "default", **values) -> list:
+        from django.db.models.query import get_related_populators
+
+        rows, compiled = self._run(alias, values)
+        compiler = compiled[4]
+        select, klass_info = compiler.select, compiler.klass_info
+        fields = klass_info["select_fields"]
+        start, end = fields[0], fields[-1] + 1
+        names = [column[0].target.attname for column in select[start:end]]
+        populators = get_related_populators(klass_info, select, alias)
+        objects = []
+        for row in rows:
+            obj = klass_info["model"].from_db(alias, names, row[start:end])
+            for populator in populators:
+                populator.populate(row, obj)
+            objects.append(obj)
+        return objects
+
+
+def select_query(compiler) -> bool:
+    from django.db.models.sql.compiler import SQLUpdateCompiler
+
+    return not isinstance(compiler, SQLUpdateCompiler)
+
+
+def update_query(queryset, **values):
+    """The UPDATE ``queryset.update(**values)`` would run, as a query to compile."""
+    from django.db.models import sql
+
+    query = queryset.query.chain(sql.UpdateQuery)
+    query.add_update_values(values)
+    query.annotations = {}
+    return query
 
 
 _SENTINEL_LOAN, _SENTINEL_DAY = -918_273_645, date(1903, 7, 9)
@@ -192,6 +248,31 @@ def _book_query(*, loan_id: int, day: date):
 
 
 _BOOK = CompiledRead(_book_query, loan_id=_SENTINEL_LOAN, day=_SENTINEL_DAY)
+_LOCK = CompiledRead(
+    lambda *, loan_id: (
+        Loan.objects.select_for_update(of=("self",)).select_related("setup").filter(pk=loan_id)
+    ),
+    loan_id=_SENTINEL_LOAN,
+)
+_SENTINEL_BUCKET = "~bucket~"
+_CLOSED = CompiledRead(
+    lambda *, loan_id, day, bucket: update_query(
+        Loan.objects.filter(pk=loan_id), last_closed_business_date=day, delinquency_bucket=bucket
+    ),
+    loan_id=_SENTINEL_LOAN,
+    day=_SENTINEL_DAY,
+    bucket=_SENTINEL_BUCKET,
+)
+
+
+def lock_loan_row(loan: Loan | int) -> Loan:
+    """``loans.versions.lock_loan`` (the loan row lock ``cancel_servicing`` takes, the loan
+    with its setup, fresh), from a statement compiled once (``CompiledRead``)."""
+    pk = loan.pk if isinstance(loan, Loan) else loan
+    found = _LOCK.instances(loan_id=pk)
+    if not found:
+        raise NotFoundError(f"Loan {pk} was not found.", code="loan_not_found")
+    return found[0]
 
 
 def stored_book(loan: Loan | int, day: date) -> StoredBook:
@@ -308,7 +389,7 @@ def close_loan_day(
     """Close one day of one loan in one transaction under its row lock. Returns a ``LoanDay``,
     or None when there was nothing to do (the day is closed already, the loan is not open)."""
     with transaction.atomic():
-        loan = lock_loan(loan)
+        loan = lock_loan_row(loan)
         if loan.status not in OPEN_STATUSES:
             return None
         if loan.last_closed_business_date is not None and loan.last_closed_business_date >= day:
@@ -359,9 +440,7 @@ def close_loan_day(
             payoff_total=stored_payoff_total(loan, book, on=day),
             job_id=job_id,
         )
-        Loan.objects.filter(pk=loan.pk).update(
-            last_closed_business_date=day, delinquency_bucket=bucket
-        )
+        _CLOSED.execute(loan_id=loan.pk, day=day, bucket=bucket)
         if job_id is not None and day == job_business_date:
             _count(job_id, done=1)
     return LoanDay(
@@ -514,12 +593,20 @@ def finish_job_if_complete(job_id: int) -> bool:
     return True
 
 
-def _count(job_id: int, *, done: int = 0, failed: int = 0) -> None:
+def _count_query(*, job_id, done, failed):
     # Least(): a batch delivered twice can never count past the total.
-    Job.objects.filter(pk=job_id).update(
+    return update_query(
+        Job.objects.filter(pk=job_id),
         done=Least(F("done") + done, F("total") - F("failed") - failed),
         failed=F("failed") + failed,
     )
+
+
+_COUNT = CompiledRead(_count_query, job_id=-918_273_644, done=-918_273_643, failed=-918_273_642)
+
+
+def _count(job_id: int, *, done: int = 0, failed: int = 0) -> None:
+    _COUNT.execute(job_id=job_id, done=done, failed=failed)
 
 
 def close_loan_for_job(job: Job, loan_id: int, actor, last_closed=_UNREAD) -> bool:

@@ -53,6 +53,7 @@ from loans.services import post_transaction
 from loans.versions import lock_loan
 from servicing.close_of_business import (
     OPEN_STATUSES,
+    lock_loan_row,
     outstanding_total,
     stored_book,
     stored_payoff_total,
@@ -291,7 +292,7 @@ def dispatch_payment(
                 .values_list("loan_id", flat=True)
                 .get()
             )
-        loan = lock_loan(loan_id)
+        loan = lock_loan_row(loan_id)
         item = (
             ScheduledPayment.objects.select_for_update(of=("self",))
             .select_related("autopay")
@@ -323,7 +324,7 @@ def dispatch_payment(
         attempt.idempotency_key,
     )
     with transaction.atomic():
-        lock_loan(loan.pk)
+        lock_loan_row(loan.pk)
         return _record_payment(attempt, outcome, now, as_of=as_of, actor=actor)
 
 

@@ -432,3 +432,21 @@ def test_snapshot_payoff_on_a_catch_up_day_before_the_latest_transaction(loan, o
     assert (book.later_transactions, book.has_autopay) == (True, False)
     # no quote before the latest transaction: what the schedule has outstanding
     assert cob.stored_payoff_total(locked, book, on=date(2026, 1, 20)) == Decimal("1036.19")
+
+
+def test_the_compiled_loan_lock_is_lock_loans(loan, operator, django_assert_num_queries):
+    """``lock_loan_row`` (compiled once) gives what ``loans.versions.lock_loan`` gives: the
+    loan fresh, with its setup, in one statement; an unknown loan is 404."""
+    from django.forms.models import model_to_dict
+
+    from loans.exceptions import NotFoundError
+
+    expected = lock_loan(loan.pk)
+    with django_assert_num_queries(1):
+        got = cob.lock_loan_row(loan.pk)
+        assert got.setup.late_fee_grace_days == expected.setup.late_fee_grace_days
+    assert model_to_dict(got) == model_to_dict(expected)
+    assert model_to_dict(got.setup) == model_to_dict(expected.setup)
+    assert got._state.db == "default" and not got._state.adding
+    with pytest.raises(NotFoundError):
+        cob.lock_loan_row(loan.pk + 1000)
