@@ -6,7 +6,8 @@
    histories are one repayment a day from 2000-02-01, all before it) on a loan with 5,000 prior
    transactions next to one with 20 (goal <= 1.5x).
 3. Termination (the command, which derives once, through ``loans.services`` inside a rolled
-   back transaction) at 5,000 prior transactions next to 20 (goal <= 1.5x).
+   back transaction) at 5,000 prior transactions next to 20 (goal <= 1.5x), on both kinds of
+   loan (a recalculating one's preview starts from the stored engine state).
 4. The same repayment on a recalculating loan (``interestRecalculation``, DESIGN §11) with 20
    and 5,000 prior transactions (the goal of 2. holds for them too: the engine resumes from its
    stored state, ``loans.models.EngineState``).
@@ -103,6 +104,8 @@ def run() -> None:
         "termination, 5,000 prior transactions": terminate(user, loans[False, 5000]),
         "recalculating repayment, 20 prior": repayment(client, loans[True, 20]),
         "recalculating repayment, 5,000 prior": repayment(client, loans[True, 5000]),
+        "recalculating termination, 20 prior": terminate(user, loans[True, 20]),
+        "recalculating termination, 5,000 prior": terminate(user, loans[True, 5000]),
         "backdated 10 days, 20 prior": repayment(client, loans[False, 20], back(20)),
         "backdated 10 days, 5,000 prior": repayment(client, loans[False, 5000], back(5000)),
         "backdated near the start, 5,000 prior": repayment(
@@ -129,6 +132,8 @@ def run() -> None:
         term_long,
         recalc_short,
         recalc_long,
+        recalc_term_short,
+        recalc_term_long,
         back_short,
         back_long,
         back_start,
@@ -143,6 +148,8 @@ def run() -> None:
     print_figure(term_long, term_short, ratio_goal="<= 1.5x")
     print_figure(recalc_short, anchor)
     print_figure(recalc_long, recalc_short, ratio_goal="<= 1.5x")
+    print_figure(recalc_term_short, anchor)
+    print_figure(recalc_term_long, recalc_term_short, ratio_goal="<= 1.5x")
     print_figure(back_short, anchor)
     print_figure(back_long, back_short, ratio_goal="<= 1.5x")
     print_figure(back_start, back_short)

@@ -764,19 +764,31 @@ def recalculate_with(
     *,
     horizon: date | None = None,
     termination_interest: str = ALL_OUTSTANDING,
+    start: Checkpoint | None = None,
 ) -> tuple[Recalculation, Recalculation]:
     """``recalculate(events)`` and ``recalculate([*events, extra])`` from one replay of
     ``events`` (a command's preview: the loan before and after it). ``extra`` is dated on or
-    after every event."""
+    after every event. ``start``: a stored state to replay from, ``events`` being those after
+    it (as for ``resume``; the allocations are theirs and ``extra``'s)."""
     ordered = _ordered(events)
     if ordered and extra.date < ordered[-1].date:
         raise ValueError(f"{extra.date} is before the latest event {ordered[-1].date}")
-    engine = _replayed(terms, ordered, termination_interest)
+    latest = ordered[-1].date if ordered else None
+    if start is None:
+        engine = _replayed(terms, ordered, termination_interest)
+    else:
+        if extra.date < start.on or (ordered and ordered[0].date < start.on):
+            raise ValueError(f"an event is dated before the state {start.on}")
+        engine = _Engine.restore(terms, termination_interest, start.state)
+        for event in ordered:
+            engine.advance(event.date)
+            engine.apply(event)
+        latest = max(latest or start.on, start.on)
     other = engine.clone()
     other.advance(extra.date)
     other.apply(extra)
     return (
-        _projected(engine, terms, ordered[-1].date if ordered else None, horizon),
+        _projected(engine, terms, latest, horizon),
         _projected(other, terms, extra.date, horizon),
     )
 

@@ -106,9 +106,11 @@ def derive_with(
     frozen: list[ledger.PeriodState],
     horizon: date,
     termination_interest: str,
+    start: progressive.Checkpoint | None = None,
 ) -> tuple[ledger.ReplayResult, ledger.ReplayResult]:
     """``derive`` without and with ``extra`` (dated on or after every transaction), from one
-    replay of the transactions. ``frozen`` is copied for the second result."""
+    replay of the transactions (``start``: of those after that stored state). ``frozen`` is
+    copied for the second result."""
     (event,) = events_of([extra])
     before, after = progressive.recalculate_with(
         terms,
@@ -116,6 +118,7 @@ def derive_with(
         event,
         horizon=horizon,
         termination_interest=termination_interest,
+        start=start,
     )
     return _replay_result(before, frozen), _replay_result(after, [replace(p) for p in frozen])
 

@@ -507,7 +507,7 @@ def termination_preview(loan: Loan, as_of: date, refusals: tuple) -> Termination
             if t.type != TransactionType.CONTRACT_TERMINATION
         ]
         before, after = versions.derive_with(
-            loan, schedule, transactions, pending, frozen=stored.frozen()
+            loan, schedule, transactions, pending, frozen=stored.frozen(), from_state=not refusals
         )
         before_periods = before.periods
     if after.void_terminations and loan.status == LoanStatus.ACTIVE:

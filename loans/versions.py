@@ -421,23 +421,41 @@ def derive_with(
     extra,
     *,
     frozen: list[ledger.PeriodState],
+    from_state: bool = False,
 ) -> tuple[ledger.ReplayResult, ledger.ReplayResult]:
     """``derive_periods`` without and with ``extra`` (a command's preview: the loan before and
     after it). When ``extra`` is dated on or after every transaction the history is replayed
     once (a recalculating loan: its engine is copied before ``extra``; else ``extra`` resumes
-    from the first result's periods)."""
+    from the first result's periods). ``from_state``: ``transactions`` are every one the
+    version replays, so a recalculating loan replays from its latest stored engine state that
+    stands (the results then allocate only what follows it, and ``extra``)."""
     setup = schedule.setup
     after_all = all(t.date <= extra.date for t in transactions)
     if after_all and recalculates(loan, setup):
         from loans.selectors import get_business_date  # selectors imports this module
 
+        horizon = get_business_date()
+        start = None
+        if from_state:
+            state = _standing_state(loan, schedule, before=extra.date, inclusive=True)
+            if state is not None:
+                key = state.key or 0
+                follows = [
+                    t
+                    for t in transactions
+                    if t.date > state.on or (t.date == state.on and t.pk > key)
+                ]
+                if follows or state.key is not None or state.on <= horizon:
+                    start = progressive.Checkpoint(state.on, state.key, bytes(state.state))
+                    transactions = follows
         return recalculation.derive_with(
             terms=terms_for(setup),
             transactions=transactions,
             extra=extra,
             frozen=frozen,
-            horizon=get_business_date(),
+            horizon=horizon,
             termination_interest=setup.termination_interest,
+            start=start,
         )
     before = derive_periods(loan, schedule, transactions, frozen=frozen)
     copies = [replace(p) for p in before.periods]

@@ -263,9 +263,18 @@ def test_the_reversal_of_an_old_repayment(operator, long_loan):
 
 
 @pytest.mark.django_db
-def test_termination_its_undo_and_a_repayment_after_both(operator, long_loan):
+def test_termination_its_undo_and_a_repayment_after_both(operator, long_loan, monkeypatch):
     on = selectors.get_business_date()
+    starts = []
+    real = progressive.recalculate_with
+
+    def spy(*args, start=None, **kw):
+        starts.append(start and start.on)
+        return real(*args, start=start, **kw)
+
+    monkeypatch.setattr(progressive, "recalculate_with", spy)
     services.terminate_contract(loan=long_loan, actor=operator, note="t", as_of=on)
+    assert starts == [date(2025, 9, 1)]  # the preview and the command: from the head state
     assert_as_whole_replay(long_loan)
     paid = repay(long_loan, operator, on, "10.00")
     assert_as_whole_replay(long_loan)
