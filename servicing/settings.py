@@ -56,7 +56,10 @@ if not SECRET_KEY:
     else:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
 
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG or TESTING else "")
+# Loopback names are allowed by default with DEBUG off too (no risk: a browser never sends them
+# to a public server): without ALLOWED_HOSTS, gunicorn answered every request, a health check or
+# an operator on the machine itself included, with 400. A public name must still be listed.
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
