@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.utils import quote
 from django.core.exceptions import PermissionDenied
 from django.forms.models import BaseInlineFormSet
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import timezone
 
 from loans.admin import (
@@ -269,12 +271,17 @@ def cancel_servicing_selected(modeladmin, request, queryset):
 
     loans = Loan.objects.filter(pk__in=loan_ids).select_related("borrower").order_by("pk")
     counts = pending_counts(loan_ids)
+    # One reverse for the thousand rows (a {% url %} a row was a sixth of the page).
+    change_url = reverse(
+        "admin:loans_loan_change", args=["pkmark"], current_app=modeladmin.admin_site.name
+    )
     rows = []
     for loan in loans:
         stopped = loan.servicing_status == ServicingStatus.NOT_SERVICING
         rows.append(
             {
                 "loan": loan,
+                "url": change_url.replace("pkmark", str(quote(loan.pk))),
                 "stopped": stopped,
                 # A stopped loan has nothing left to cancel (the cancel made sure of it).
                 "counts": CancelCounts() if stopped else counts[loan.pk],

@@ -51,6 +51,9 @@ def test_action_first_pass_shows_each_loan_with_its_counts(
     assert "Cancel servicing of the selected loans" in html
     assert row_counts(html, seeded_loan) == SEED_ROW
     assert row_counts(html, other_loan) == SEED_ROW
+    # Each row links to its loan's change page (one reverse for all the rows).
+    for loan in (seeded_loan, other_loan):
+        assert f'<a href="/admin/loans/loan/{loan.pk}/change/">' in html
     assert '<option value="" selected>— choose a reason —</option>' in html  # no default
     assert 'name="post" value="yes"' in html
     assert 'name="action" value="cancel_servicing_selected"' in html
