@@ -24,6 +24,11 @@ A worker killed mid-loan leaves that loan's day either committed or not (one tra
 loan-day); the next run closes what is missing. A loan that raises is recorded as a
 ``JobFailure`` with its error, the others go on.
 
+Why this module is long: it is the one close-of-business service (jobs, batches, the per-loan
+catch-up loop and its five steps) plus the statements it compiles once per database
+(``CompiledRead``) so that a loan-day costs a constant four statements; split, the steps would
+have to pass the locked row and the stored schedule between modules.
+
 Days past due on a catch-up day use the loan's schedule as it now stands (payments posted
 later but dated on or before that day count; a payment dated after it does not make an
 installment unpaid retroactively — the same figures the API shows for that business date).
