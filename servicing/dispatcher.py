@@ -272,6 +272,11 @@ def _call(provider, message: Message, key: str) -> Outcome:
         return Outcome(succeeded=False, return_code="ERROR", detail=f"{type(exc).__name__}: {exc}")
 
 
+def _loan_id_of(model, pk: int) -> int:
+    """The loan of a scheduled item, read before its loan is locked (items lock after loans)."""
+    return model.objects.filter(pk=pk).values_list("loan_id", flat=True).get()
+
+
 def dispatch_payment(
     *,
     payment_id: int,
@@ -287,11 +292,7 @@ def dispatch_payment(
     as_of = as_of or get_business_date()
     with transaction.atomic():
         if loan_id is None:
-            loan_id = (
-                ScheduledPayment.objects.filter(pk=payment_id)
-                .values_list("loan_id", flat=True)
-                .get()
-            )
+            loan_id = _loan_id_of(ScheduledPayment, payment_id)
         loan = lock_loan_row(loan_id)
         item = (
             ScheduledPayment.objects.select_for_update(of=("self",))
@@ -415,11 +416,7 @@ def dispatch_communication(
 ) -> str:
     with transaction.atomic():
         if loan_id is None:
-            loan_id = (
-                ScheduledCommunication.objects.filter(pk=communication_id)
-                .values_list("loan_id", flat=True)
-                .get()
-            )
+            loan_id = _loan_id_of(ScheduledCommunication, communication_id)
         loan = lock_loan(loan_id)
         borrower = Borrower.objects.get(pk=loan.borrower_id)
         item = ScheduledCommunication.objects.select_for_update(of=("self",)).get(

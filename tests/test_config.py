@@ -62,27 +62,33 @@ SERVE_ADMIN_CSS = (
 )
 
 
-def test_production_without_collectstatic_serves_the_apps_static_files(tmp_path):
-    """Found by the acceptance audit: DEBUG off, migrate, gunicorn, no collectstatic -> every
-    admin page was a 500 (whitenoise's manifest storage: missing manifest entry)."""
-    env = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "DATABASE_URL"}}
+def run_production_python(code: str, **env_vars: str) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter with DEBUG off and no .env; ``env_vars`` on top.
+    DEBUG, ALLOWED_HOSTS and DATABASE_URL of this process are not inherited."""
+    env = {
+        k: v for k, v in os.environ.items() if k not in {"DEBUG", "ALLOWED_HOSTS", "DATABASE_URL"}
+    }
     env.update(
         DJANGO_SETTINGS_MODULE="servicing.settings",
         IGNORE_ENV_FILE="1",
         DEBUG="0",
         SECRET_KEY="x" * 60,
-        ALLOWED_HOSTS="testserver",
         SECURE_SSL_REDIRECT="0",
+        **env_vars,
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_production_without_collectstatic_serves_the_apps_static_files(tmp_path):
+    """Found by the acceptance audit: DEBUG off, migrate, gunicorn, no collectstatic -> every
+    admin page was a 500 (whitenoise's manifest storage: missing manifest entry)."""
+    result = run_production_python(
+        SERVE_ADMIN_CSS,
+        ALLOWED_HOSTS="testserver",
         STATIC_ROOT=str(tmp_path / "staticfiles"),
         DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", SERVE_ADMIN_CSS],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["/static/admin/css/base.css", "200", "True"]
@@ -91,22 +97,11 @@ def test_production_without_collectstatic_serves_the_apps_static_files(tmp_path)
 def test_production_answers_on_loopback_without_allowed_hosts():
     """Found by the acceptance audit: DEBUG off and no ALLOWED_HOSTS -> 400 for every request,
     even http://127.0.0.1. Loopback names are allowed by default; other names are not."""
-    env = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "ALLOWED_HOSTS"}}
-    env.update(
-        DJANGO_SETTINGS_MODULE="servicing.settings",
-        IGNORE_ENV_FILE="1",
-        DEBUG="0",
-        SECRET_KEY="x" * 60,
-        SECURE_SSL_REDIRECT="0",
-        DATABASE_URL="sqlite:///:memory:",
-    )
     code = (
         "import django; django.setup(); from django.test import Client; c = Client(); "
         "print(*[c.get('/api/v1/loans', HTTP_HOST=h).status_code "
         "for h in ('127.0.0.1:8000', 'localhost', 'servicing.example.com')])"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
-    )
+    result = run_production_python(code, DATABASE_URL="sqlite:///:memory:")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["401", "401", "400"]
