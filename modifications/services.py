@@ -97,7 +97,7 @@ def _check_date(loan: Loan, on: date, as_of: date) -> None:
         )
     contract = versions.original_contract_date(loan)
     if on < contract:
-        raise ConflictError(
+        raise InvalidRequestError(
             f"The modification date {on} is before the loan's contract date {contract}.",
             code="date_before_contract",
             errors=[

@@ -16,7 +16,7 @@ from loans.exceptions import InvalidRequestError, field_error
 from loans.models import LoanEvent, LoanSetup, Transaction, TransactionType
 from loans.services import post_payoff
 from modifications.models import Modification, ModificationStatus
-from modifications.services import create_modification
+from modifications.services import activate_modification, create_modification
 from servicing import services as servicing_services
 from servicing.models import ScheduledPayment, ScheduledPaymentStatus
 from servicing.services import schedule_payment
@@ -151,16 +151,17 @@ def test_wizard_409_is_a_warning_and_400_an_error(client, operator, modifiable):
     client.force_login(operator)
     client.get(f"/admin/loans/loan/{modifiable.pk}/modify/")
     before = counts()
-    conflict = post_date(client, modifiable, "2024-12-01")
-    assert conflict.context["wizard"]["steps"].current == "date"
-    assert shown(conflict) == [
+    # Before the contract date is invalid input (400, as for a transaction): an ERROR.
+    early = post_date(client, modifiable, "2024-12-01")
+    assert early.context["wizard"]["steps"].current == "date"
+    assert shown(early) == [
         (
-            messages.WARNING,
+            messages.ERROR,
             "The modification date 2024-12-01 is before the loan's contract date 2025-01-01. "
             "Modification date: Before the contract date.",
         )
     ]
-    assert conflict.context["form"].errors["modification_date"] == ["Before the contract date."]
+    assert early.context["form"].errors["modification_date"] == ["Before the contract date."]
     invalid = post_date(client, modifiable, "2099-01-01")
     assert invalid.context["wizard"]["steps"].current == "date"
     assert shown(invalid) == [
@@ -172,6 +173,22 @@ def test_wizard_409_is_a_warning_and_400_an_error(client, operator, modifiable):
     ]
     assert counts() == before
     assert not Modification.objects.exists()
+    # On or before an activated modification conflicts with the loan's state (409): a WARNING.
+    create_modification(loan=modifiable, modification_date=MOD_DATE, actor=operator)
+    activate_modification(loan=modifiable, actor=operator)
+    client.get(f"/admin/loans/loan/{modifiable.pk}/modify/")
+    before = counts()
+    conflict = post_date(client, modifiable, "2025-07-10")
+    assert conflict.context["wizard"]["steps"].current == "date"
+    assert shown(conflict) == [
+        (
+            messages.WARNING,
+            "The modification date 2025-07-10 is on or before the latest modification's date "
+            "2025-07-15. Modification date: On or before the latest modification.",
+        )
+    ]
+    assert counts() == before
+    assert Modification.objects.count() == 1
 
 
 def done(client, modified):

@@ -269,7 +269,7 @@ def test_pre_mod_test_needs_a_date(api, modifiable, query, code):
 @pytest.mark.parametrize(
     ("payload", "status", "code"),
     [
-        ({"modificationDate": "2024-12-31"}, 409, "date_before_contract"),
+        ({"modificationDate": "2024-12-31"}, 400, "date_before_contract"),
         ({"modificationDate": "2025-08-11"}, 400, "future_date"),
         ({}, 400, "invalid"),
         (

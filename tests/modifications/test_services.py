@@ -181,7 +181,7 @@ def test_create_refused_while_one_is_in_progress(operator, modifiable):
 @pytest.mark.parametrize(
     ("on", "error", "code"),
     [
-        (date(2024, 12, 31), ConflictError, "date_before_contract"),
+        (date(2024, 12, 31), InvalidRequestError, "date_before_contract"),
         (date(2025, 8, 11), InvalidRequestError, "future_date"),
     ],
 )
