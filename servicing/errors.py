@@ -7,6 +7,7 @@ from __future__ import annotations
 from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 
 from loans.api_common import TOO_LARGE_DETAIL, error_body
 from servicing.middleware import current_request_id, is_api
@@ -34,6 +35,13 @@ def page_not_found(request, exception=None):
     if is_api(request):
         return _json("not_found", "Not found.", 404)
     return defaults.page_not_found(request, exception)
+
+
+@csrf_exempt
+def api_path_not_found(request, unmatched: str = ""):
+    """The last route under ``/api/v1/``: an unknown path or a non-numeric id is the API's JSON
+    404 with DEBUG on as well (Django's technical 404 page bypasses ``handler404``)."""
+    return _json("not_found", "Not found.", 404)
 
 
 def server_error(request):

@@ -1,12 +1,12 @@
 from django.contrib import admin
 from django.http import HttpResponsePermanentRedirect
 from django.templatetags.static import static
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from loans.api import ApiRootView
-from servicing import admin_portfolio
+from servicing import admin_portfolio, errors
 
 
 def favicon(request):
@@ -22,6 +22,8 @@ api_patterns = [
     path("", include("modifications.urls")),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
+    # Last: what no route above matched is a JSON 404, with DEBUG on too (servicing/errors.py).
+    re_path(r"^(?P<unmatched>.*)$", errors.api_path_not_found, name="api-not-found"),
 ]
 
 urlpatterns = [

@@ -54,6 +54,14 @@ class TestJsonEverywhere:
         assert_error(api.get("/api/v1/no-such-thing"), 404, "not_found")
         assert_error(anon_api.get("/api/v1/loans/abc/transactions"), 404, "not_found")
 
+    def test_an_unknown_api_path_is_a_json_404_under_debug_too(self, api, settings):
+        """`make run` serves with DEBUG=1, where Django answered its HTML technical 404 page
+        (handler404 is not used under DEBUG): the API's error shape holds there too (§6)."""
+        settings.DEBUG = True
+        assert_error(api.get("/api/v1/loans/abc"), 404, "not_found")
+        assert_error(api.post("/api/v1/loans/-1/activate"), 404, "not_found")
+        assert_error(api.get("/api/v1/jobs/abc"), 404, "not_found")
+
     def test_a_500_is_json_with_the_request_id(self, api, baseline_b, caplog):
         api.raise_request_exception = False
         with (
