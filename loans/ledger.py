@@ -37,7 +37,10 @@ silent:
   interest, principal and fees they carry are what repayments after it recover. Interest already
   paid on an installment is never taken back (an installment keeps at least what was paid).
 * What a repayment, credit or payoff pays beyond everything outstanding at its place in the
-  replay is its ``overpayment`` (the loan's credit balance; DESIGN §9).
+  replay is its ``overpayment`` (the loan's credit balance; DESIGN §9). A CHARGE replayed while
+  a credit balance stands (what was overpaid less the CREDIT_BALANCE_REFUNDs before it) is paid
+  from it: the latest overpayments become fees portions, so an OVERPAID loan is never billed
+  what the lender holds for the borrower.
 * Past due (DESIGN §5): an installment is past due once its due date is *before* the business
   date (Fineract's overdue rule: on its due date it is due, not yet overdue).
 """
@@ -59,6 +62,7 @@ CHARGE = "CHARGE"
 ADVANCEMENT = "ADVANCEMENT"
 TERMINATION = "CONTRACT_TERMINATION"
 PAYOFF = "PAYOFF"
+CREDIT_BALANCE_REFUND = "CREDIT_BALANCE_REFUND"
 CHARGE_OFF = "CHARGE_OFF"
 PAYING = (REPAYMENT, CREDIT, PAYOFF)
 
@@ -420,6 +424,29 @@ def replay(
         next((i for i, p in enumerate(current) if not p.complete), len(current)) if resume else 0
     )
     charged_off = False
+    refunded = ZERO  # the credit balance refunds replayed so far
+    overpaid: list = []  # keys of the entries with an overpayment, in replay order
+
+    def pay_from_credit(target: PeriodState, amount: Decimal, on: date) -> None:
+        """A charge takes what stands of the credit balance, the latest overpayments first."""
+        use = min(result.unallocated - refunded, amount)
+        if use <= 0:
+            return
+        result.unallocated -= use
+        target.fees_paid += use
+        if target.total_outstanding == 0:
+            target.complete = True
+            target.obligations_met_on_date = on
+        while use > 0:
+            key = overpaid[-1]
+            allocation = result.allocations[key]
+            take = min(use, allocation.overpayment)
+            result.allocations[key] = replace(
+                allocation, fees=allocation.fees + take, overpayment=allocation.overpayment - take
+            )
+            use -= take
+            if allocation.overpayment == take:
+                overpaid.pop()
 
     def collapse(on: date, policy: str) -> None:
         nonlocal current, due_dates, cursor
@@ -439,6 +466,11 @@ def replay(
             target.obligations_met_on_date = None
             cursor = min(cursor, index)
             result.allocations[entry.key] = Allocation(fees=entry.amount)
+            if result.unallocated > refunded:
+                pay_from_credit(target, entry.amount, entry.date)
+            continue
+        if entry.type == CREDIT_BALANCE_REFUND:
+            refunded += entry.amount
             continue
         if entry.type == TERMINATION:
             before = (current, due_dates, cursor)
@@ -494,6 +526,8 @@ def replay(
             principal=principal, interest=interest, fees=fees, overpayment=remaining
         )
         result.unallocated += remaining
+        if remaining > 0:
+            overpaid.append(entry.key)
     for p in current:
         if p.total_outstanding == 0 and not p.complete:
             p.complete = True

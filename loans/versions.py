@@ -473,7 +473,9 @@ def _replay(setup, periods, transactions, *, dynamic: bool, resume: bool) -> led
     entries = [
         ledger.Entry(key=t.pk, type=t.type, date=t.date, amount=t.amount)
         for t in transactions
-        if t.type in REPLAYED_TYPES or (t.type == TransactionType.CONTRACT_TERMINATION and dynamic)
+        if t.type in REPLAYED_TYPES
+        or t.type == TransactionType.CREDIT_BALANCE_REFUND  # what stands of the credit (ledger)
+        or (t.type == TransactionType.CONTRACT_TERMINATION and dynamic)
     ]
     return ledger.replay(
         periods,
@@ -547,6 +549,8 @@ def resume_periods(
     setup = schedule.setup
     dynamic = loan.schedule_engine == ScheduleEngine.DYNAMIC
     if recalculates(loan, setup) or loan.charged_off or not ledger.can_resume(periods):
+        return None
+    if loan.status == LoanStatus.OVERPAID:  # its credit balance pays a charge (ledger.replay)
         return None
     if not ledger.live(periods) or any(t.type not in RESUMABLE_TYPES for t in entries):
         return None

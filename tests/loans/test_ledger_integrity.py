@@ -167,6 +167,61 @@ def test_an_undone_charge_leaves_a_credit_balance_refundable(operator):
     assert loan.status == LoanStatus.CLOSED and selectors.credit_balance(loan) == 0
 
 
+def test_a_charge_on_an_overpaid_loan_is_paid_from_its_credit_balance(operator):
+    """Audit: a charge on an OVERPAID loan was left outstanding beside the credit balance
+    (ACTIVE, 3.00 owed and 5.00 credit), so the borrower was billed money the lender holds.
+    OVERPAID is "paid more than owed: a credit balance" (DESIGN §1): what was overpaid pays
+    the charge (as a replay books what a payment brings beyond what is due), the rest stays
+    a refundable credit; a refund of it all closes the loan (§9)."""
+    loan = loan_l(operator)
+    charge = pay(loan, operator, date(2024, 1, 10), "5.00", TransactionType.CHARGE)
+    repayment = pay(loan, operator, date(2024, 1, 10), "107.05")
+    reverse_transaction(loan=loan, transaction_id=charge.pk, actor=operator)
+    loan.refresh_from_db()
+    assert loan.status == LoanStatus.OVERPAID and selectors.credit_balance(loan) == D("5.00")
+
+    later = pay(loan, operator, date(2024, 1, 12), "3.00", TransactionType.CHARGE)
+    loan.refresh_from_db()
+    summary = selectors.loan_summary(loan, as_of=date(2024, 1, 12))
+    assert (loan.status, summary.total_outstanding, summary.fees_outstanding) == (
+        LoanStatus.OVERPAID,
+        D("0.00"),
+        D("0.00"),
+    )
+    assert selectors.credit_balance(loan) == D("2.00")
+    assert portions(repayment) == (D("100.00"), D("2.05"), D("3.00"), D("2.00"))
+    assert later.fees_portion == D("3.00")
+
+    # A charge above the credit takes all of it and leaves the rest owed.
+    pay(loan, operator, date(2024, 1, 12), "4.50", TransactionType.CHARGE)
+    loan.refresh_from_db()
+    summary = selectors.loan_summary(loan, as_of=date(2024, 1, 12))
+    assert (loan.status, summary.total_outstanding, selectors.credit_balance(loan)) == (
+        LoanStatus.ACTIVE,
+        D("2.50"),
+        D("0.00"),
+    )
+    assert portions(repayment) == (D("100.00"), D("2.05"), D("5.00"), D("0.00"))
+
+
+def test_a_refunded_credit_balance_does_not_pay_a_later_charge(operator):
+    """What a credit balance refund paid back is no longer there to pay a charge after it."""
+    loan = loan_l(operator)
+    charge = pay(loan, operator, date(2024, 1, 10), "5.00", TransactionType.CHARGE)
+    repayment = pay(loan, operator, date(2024, 1, 10), "107.05")
+    reverse_transaction(loan=loan, transaction_id=charge.pk, actor=operator)
+    post_credit_balance_refund(loan=loan, on=date(2024, 1, 10), amount=D("4.00"), actor=operator)
+    pay(loan, operator, date(2024, 1, 12), "3.00", TransactionType.CHARGE)
+    loan.refresh_from_db()
+    summary = selectors.loan_summary(loan, as_of=date(2024, 1, 12))
+    assert (loan.status, summary.total_outstanding, selectors.credit_balance(loan)) == (
+        LoanStatus.ACTIVE,
+        D("2.00"),
+        D("0.00"),
+    )
+    assert portions(repayment) == (D("100.00"), D("2.05"), D("1.00"), D("4.00"))
+
+
 # ------------------------------------------------------------------ 4. modification carry-over
 
 
