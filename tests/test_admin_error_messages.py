@@ -147,30 +147,36 @@ def post_date(client, modified, on: str):
     )
 
 
+def assert_date_refused(client, modified, on: str, level: int, message: str):
+    """The date step refuses ``on``: the wizard stays on it with one message at ``level``."""
+    response = post_date(client, modified, on)
+    assert response.context["wizard"]["steps"].current == "date"
+    assert shown(response) == [(level, message)]
+    return response
+
+
 def test_wizard_409_is_a_warning_and_400_an_error(client, operator, modifiable):  # noqa: F811
     client.force_login(operator)
     client.get(f"/admin/loans/loan/{modifiable.pk}/modify/")
     before = counts()
     # Before the contract date is invalid input (400, as for a transaction): an ERROR.
-    early = post_date(client, modifiable, "2024-12-01")
-    assert early.context["wizard"]["steps"].current == "date"
-    assert shown(early) == [
-        (
-            messages.ERROR,
-            "The modification date 2024-12-01 is before the loan's contract date 2025-01-01. "
-            "Modification date: Before the contract date.",
-        )
-    ]
+    early = assert_date_refused(
+        client,
+        modifiable,
+        "2024-12-01",
+        messages.ERROR,
+        "The modification date 2024-12-01 is before the loan's contract date 2025-01-01. "
+        "Modification date: Before the contract date.",
+    )
     assert early.context["form"].errors["modification_date"] == ["Before the contract date."]
-    invalid = post_date(client, modifiable, "2099-01-01")
-    assert invalid.context["wizard"]["steps"].current == "date"
-    assert shown(invalid) == [
-        (
-            messages.ERROR,
-            "The modification date 2099-01-01 is after the business date 2025-08-10. "
-            "Modification date: After the business date.",
-        )
-    ]
+    assert_date_refused(
+        client,
+        modifiable,
+        "2099-01-01",
+        messages.ERROR,
+        "The modification date 2099-01-01 is after the business date 2025-08-10. "
+        "Modification date: After the business date.",
+    )
     assert counts() == before
     assert not Modification.objects.exists()
     # On or before an activated modification conflicts with the loan's state (409): a WARNING.
@@ -178,15 +184,14 @@ def test_wizard_409_is_a_warning_and_400_an_error(client, operator, modifiable):
     activate_modification(loan=modifiable, actor=operator)
     client.get(f"/admin/loans/loan/{modifiable.pk}/modify/")
     before = counts()
-    conflict = post_date(client, modifiable, "2025-07-10")
-    assert conflict.context["wizard"]["steps"].current == "date"
-    assert shown(conflict) == [
-        (
-            messages.WARNING,
-            "The modification date 2025-07-10 is on or before the latest modification's date "
-            "2025-07-15. Modification date: On or before the latest modification.",
-        )
-    ]
+    assert_date_refused(
+        client,
+        modifiable,
+        "2025-07-10",
+        messages.WARNING,
+        "The modification date 2025-07-10 is on or before the latest modification's date "
+        "2025-07-15. Modification date: On or before the latest modification.",
+    )
     assert counts() == before
     assert Modification.objects.count() == 1
 
