@@ -49,7 +49,7 @@ class UndoChargeOffForm(TerminationNoteForm):
 def _charged_off_message(result) -> str:
     tx = result.transaction
     return (
-        f"{result.loan}: charged off on {tx.date:%Y-%m-%d}. CHARGE_OFF transaction {tx.amount} "
+        f"{result.loan}: charged off on {tx.date:%Y-%m-%d}. Charge-off transaction {tx.amount} "
         f"(principal {tx.principal_portion}, interest {tx.interest_portion}, fees "
         f"{tx.fees_portion})."
     )

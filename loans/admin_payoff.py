@@ -22,6 +22,7 @@ from loans.admin import (
 )
 from loans.admin_messages import show_error
 from loans.exceptions import DomainError
+from loans.formatting import words
 from loans.models import Loan, LoanStatus
 
 QUOTE_DAYS = 10
@@ -90,7 +91,7 @@ def _money_command_page(model_admin, request, loan, *, command, title, intro, su
                 model_admin.message_user(
                     request,
                     f"{tx.get_type_display()} of {tx.amount:,} on {tx.date:%Y-%m-%d} posted; "
-                    f"the loan is {loan.status}.",
+                    f"the loan is {words(loan.status)}.",
                 )
                 return model_admin.back_to_loan(loan)
     else:

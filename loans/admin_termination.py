@@ -61,7 +61,7 @@ def _stale_business_date(form, as_of) -> bool:
 def _terminated_message(result) -> str:
     tx = result.transaction
     return (
-        f"{result.loan}: contract terminated on {tx.date:%Y-%m-%d}. CONTRACT_TERMINATION "
+        f"{result.loan}: contract terminated on {tx.date:%Y-%m-%d}. Contract termination "
         f"transaction {tx.amount} (principal {tx.principal_portion}, interest "
         f"{tx.interest_portion}, fees {tx.fees_portion})."
     )

@@ -28,7 +28,7 @@ from loans.admin import (
 )
 from loans.admin_messages import message_for, show_error
 from loans.exceptions import DomainError
-from loans.formatting import money
+from loans.formatting import article, money, words
 from loans.forms import (
     LoanCreateForm,
     ReversalForm,
@@ -114,7 +114,7 @@ def create_loan_view(model_admin: LoanAdmin, request):
         else:
             model_admin.message_user(
                 request,
-                f"Loan {loan} ({loan.external_id}) created for {loan.borrower}: PENDING, payment "
+                f"Loan {loan} ({loan.external_id}) created for {loan.borrower}: pending, payment "
                 f"{money(loan.setup.payment)}. Check the schedule, then activate it.",
                 messages.SUCCESS,
             )
@@ -285,7 +285,7 @@ def reverse_transaction_view(model_admin: LoanAdmin, request, loan: Loan, tx_id:
     if tx.reversed:
         refusal = f"It was already reversed on {tx.reversed_on:%Y-%m-%d}."
     elif tx.type not in USER_REVERSIBLE_TYPES:
-        refusal = f"A {tx.type} transaction cannot be reversed here."
+        refusal = f"{article(words(tx.type)).capitalize()} transaction cannot be reversed here."
     return model_admin.render_command(
         request,
         loan,

@@ -24,6 +24,7 @@ from datetime import date
 from decimal import Decimal
 
 from loans import ledger, selectors, versions
+from loans.formatting import article, words
 from loans.models import Loan, LoanStatus, Schedule, Transaction, TransactionType
 
 ZERO = Decimal("0.00")
@@ -83,9 +84,7 @@ def charge_off_refusals(loan: Loan, *, as_of: date) -> list[dict]:
     """Every check ``charge_off`` makes, collected (DESIGN §12). Read-only."""
     refusals = []
     if loan.status != LoanStatus.ACTIVE:
-        refusals.append(
-            _refusal("loan_not_active", f"The loan is {loan.status}; only an ACTIVE loan can be.")
-        )
+        refusals.append(selectors.not_active_refusal(loan, "can be charged off"))
     if loan.charged_off:
         refusals.append(_refusal("already_charged_off", "The loan is already charged off."))
     if loan.modification_in_progress:
@@ -174,8 +173,9 @@ def undo_charge_off_state(loan: Loan) -> tuple[Transaction | None, list[dict]]:
         refusals.append(
             _refusal(
                 "charge_off_not_latest",
-                f"The charge-off is not the loan's latest transaction: a {latest.type} dated "
-                f"{latest.date} (id {latest.pk}) came after it; undo that first.",
+                "The charge-off is not the loan's latest transaction: "
+                f"{article(words(latest.type))} dated {latest.date} (id {latest.pk}) came after "
+                "it; undo that first.",
             )
         )
     return charge_off, refusals

@@ -68,3 +68,18 @@ def local_and_utc(moment: datetime | None, zone_name: str | None) -> str:
 def plural(count: int, singular: str, plural_form: str | None = None) -> str:
     """``1 payment``, ``2 payments``."""
     return f"{count} {singular if count == 1 else (plural_form or singular + 's')}"
+
+
+_WORDS = {"CHARGE_OFF": "charge-off", "SEMI_MONTHLY": "semi-monthly"}
+
+
+def words(value) -> str:
+    """An enum value as it reads in a sentence: ``CONTRACT_TERMINATION`` -> ``contract
+    termination``, ``CHARGE_OFF`` -> ``charge-off`` (messages never show a raw enum name)."""
+    text = str(value)
+    return _WORDS.get(text, text.replace("_", " ").lower())
+
+
+def article(text: str) -> str:
+    """``text`` with its indefinite article: ``an active``, ``a pending``."""
+    return f"{'an' if text[:1].lower() in 'aeiou' else 'a'} {text}"

@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from loans import ledger, recalculation, versions
 from loans.exceptions import InvalidRequestError, LoanStateError, NotFoundError, field_error
+from loans.formatting import article, words
 from loans.models import (
     Borrower,
     BusinessDate,
@@ -386,6 +387,13 @@ def refusal(code: str, detail: str) -> dict:
 _refusal = refusal
 
 
+def not_active_refusal(loan: Loan, what: str) -> dict:
+    """``loan_not_active``: "The loan is closed; only an active loan {what}."."""
+    return refusal(
+        "loan_not_active", f"The loan is {words(loan.status)}; only an active loan {what}."
+    )
+
+
 def dating_refusals(loan: Loan, *, as_of: date) -> list[dict]:
     """The checks of a non-monetary command dated on the business date ``as_of`` (termination,
     charge-off): not before the contract, not on or before the latest modification, and no
@@ -427,15 +435,13 @@ def termination_refusals(loan: Loan, *, as_of: date) -> list[dict]:
     """Every check ``terminate_contract`` makes, collected (DESIGN §3). Read-only."""
     refusals = []
     if loan.status != LoanStatus.ACTIVE:
-        refusals.append(
-            _refusal("loan_not_active", f"The loan is {loan.status}; only an ACTIVE loan can be.")
-        )
+        refusals.append(not_active_refusal(loan, "can be terminated"))
     if loan.schedule_engine != ScheduleEngine.DYNAMIC:
         refusals.append(
             _refusal(
                 "engine_not_dynamic",
-                f"The loan uses the {loan.schedule_engine} schedule engine; contract "
-                "termination needs the DYNAMIC engine.",
+                f"The loan uses the {words(loan.schedule_engine)} schedule engine; contract "
+                "termination needs the dynamic engine.",
             )
         )
     if loan.charged_off:
@@ -546,9 +552,7 @@ def undo_termination_state(loan: Loan) -> tuple[Transaction | None, list[dict]]:
     """The termination to undo and every failed check of ``undo_contract_termination``."""
     refusals = []
     if loan.status != LoanStatus.ACTIVE:
-        refusals.append(
-            _refusal("loan_not_active", f"The loan is {loan.status}; only an ACTIVE loan can be.")
-        )
+        refusals.append(not_active_refusal(loan, "can have its termination undone"))
     user_transactions = (
         Transaction.objects.filter(loan=loan, reversed=False)
         .exclude(type=TransactionType.DISBURSEMENT)
@@ -556,17 +560,16 @@ def undo_termination_state(loan: Loan) -> tuple[Transaction | None, list[dict]]:
     )
     termination = user_transactions.filter(type=TransactionType.CONTRACT_TERMINATION).first()
     if not loan.is_terminated or termination is None:
-        refusals.append(
-            _refusal("not_terminated", "The loan is not in CONTRACT_TERMINATION sub-status.")
-        )
+        refusals.append(_refusal("not_terminated", "The loan is not in contract termination."))
     else:
         latest = user_transactions.first()
         if latest.pk != termination.pk:
             refusals.append(
                 _refusal(
                     "termination_not_latest",
-                    f"The contract termination is not the loan's latest transaction: a "
-                    f"{latest.type} dated {latest.date} (id {latest.pk}) came after it; "
+                    "The contract termination is not the loan's latest transaction: "
+                    f"{article(words(latest.type))} dated {latest.date} (id {latest.pk}) came "
+                    "after it; "
                     "undo that first.",
                 )
             )

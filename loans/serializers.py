@@ -221,7 +221,7 @@ class SetupInputSerializer(serializers.Serializer):
         source="late_fee_amount",
         required=False,
         allow_null=True,
-        help_text="The late fee: a CHARGE of this amount for each installment still unpaid "
+        help_text="The late fee: a charge (type CHARGE) of this amount for each installment unpaid "
         "lateFeeGraceDays after its due date, once per installment (close of business). "
         "Set together with lateFeeGraceDays; both null: no late fee.",
     )

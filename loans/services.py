@@ -36,6 +36,7 @@ from loans.exceptions import (
     SetupLockedError,
     field_error,
 )
+from loans.formatting import article, words
 from loans.models import (
     USER_REVERSIBLE_TYPES,
     Borrower,
@@ -510,7 +511,7 @@ def reverse_transaction(
         )
     if tx.type not in USER_REVERSIBLE_TYPES:
         raise ConflictError(
-            f"A {tx.type} transaction cannot be undone with command=undo.",
+            f"{article(words(tx.type)).capitalize()} transaction cannot be undone with command=undo.",
             code="transaction_not_reversible",
         )
     if tx.reversed:

@@ -8,6 +8,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 
 from loans.exceptions import InvalidRequestError, field_error
+from loans.formatting import words
 from loans.models import (
     CalcType,
     DaysInYear,
@@ -319,12 +320,12 @@ def check_recalculation_engine(values: dict, schedule_engine: str) -> None:
     """Interest recalculation re-derives interest from the transactions: DYNAMIC only (400)."""
     if values.get("interest_recalculation") and schedule_engine != ScheduleEngine.DYNAMIC:
         raise InvalidRequestError(
-            "Interest recalculation needs the DYNAMIC schedule engine.",
+            "Interest recalculation needs the dynamic schedule engine.",
             code="recalculation_requires_dynamic",
             errors=[
                 field_error(
                     "interestRecalculation",
-                    f"Not available with the {schedule_engine} engine.",
+                    f"Not available with the {words(schedule_engine)} engine.",
                     "recalculation_requires_dynamic",
                 )
             ],

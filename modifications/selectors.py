@@ -10,6 +10,7 @@ from datetime import date
 from decimal import Decimal
 
 from loans import ledger, recalculation, terms, versions
+from loans.formatting import words
 from loans.models import (
     Loan,
     LoanStatus,
@@ -300,7 +301,7 @@ def modification_refusals(loan: Loan) -> list[dict]:
             {
                 "field": None,
                 "code": "loan_not_active",
-                "detail": f"Only an active loan can be modified; this loan is {loan.status}.",
+                "detail": f"Only an active loan can be modified; this loan is {words(loan.status)}.",
             }
         )
     if loan.is_terminated:

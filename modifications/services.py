@@ -44,6 +44,7 @@ from loans.exceptions import (
     SetupLockedError,
     field_error,
 )
+from loans.formatting import article, words
 from loans.models import (
     Loan,
     LoanSetup,
@@ -174,7 +175,7 @@ def _clean_persistent(loan: Loan, on: date, persistent: dict | None) -> dict[str
                 errors.append(
                     field_error(
                         field,
-                        f"Transaction {pk} is a {tx.type}, not one of the {group}.",
+                        f"Transaction {pk} is {article(words(tx.type))}, not one of the {group}.",
                         "wrong_group",
                     )
                 )

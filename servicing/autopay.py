@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from loans import ledger
 from loans.exceptions import ConflictError, InvalidRequestError, NotFoundError, field_error
+from loans.formatting import words
 from loans.models import Loan, LoanStatus, Schedule, ServicingStatus
 from loans.selectors import get_business_date
 from loans.versions import lock_loan, record_event
@@ -104,7 +105,7 @@ def setup_autopay(
             )
         if loan.status != LoanStatus.ACTIVE:
             raise ConflictError(
-                f"The loan is {loan.status}; autopay is set up on an ACTIVE loan.",
+                f"The loan is {words(loan.status)}; autopay is set up on an active loan.",
                 code="loan_not_active",
             )
         if Autopay.objects.filter(loan=loan, status=AutopayStatus.ACTIVE).exists():
@@ -159,7 +160,7 @@ def cancel_autopay(*, autopay_id: int, actor, reason: str = "") -> AutopayCancel
         autopay = Autopay.objects.get(pk=autopay_id)
         if autopay.status != AutopayStatus.ACTIVE:
             raise ConflictError(
-                f"Autopay {autopay_id} is {autopay.status}; only an ACTIVE one can be cancelled.",
+                f"Autopay {autopay_id} is {words(autopay.status)}; only an active one can be cancelled.",
                 code="not_active",
             )
         now = timezone.now()

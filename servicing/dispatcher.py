@@ -47,6 +47,7 @@ from django.utils import timezone
 
 from loans import ledger
 from loans.exceptions import DomainError
+from loans.formatting import words
 from loans.models import Borrower, Loan, ServicingStatus, TransactionType
 from loans.selectors import get_business_date
 from loans.services import post_transaction
@@ -305,7 +306,7 @@ def dispatch_payment(
         if loan.servicing_status != ServicingStatus.ACTIVE:
             return _cancel(item, now=now, reason="Servicing of the loan is stopped")
         if loan.status not in OPEN_STATUSES:
-            return _cancel(item, now=now, reason=f"The loan is {loan.status}")
+            return _cancel(item, now=now, reason=f"The loan is {words(loan.status)}")
         amount = _payment_amount(item, loan, as_of)
         if amount <= 0:
             return _cancel(item, now=now, reason="Nothing is due: nothing to pay")

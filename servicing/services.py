@@ -41,6 +41,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from loans.exceptions import ConflictError, InvalidRequestError, NotFoundError, field_error
+from loans.formatting import article, words
 from loans.models import (
     Borrower,
     Loan,
@@ -881,7 +882,8 @@ def _cancel_one(model, *, pk: int, pending: str, cancelled: str, label: str, act
         raise NotFoundError(f"{label} {pk} was not found.", code="not_found")
     if row.status != pending:
         raise ConflictError(
-            f"{label} {pk} is {row.status}; only a {pending} one can be cancelled.",
+            f"{label} {pk} is {words(row.status)}; only {article(words(pending))} one can be "
+            "cancelled.",
             code=f"not_{pending.lower()}",
         )
     now = timezone.now()
@@ -891,7 +893,8 @@ def _cancel_one(model, *, pk: int, pending: str, cancelled: str, label: str, act
     if updated == 0:  # changed by someone else since it was read
         row.refresh_from_db(fields=["status"])
         raise ConflictError(
-            f"{label} {pk} is {row.status}; only a {pending} one can be cancelled.",
+            f"{label} {pk} is {words(row.status)}; only {article(words(pending))} one can be "
+            "cancelled.",
             code=f"not_{pending.lower()}",
         )
     row.refresh_from_db()

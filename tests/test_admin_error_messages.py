@@ -107,7 +107,7 @@ def test_scheduled_item_cancel_409_is_a_warning(client, operator, payment):
         (
             messages.WARNING,
             f"Scheduled payment {payment.pk} ({payment.loan}): Scheduled payment {payment.pk} is "
-            "CANCELLED; only a PENDING one can be cancelled.",
+            "cancelled; only a pending one can be cancelled.",
         ),
     ]
     assert counts() == before

@@ -50,7 +50,7 @@ def test_the_page_previews_then_charges_off(operator_client, operator):
 
     assert done.status_code == 302
     assert texts(done) == [
-        f"{loan}: charged off on 2024-02-14. CHARGE_OFF transaction 83.79 (principal 83.57, "
+        f"{loan}: charged off on 2024-02-14. Charge-off transaction 83.79 (principal 83.57, "
         "interest 0.22, fees 0.00)."
     ]
     assert Loan.objects.get(pk=loan.pk).charged_off is True
@@ -125,7 +125,7 @@ def test_the_action_on_selected_loans_goes_on_after_a_refusal(operator_client, o
 
     assert done.status_code == 302
     messages = texts(done)
-    assert messages[0].startswith(f"{first}: charged off on 2024-02-14. CHARGE_OFF transaction")
+    assert messages[0].startswith(f"{first}: charged off on 2024-02-14. Charge-off transaction")
     assert messages[1].startswith(f"{second}: not done. The loan cannot be charged off")
     assert Loan.objects.filter(charged_off=True).count() == 2
 

@@ -125,7 +125,7 @@ def test_create_then_activate(client, operator):
     assert (loan.borrower.first_name, loan.borrower.timezone) == ("Grace", "America/Chicago")
     assert loan.setup.payment == Decimal("237.90")
     page = client.get(response["Location"]).content.decode()
-    assert "created for Grace Hopper: PENDING, payment 237.90" in page
+    assert "created for Grace Hopper: pending, payment 237.90" in page
     assert "Activate loan" in page
     client.post(f"/admin/loans/loan/{loan.pk}/activate/", {"confirm": "1"})
     loan.refresh_from_db()

@@ -78,7 +78,7 @@ def test_create_and_activate_a_loan(page, live_server, operator):
     expect(page.locator("#preview-payment")).to_have_text("237.90")
     page.click("#create-loan")
 
-    expect(page.locator("ul.messagelist")).to_contain_text("PENDING, payment 237.90")
+    expect(page.locator("ul.messagelist")).to_contain_text("pending, payment 237.90")
     loan = Loan.objects.get(external_id="BROWSER-NEW")
     assert loan.status == LoanStatus.PENDING
     page.get_by_role("link", name="Activate loan").click()

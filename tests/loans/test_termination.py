@@ -618,8 +618,8 @@ def test_each_error_names_its_field_and_detail(operator):
         {
             "field": None,
             "code": "engine_not_dynamic",
-            "detail": "The loan uses the STANDARD schedule engine; contract termination "
-            "needs the DYNAMIC engine.",
+            "detail": "The loan uses the standard schedule engine; contract termination "
+            "needs the dynamic engine.",
         }
     ]
 

@@ -119,7 +119,7 @@ def test_terminate_from_the_loan_page(operator_client, baseline_b):
     )
     assert response.redirect_chain == [(loan_page(baseline_b), 302)]
     assert messages_of(response) == [
-        f"{baseline_b}: contract terminated on 2026-02-18. CONTRACT_TERMINATION transaction "
+        f"{baseline_b}: contract terminated on 2026-02-18. Contract termination transaction "
         "305.54 (principal 300.00, interest 5.54, fees 0.00)."
     ]
     loan = Loan.objects.get(pk=baseline_b.pk)
@@ -161,7 +161,7 @@ def test_refused_termination_shows_the_reasons(operator_client, standard_loan):
     before = counts()
     response = operator_client.post(terminate_page(standard_loan), {"business_date": "2026-02-18"})
     assert response.status_code == 200
-    assert "The loan uses the STANDARD schedule engine" in text(response)
+    assert "The loan uses the standard schedule engine" in text(response)
     assert counts() == before
 
 
@@ -254,10 +254,10 @@ def test_terminate_action_previews_then_terminates_each_loan(
     )
     assert response.status_code == 200
     assert messages_of(response) == [
-        f"{baseline_b}: contract terminated on 2026-02-18. CONTRACT_TERMINATION transaction "
+        f"{baseline_b}: contract terminated on 2026-02-18. Contract termination transaction "
         "305.54 (principal 300.00, interest 5.54, fees 0.00).",
         f"{standard_loan}: not done. The contract cannot be terminated: The loan uses the "
-        "STANDARD schedule engine; contract termination needs the DYNAMIC engine.",
+        "standard schedule engine; contract termination needs the dynamic engine.",
     ]
     assert Loan.objects.get(pk=baseline_b.pk).sub_status == "CONTRACT_TERMINATION"
     assert Loan.objects.get(pk=standard_loan.pk).sub_status is None
@@ -290,7 +290,7 @@ def test_undo_action(operator_client, operator, baseline_b, standard_loan):
         f"{baseline_b}: contract termination undone; transaction {tx.pk} reversed and the "
         "schedule restored.",
         f"{standard_loan}: not done. The contract termination cannot be undone: The loan is "
-        "not in CONTRACT_TERMINATION sub-status.",
+        "not in contract termination.",
     ]
     assert (tx.reversed, tx.reversal_note) == (True, "Resolved")
 

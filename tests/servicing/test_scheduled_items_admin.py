@@ -59,7 +59,7 @@ def test_bulk_cancel_scheduled_payments(client, operator, loan):
     assert texts[1].startswith(f"Scheduled payment {payments[2].pk} (SCHED-1): ") or texts[
         1
     ].startswith(f"Scheduled payment {payments[2].pk} (LN-")
-    assert "only a PENDING one can be cancelled" in texts[1]
+    assert "only a pending one can be cancelled" in texts[1]
     assert ScheduledPayment.objects.filter(status=ScheduledPaymentStatus.PENDING).count() == 0
     assert set(
         ScheduledPayment.objects.filter(cancel_reason="borrower paid by phone").values_list(
