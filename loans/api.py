@@ -25,6 +25,7 @@ from loans.api_common import (
     READ_ERRORS,
     APIView,
     BooleanFilter,
+    EnumFilter,
     IdFilter,
     LoanAPIView,
     error_responses,
@@ -32,6 +33,7 @@ from loans.api_common import (
 )
 from loans.exceptions import InvalidRequestError, NotFoundError
 from loans.models import (
+    DelinquencyBucket,
     Loan,
     LoanEvent,
     LoanSetup,
@@ -96,13 +98,12 @@ class BusinessDateView(APIView):
 
 
 class LoanFilter(django_filters.FilterSet):
-    status = django_filters.ChoiceFilter(choices=LoanStatus.choices)
-    subStatus = django_filters.ChoiceFilter(field_name="sub_status", choices=LoanSubStatus.choices)
-    servicingStatus = django_filters.ChoiceFilter(
-        field_name="servicing_status", choices=ServicingStatus.choices
-    )
-    scheduleEngine = django_filters.ChoiceFilter(
-        field_name="schedule_engine", choices=ScheduleEngine.choices
+    status = EnumFilter(choices=LoanStatus.choices)
+    subStatus = EnumFilter(field_name="sub_status", choices=LoanSubStatus.choices)
+    servicingStatus = EnumFilter(field_name="servicing_status", choices=ServicingStatus.choices)
+    scheduleEngine = EnumFilter(field_name="schedule_engine", choices=ScheduleEngine.choices)
+    delinquencyBucket = EnumFilter(
+        field_name="delinquency_bucket", choices=DelinquencyBucket.choices
     )
     externalId = django_filters.CharFilter(field_name="external_id")
     borrower = IdFilter(field_name="borrower_id")

@@ -213,15 +213,26 @@ class FilterBackend(DjangoFilterBackend):
     def get_filterset(self, request, queryset, view):
         filterset = super().get_filterset(request, queryset, view)
         if filterset is not None:
-            blank = {
-                name: ["May not be blank."]
-                for name in filterset.filters
-                if name in request.query_params
-                and not all(v.strip() for v in request.query_params.getlist(name))
-            }
-            if blank:
-                raise exceptions.ValidationError(blank)
+            refused = {}
+            for name in filterset.filters:
+                values = request.query_params.getlist(name)
+                if not all(v.strip() for v in values):
+                    refused[name] = ["May not be blank."]
+                elif len(values) > 1:  # django-filter would use the last and drop the others
+                    refused[name] = ["Give one value."]
+            if refused:
+                raise exceptions.ValidationError(refused)
         return filterset
+
+
+class EnumFilter(django_filters.ChoiceFilter):
+    """One of ``choices`` (a ``TextChoices``' choices); any other value is a 400 naming the
+    parameter and listing the values it accepts, never ignored (``?delinquencyBucket=NOPE``)."""
+
+    def __init__(self, *args, choices, **kwargs):
+        allowed = ", ".join(value for value, _ in choices)
+        kwargs.setdefault("error_messages", {"invalid_choice": f"Must be one of {allowed}."})
+        super().__init__(*args, choices=choices, **kwargs)
 
 
 @extend_schema_field({"type": "integer", "minimum": 1, "maximum": 2**63 - 1})

@@ -27,6 +27,7 @@ from loans.api_common import (
     READ_ERRORS,
     APIView,
     DateTimeFilter,
+    EnumFilter,
     IdFilter,
     LoanAPIView,
     error_responses,
@@ -180,8 +181,8 @@ class BorrowerCancelCommunicationsView(BorrowerAPIView):
 
 
 class ScheduledPaymentFilter(django_filters.FilterSet):
-    status = django_filters.ChoiceFilter(choices=ScheduledPaymentStatus.choices)
-    method = django_filters.ChoiceFilter(choices=PaymentMethod.choices)
+    status = EnumFilter(choices=ScheduledPaymentStatus.choices)
+    method = EnumFilter(choices=PaymentMethod.choices)
     scheduledDateFrom = django_filters.DateFilter(field_name="scheduled_date", lookup_expr="gte")
     scheduledDateTo = django_filters.DateFilter(field_name="scheduled_date", lookup_expr="lte")
 
@@ -191,8 +192,8 @@ class ScheduledPaymentFilter(django_filters.FilterSet):
 
 
 class ScheduledCommunicationFilter(django_filters.FilterSet):
-    status = django_filters.ChoiceFilter(choices=CommunicationStatus.choices)
-    channel = django_filters.ChoiceFilter(choices=Channel.choices)
+    status = EnumFilter(choices=CommunicationStatus.choices)
+    channel = EnumFilter(choices=Channel.choices)
     scheduleId = IdFilter(field_name="schedule_id")
     scheduledFrom = DateTimeFilter(field_name="scheduled_at", lookup_expr="gte")
     scheduledTo = DateTimeFilter(field_name="scheduled_at", lookup_expr="lte")
@@ -203,8 +204,8 @@ class ScheduledCommunicationFilter(django_filters.FilterSet):
 
 
 class CommunicationScheduleFilter(django_filters.FilterSet):
-    status = django_filters.ChoiceFilter(choices=CommunicationScheduleStatus.choices)
-    channel = django_filters.ChoiceFilter(choices=Channel.choices)
+    status = EnumFilter(choices=CommunicationScheduleStatus.choices)
+    channel = EnumFilter(choices=Channel.choices)
     startDateFrom = django_filters.DateFilter(field_name="start_date", lookup_expr="gte")
     startDateTo = django_filters.DateFilter(field_name="start_date", lookup_expr="lte")
 
