@@ -1,8 +1,8 @@
 """Settings, read from the environment.
 
 DEBUG defaults to off. With DEBUG off the process refuses to start without SECRET_KEY and turns
-on secure cookies, HSTS and the SSL redirect (each can be relaxed through its own variable, e.g.
-behind a TLS-terminating proxy). DATABASE_URL selects the database: SQLite (the embedded default,
+on secure cookies and HSTS, and the SSL redirect once SECURE_PROXY_SSL_HEADER says how to tell
+https (each can be set through its own variable). DATABASE_URL selects the database: SQLite (the embedded default,
 ``db.sqlite3`` beside manage.py) or PostgreSQL (production).
 """
 
@@ -307,7 +307,15 @@ IDEMPOTENCY_KEY_TTL_SECONDS = int(os.environ.get("IDEMPOTENCY_KEY_TTL_SECONDS", 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 if not DEBUG and not TESTING:
-    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    # The redirect to https needs Django to tell https from http. Behind a TLS-terminating
+    # proxy that is SECURE_PROXY_SSL_HEADER (without it every request looks like http and the
+    # redirect loops); gunicorn serving TLS itself sets SECURE_SSL_REDIRECT=1. So the redirect
+    # is on by default only once the proxy header is configured: plain http on 127.0.0.1 (a
+    # health check, an acceptance run, a proxy that redirects on its own) is answered, and
+    # ``check --deploy`` warns (security.W008) until one of the two is set.
+    SECURE_SSL_REDIRECT = env_bool(
+        "SECURE_SSL_REDIRECT", bool(os.environ.get("SECURE_PROXY_SSL_HEADER"))
+    )
     SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
     CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
     SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "31536000"))

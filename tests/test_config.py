@@ -43,9 +43,19 @@ def test_production_defaults_are_secure():
         }
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split(" ", 5)[:5] == ["False", "True", "True", "31536000", "True"]
+    # No SECURE_PROXY_SSL_HEADER: Django cannot tell https, so no redirect (it would loop).
+    assert result.stdout.split(" ", 5)[:5] == ["False", "True", "True", "31536000", "False"]
     assert "servicing.example.com" in result.stdout
     assert "django.db.backends.postgresql" in result.stdout
+    proxied = run(
+        {
+            "DEBUG": "0",
+            "SECRET_KEY": "x" * 60,
+            "SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO",
+        }
+    )
+    assert proxied.returncode == 0, proxied.stderr
+    assert proxied.stdout.split(" ", 5)[:5] == ["False", "True", "True", "31536000", "True"]
 
 
 def test_debug_runs_without_secret_key():
@@ -73,7 +83,6 @@ def run_production_python(code: str, **env_vars: str) -> subprocess.CompletedPro
         IGNORE_ENV_FILE="1",
         DEBUG="0",
         SECRET_KEY="x" * 60,
-        SECURE_SSL_REDIRECT="0",
         **env_vars,
     )
     return subprocess.run(
@@ -105,3 +114,37 @@ def test_production_answers_on_loopback_without_allowed_hosts():
     result = run_production_python(code, DATABASE_URL="sqlite:///:memory:")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["401", "401", "400"]
+
+
+HTTP_STATUSES = (
+    "import django; django.setup(); from django.test import Client; c = Client(); "
+    "print(*[c.get('/api/v1/loans', HTTP_HOST='127.0.0.1:8000', **h).status_code "
+    "for h in ({}, {'HTTP_X_FORWARDED_PROTO': 'https'})])"
+)
+
+
+def test_production_answers_plain_http_unless_https_can_be_told():
+    """Found by the acceptance audit: DEBUG off -> http://127.0.0.1 was redirected to https
+    (301) that nothing served. The redirect is on by default only with SECURE_PROXY_SSL_HEADER
+    (then http is redirected and the proxy's https is answered), or with SECURE_SSL_REDIRECT=1."""
+    plain = run_production_python(HTTP_STATUSES, DATABASE_URL="sqlite:///:memory:")
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout.split() == ["401", "401"]
+    proxied = run_production_python(
+        HTTP_STATUSES,
+        DATABASE_URL="sqlite:///:memory:",
+        SECURE_PROXY_SSL_HEADER="HTTP_X_FORWARDED_PROTO",
+    )
+    assert proxied.returncode == 0, proxied.stderr
+    assert proxied.stdout.split() == ["301", "401"]
+    forced = run_production_python(
+        HTTP_STATUSES, DATABASE_URL="sqlite:///:memory:", SECURE_SSL_REDIRECT="1"
+    )
+    assert forced.stdout.split() == ["301", "301"]
+    off = run_production_python(
+        HTTP_STATUSES,
+        DATABASE_URL="sqlite:///:memory:",
+        SECURE_PROXY_SSL_HEADER="HTTP_X_FORWARDED_PROTO",
+        SECURE_SSL_REDIRECT="0",
+    )
+    assert off.stdout.split() == ["401", "401"]

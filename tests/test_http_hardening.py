@@ -322,7 +322,7 @@ def test_proxies_and_caches_are_settings():
         "[s.REST_FRAMEWORK['NUM_PROXIES'], s.CACHES['default']['BACKEND'], "
         "s.CACHES['default']['LOCATION'], getattr(s, 'SECURE_PROXY_SSL_HEADER', None)]"
     )
-    assert settings_in_subprocess(expr) == [
+    assert settings_in_subprocess(expr, SECURE_PROXY_SSL_HEADER=None) == [
         0,
         "django.core.cache.backends.db.DatabaseCache",
         "django_cache",

@@ -43,9 +43,12 @@ def production_env(**extra) -> dict:
         ALLOWED_HOSTS="servicing.example.com",
         DATABASE_URL="sqlite:///:memory:",
         DJANGO_SETTINGS_MODULE="servicing.settings",
+        # Production is behind a TLS-terminating proxy (README "Production"): with its header
+        # the redirect to https is on by default.
+        SECURE_PROXY_SSL_HEADER="HTTP_X_FORWARDED_PROTO",
     )
     env.update(extra)
-    return env
+    return {k: v for k, v in env.items() if v is not None}
 
 
 def run_manage(*args, env) -> subprocess.CompletedProcess:
@@ -63,6 +66,20 @@ def test_check_deploy_is_clean_with_production_settings():
     result = run_manage("check", "--deploy", "--fail-level", "WARNING", env=production_env())
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
+
+
+def test_check_deploy_warns_until_https_can_be_told():
+    """Without SECURE_PROXY_SSL_HEADER (nor SECURE_SSL_REDIRECT=1) the redirect is off, and
+    ``check --deploy`` says so: security.W008 and nothing else."""
+    env = production_env(SECURE_PROXY_SSL_HEADER=None)
+    result = run_manage("check", "--deploy", "--fail-level", "WARNING", env=env)
+    assert result.returncode != 0
+    assert "security.W008" in result.stderr + result.stdout
+    assert "System check identified 1 issue" in result.stderr + result.stdout
+    forced = run_manage(
+        "check", "--deploy", "--fail-level", "WARNING", env={**env, "SECURE_SSL_REDIRECT": "1"}
+    )
+    assert forced.returncode == 0, forced.stdout + forced.stderr
 
 
 def test_production_settings_values():
