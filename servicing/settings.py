@@ -139,8 +139,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and not env
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c jit=off"
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["ENGINE"] = "servicing.sqlite3"
-    # Wait for a writer instead of failing with "database is locked" under the dev server.
+    # Wait for a writer instead of failing with "database is locked" under the dev server, and
+    # begin every transaction IMMEDIATE: `make run` writes from web, worker and beat, and a
+    # transaction that read before it wrote failed at once (SQLite does not wait on a reader's
+    # upgrade while another process writes), whatever the timeout.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    DATABASES["default"]["OPTIONS"].setdefault("transaction_mode", "IMMEDIATE")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 PRINT = (
     "import django; django.setup(); from django.conf import settings as s; "
@@ -148,3 +150,60 @@ def test_production_answers_plain_http_unless_https_can_be_told():
         SECURE_SSL_REDIRECT="0",
     )
     assert off.stdout.split() == ["401", "401"]
+
+
+def test_sqlite_writers_wait_for_each_other_instead_of_database_is_locked(
+    tmp_path, django_db_blocker
+):
+    """`make run` serves web, worker and beat on one SQLite file: a transaction that read
+    first (``set_business_date`` selects, then updates) and then wrote while another process
+    was writing failed at once with "database is locked" (a 500 on PUT /business-date and a
+    dispatcher run lost, seen in the audit's `make run`): SQLite does not wait when a reader
+    upgrades. Every transaction begins IMMEDIATE, so the busy timeout applies."""
+    import threading
+    import time
+
+    from django.conf import settings
+    from django.db.utils import ConnectionHandler
+
+    if settings.DATABASES["default"]["ENGINE"] != "servicing.sqlite3":
+        pytest.skip("the SQLite settings (DATABASE_URL unset)")
+    options = settings.DATABASES["default"].get("OPTIONS", {})
+    db = {
+        "ENGINE": "servicing.sqlite3",
+        "NAME": str(tmp_path / "locks.sqlite3"),
+        "OPTIONS": dict(options),
+    }
+    with django_db_blocker.unblock():  # its own connections on its own file
+        handler = ConnectionHandler({"default": db, "b": db})
+        first = handler["default"]
+        with first.cursor() as cursor:
+            cursor.execute("CREATE TABLE t (n integer)")
+        holding = threading.Event()
+
+        def writer():
+            own = ConnectionHandler({"default": db})["default"]
+            own.ensure_connection()
+            own._start_transaction_under_autocommit()
+            with own.cursor() as cursor:
+                cursor.execute("INSERT INTO t VALUES (1)")
+                holding.set()
+                time.sleep(0.5)
+            own.commit()
+            own.close()
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        holding.wait(5)
+        second = handler["b"]
+        second.ensure_connection()
+        second._start_transaction_under_autocommit()
+        with second.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM t")
+            cursor.execute("INSERT INTO t VALUES (2)")
+        second.commit()
+        thread.join()
+        with second.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM t")
+            assert cursor.fetchone()[0] == 2
+        handler.close_all()
