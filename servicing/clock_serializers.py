@@ -170,6 +170,14 @@ class SnapshotQuerySerializer(serializers.Serializer):
             "to": serializers.DateField(required=False),
         }
 
+    def validate(self, attrs):
+        # An empty range is a mistake in the query, not an empty answer (acceptance audit).
+        if "from" in attrs and "to" in attrs and attrs["to"] < attrs["from"]:
+            raise serializers.ValidationError(
+                {"to": serializers.ErrorDetail("Before the from date.", code="end_before_start")}
+            )
+        return attrs
+
 
 class DispatchAttemptSerializer(serializers.ModelSerializer):
     kind = serializers.ChoiceField(ItemKind.choices)

@@ -170,6 +170,12 @@ def test_snapshots_with_from_and_to(api, loan, operator):
     assert [error["field"] for error in bad.json()["errors"]] == ["from"]
     bad = api.get(paths(loan, "/snapshots")[1], {"to": "tomorrow"})
     assert [error["field"] for error in bad.json()["errors"]] == ["to"]
+    for url in paths(loan, "/snapshots"):
+        bad = api.get(url, {"from": "2026-02-18", "to": "2026-02-17"})
+        assert bad.status_code == 400, bad.content
+        assert [(e["field"], e["code"]) for e in bad.json()["errors"]] == [
+            ("to", "end_before_start")
+        ]
 
 
 def test_idempotent_post_jobs_runs_once(api, loan):
