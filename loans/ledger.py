@@ -11,8 +11,16 @@ silent:
 * A REPAYMENT or CREDIT is allocated oldest installment first, fees -> interest -> principal
   within an installment; what is left goes to the following installments (paid in advance).
 * An ADVANCEMENT adds principal. DYNAMIC engine: the installments due after its date are
-  re-amortized over the same count with the new balance (payment recomputed); STANDARD engine:
-  the schedule is fixed, so the advanced principal is added to the final installment.
+  re-amortized over the same count with the new balance (payment recomputed), and the advanced
+  amount earns interest from its date, as a disbursement does in Fineract's progressive loan
+  (``ProgressiveEMICalculator.addDisbursement`` splits the interest period at the date): the
+  installment whose period holds the date earns the earlier balance's interest for the whole
+  period plus the advanced amount's for the days from the date to the due date (period rate x
+  those days / days in the period, rounded once), exactly what the daily-accrual engine of a
+  recalculating loan (DESIGN §11) accrues. An advancement on a period's first day, or after
+  maturity (added to the last installment, no interest after maturity), is unchanged by this.
+  STANDARD engine: the schedule is fixed at activation, so the advanced principal is added to
+  the final installment and earns no interest until a modification re-amortizes it.
 * Contract termination (DYNAMIC only) collapses every installment due on or after the
   termination date into one installment due on that date; installments already due stay as they
   are. If the termination date is on or after maturity, the periods are kept.
@@ -223,6 +231,10 @@ def apply_advancement(
         return periods
     first = future[0]
     balance = sum((p.principal_due for p in future), ZERO) + amount
+    # Interest on the advanced amount from its date, not from the period's start (Fineract).
+    length = (first.due_date - first.from_date).days
+    before = min(max((on - first.from_date).days, 0), length)
+    unearned = amount * Decimal(before) / Decimal(length) if length > 0 else ZERO
     regenerated = generate_schedule(
         replace(
             terms,
@@ -233,6 +245,7 @@ def apply_advancement(
             payment=None,
         ),
         first_number=first.period,
+        first_unearned=unearned,
     )
     kept = [p for p in periods if p.frozen or p.due_date <= on]
     result = kept + periods_from_schedule(regenerated)

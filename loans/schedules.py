@@ -376,8 +376,15 @@ def compute_payment(terms: Terms) -> Decimal:
         return _level_payment(terms, layout).quantize(CENT, rounding=rounding)
 
 
-def generate_schedule(terms: Terms, *, first_number: int = 1) -> Schedule:
-    """Build the full amortization schedule; periods numbered from ``first_number``."""
+def generate_schedule(
+    terms: Terms, *, first_number: int = 1, first_unearned: Decimal = _ZERO
+) -> Schedule:
+    """Build the full amortization schedule; periods numbered from ``first_number``.
+
+    ``first_unearned``: principal that earns no interest in the first period (unrounded; an
+    amount advanced inside it earns from its date: ``amount * days before it / days in the
+    period``, ``loans.ledger.apply_advancement``). The payment is still the level payment of
+    the whole ``loan_amount``."""
     _validate(terms)
     rounding = _rounding(terms.rounding_mode)
     layout = _periods_layout(terms)
@@ -396,7 +403,8 @@ def generate_schedule(terms: Terms, *, first_number: int = 1) -> Schedule:
             payment = money(_dec(terms.payment), terms.rounding_mode)
 
         for k, (from_date, due, num, den) in enumerate(layout):
-            interest = (balance * num / den).quantize(CENT, rounding=rounding)
+            earning = balance - first_unearned if k == 0 else balance
+            interest = (earning * num / den).quantize(CENT, rounding=rounding)
             if (
                 k == 0
                 and payment is not None

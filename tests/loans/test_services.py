@@ -207,21 +207,25 @@ def test_advancement_dynamic_reamortizes(operator):
     post(loan, operator, TransactionType.ADVANCEMENT, date(2024, 3, 15), "300.00")
     # Before: 1,200.00 at 1 % a month over 12: 106.62 a month. The two installments due before
     # 2024-03-15 keep their figures; the 10 after it are re-amortized over the 1,009.81 left
-    # plus the 300.00 advanced: 1,309.81 x 0.01 / (1 - 1.01^-10) = 138.29, the last 138.32.
+    # plus the 300.00 advanced: 1,309.81 x 0.01 / (1 - 1.01^-10) = 138.29. The 300.00 earns
+    # interest from 2024-03-15 (Fineract's progressive loan), not from 2024-03-01: the April
+    # installment's interest is 1,009.81 x 1 % + 300.00 x 1 % x 17/31 = 10.0981 + 1.6452 = 11.74
+    # (it was 1,309.81 x 1 % = 13.10, the whole month on the advanced amount); the principal
+    # paid is 138.29 - 11.74 = 126.55, and the last installment absorbs the rest: 136.82.
     figures = [(p.due_date, p.principal_due, p.interest_due, p.total_due) for p in periods_of(loan)]
     assert figures == [
         (date(2024, 2, 1), D("94.62"), D("12.00"), D("106.62")),
         (date(2024, 3, 1), D("95.57"), D("11.05"), D("106.62")),
-        (date(2024, 4, 1), D("125.19"), D("13.10"), D("138.29")),
-        (date(2024, 5, 1), D("126.44"), D("11.85"), D("138.29")),
-        (date(2024, 6, 1), D("127.71"), D("10.58"), D("138.29")),
-        (date(2024, 7, 1), D("128.99"), D("9.30"), D("138.29")),
-        (date(2024, 8, 1), D("130.28"), D("8.01"), D("138.29")),
-        (date(2024, 9, 1), D("131.58"), D("6.71"), D("138.29")),
-        (date(2024, 10, 1), D("132.89"), D("5.40"), D("138.29")),
-        (date(2024, 11, 1), D("134.22"), D("4.07"), D("138.29")),
-        (date(2024, 12, 1), D("135.56"), D("2.73"), D("138.29")),
-        (date(2025, 1, 1), D("136.95"), D("1.37"), D("138.32")),
+        (date(2024, 4, 1), D("126.55"), D("11.74"), D("138.29")),
+        (date(2024, 5, 1), D("126.46"), D("11.83"), D("138.29")),
+        (date(2024, 6, 1), D("127.72"), D("10.57"), D("138.29")),
+        (date(2024, 7, 1), D("129.00"), D("9.29"), D("138.29")),
+        (date(2024, 8, 1), D("130.29"), D("8.00"), D("138.29")),
+        (date(2024, 9, 1), D("131.59"), D("6.70"), D("138.29")),
+        (date(2024, 10, 1), D("132.91"), D("5.38"), D("138.29")),
+        (date(2024, 11, 1), D("134.24"), D("4.05"), D("138.29")),
+        (date(2024, 12, 1), D("135.58"), D("2.71"), D("138.29")),
+        (date(2025, 1, 1), D("135.47"), D("1.35"), D("136.82")),
     ]
     assert sum(p.principal_due for p in periods_of(loan)) == D("1500.00")
     # The balance after each installment as it was on its due date: the two due before the
@@ -231,15 +235,15 @@ def test_advancement_dynamic_reamortizes(operator):
         for v in (
             "1105.38",
             "1009.81",
-            "1184.62",
-            "1058.18",
-            "930.47",
-            "801.48",
-            "671.20",
-            "539.62",
-            "406.73",
-            "272.51",
-            "136.95",
+            "1183.26",
+            "1056.80",
+            "929.08",
+            "800.08",
+            "669.79",
+            "538.20",
+            "405.29",
+            "271.05",
+            "135.47",
             "0.00",
         )
     ]
