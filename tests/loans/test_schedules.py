@@ -9,17 +9,24 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from loans.schedules import (
+    DAYS_IN_YEAR,
+    FREQUENCIES,
     PERIODS_PER_YEAR,
     NegativeAmortizationError,
     PaymentTooSmallError,
     Period,
     Schedule,
     Terms,
+    _due_date,
+    _period,
+    _periods_layout,
+    _rate_parts,
     add_months,
     compute_payment,
     due_dates,
     generate_schedule,
     money,
+    number_of_periods,
     period_rate,
     solve_term,
     step,
@@ -667,3 +674,66 @@ def test_360_monthly_periods(days_in_year):
         date(2024, 3, 29),  # the anchor day is the first payment date's day
         date(2024, 4, 29),
     ]
+
+
+# ------------------------------------------------------------------ the fast paths (issue 14)
+
+
+def _slow_layout(terms):
+    """The layout as it was computed before issue 14: every due date by ``_due_date`` and
+    every rate by ``_rate_parts``."""
+    n = number_of_periods(terms.term)
+    dates = [_due_date(terms.first_payment_date, terms.frequency, k) for k in range(n)]
+    first_regular = terms.first_payment_date == step(terms.contract_date, terms.frequency)
+    layout, prev = [], terms.contract_date
+    for k, due in enumerate(dates):
+        num, den = _rate_parts(
+            prev,
+            due,
+            terms.frequency,
+            terms.days_in_year,
+            terms.annual_rate_percent,
+            k > 0 or first_regular,
+        )
+        layout.append((prev, due, num, den))
+        prev = due
+    return layout
+
+
+@pytest.mark.parametrize("days_in_year", DAYS_IN_YEAR)
+@pytest.mark.parametrize("frequency", FREQUENCIES)
+@pytest.mark.parametrize(
+    ("contract", "first"),
+    [
+        (date(2023, 12, 12), None),  # regular, crossing 31 December
+        (date(2024, 1, 31), date(2024, 2, 29)),  # month-end anchor, leap February
+        (date(2015, 5, 7), date(2015, 5, 8)),  # one-day odd first period
+        (date(2023, 11, 30), date(2024, 1, 31)),  # long odd first period over the new year
+    ],
+)
+def test_fast_layout_and_periods_are_the_slow_ones(days_in_year, frequency, contract, first):
+    terms = Terms(
+        loan_amount=D("25000.00"),
+        annual_rate_percent=D("9.75"),
+        term=D("40"),
+        frequency=frequency,
+        contract_date=contract,
+        first_payment_date=first or step(contract, frequency),
+        days_in_year=days_in_year,
+    )
+    fast = _periods_layout(terms)
+    assert fast == _slow_layout(terms)
+    assert [n / d for _, _, n, d in fast] == [n / d for _, _, n, d in _slow_layout(terms)]
+    built = Period(
+        number=3,
+        from_date=contract,
+        due_date=terms.first_payment_date,
+        principal=D("1.00"),
+        interest=D("0.50"),
+        balance_after=D("9.00"),
+    )
+    quick = _period(3, contract, terms.first_payment_date, D("1.00"), D("0.50"), D("9.00"))
+    assert quick == built and hash(quick) == hash(built) and repr(quick) == repr(built)
+    assert quick.total == D("1.50")
+    with pytest.raises(AttributeError):  # still frozen
+        quick.interest = D("0")
