@@ -181,7 +181,7 @@ def close_with(workers: int, day: date, user) -> tuple[float, int, float]:
 def run() -> None:
     from django.contrib.auth import get_user_model
 
-    from bench.measure import count_statements, load_line
+    from bench.measure import count_statements_and_round_trips, load_line
     from loans.services import set_business_date
     from servicing import close_of_business as cob
     from servicing.models import ScheduledPayment
@@ -226,9 +226,16 @@ def run() -> None:
     set_business_date(new_date=day, actor=user)
     for loan_id in (small, large):  # the first close records the bucket: steady state after
         cob.close_loan_day(loan=loan_id, day=day - timedelta(days=1), actor=user)
-    few, _ = count_statements(lambda: cob.close_loan_day(loan=small, day=day, actor=user))
-    many, _ = count_statements(lambda: cob.close_loan_day(loan=large, day=day, actor=user))
-    print(f"  statements per loan-day: {few} (2 transactions), {many} (30 transactions)")
+    few, few_trips, _ = count_statements_and_round_trips(
+        lambda: cob.close_loan_day(loan=small, day=day, actor=user)
+    )
+    many, many_trips, _ = count_statements_and_round_trips(
+        lambda: cob.close_loan_day(loan=large, day=day, actor=user)
+    )
+    print(
+        f"  statements per loan-day: {few} in {few_trips} round trips (2 transactions), "
+        f"{many} in {many_trips} (30 transactions); BEGIN/COMMIT not counted"
+    )
 
     ScheduledPayment.objects.filter(scheduled_date__lte=day).delete()  # none yet: a clean queue
     due = [ids[i % len(ids)] for i in range(ITEMS)]
@@ -246,14 +253,14 @@ def run() -> None:
         f"transactions/s ({item_anchor:.1f} s)",
         flush=True,
     )
-    for workers, (elapsed, executed, cpu, statements) in zip((1, 2), rounds, strict=True):
+    for workers, (elapsed, executed, cpu, statements, trips) in zip((1, 2), rounds, strict=True):
         rate = executed / elapsed
         print(
             f"  dispatcher, {workers} process{'es' if workers > 1 else ''}: {executed} of {ITEMS}"
             f" due payments executed in {elapsed:.1f} s ({rate:.0f}/s; 10,000 would take"
             f" {10000 / rate:.0f} s); {elapsed / item_anchor:.1f}x the anchor's time; CPU"
             f" {1000 * cpu / executed:.1f} ms per item; {statements / executed:.1f} statements"
-            " per item; goal 10,000 in <= 60 s",
+            f" in {trips / executed:.1f} round trips per item; goal 10,000 in <= 60 s",
             flush=True,
         )
 
@@ -262,20 +269,28 @@ def _dispatch_share(queue) -> None:
     from django import db
 
     db.connections.close_all()
-    from bench.measure import count_statements
+    from bench.measure import count_statements_and_round_trips
     from servicing import dispatcher
 
     started, cpu = time.perf_counter(), time.process_time()
-    statements, result = count_statements(lambda: dispatcher.dispatch_due(reconcile=False))
+    statements, trips, result = count_statements_and_round_trips(
+        lambda: dispatcher.dispatch_due(reconcile=False)
+    )
     queue.put(
-        (time.perf_counter() - started, time.process_time() - cpu, result.executed, statements)
+        (
+            time.perf_counter() - started,
+            time.process_time() - cpu,
+            result.executed,
+            statements,
+            trips,
+        )
     )
 
 
-def dispatch_with(workers: int) -> tuple[float, int, float, int]:
+def dispatch_with(workers: int) -> tuple[float, int, float, int, int]:
     """The due payments dispatched by ``workers`` processes at once (each on its own
     connection, as Celery's ``dispatch_due`` + ``dispatch_more`` tasks run): seconds, items
-    executed, the processes' CPU seconds, statements (BEGIN/COMMIT not counted)."""
+    executed, the processes' CPU seconds, statements (BEGIN/COMMIT not counted), round trips."""
     from django import db
 
     db.connections.close_all()
@@ -294,6 +309,7 @@ def dispatch_with(workers: int) -> tuple[float, int, float, int]:
         sum(s[2] for s in shares),
         sum(s[1] for s in shares),
         sum(s[3] for s in shares),
+        sum(s[4] for s in shares),
     )
 
 

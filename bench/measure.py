@@ -98,20 +98,29 @@ class StatementCounter:
     """Counts every statement sent through Django's cursor, whatever the request cycle does to
     ``connection.queries`` (the test client's ``request_started`` resets the query log, so a
     ``CaptureQueriesContext`` around a request reads 0). BEGIN/COMMIT are not counted;
-    SAVEPOINT/RELEASE are."""
+    SAVEPOINT/RELEASE are. Statements sent together in one round trip
+    (``servicing.statements.run_together`` on PostgreSQL) count one each in ``count``;
+    ``round_trips`` counts the executes."""
 
     def __init__(self):
         self.count = 0
+        self.round_trips = 0
 
     def __call__(self, execute, sql, params, many, context):
-        self.count += 1
+        self.count += sql.count(";\n") + 1
+        self.round_trips += 1
         return execute(sql, params, many, context)
 
 
 def count_statements(func: Callable[[], object]) -> tuple[int, object]:
+    statements, _, result = count_statements_and_round_trips(func)
+    return statements, result
+
+
+def count_statements_and_round_trips(func: Callable[[], object]) -> tuple[int, int, object]:
     from django.db import connection
 
     counter = StatementCounter()
     with connection.execute_wrapper(counter):
         result = func()
-    return counter.count, result
+    return counter.count, counter.round_trips, result

@@ -78,6 +78,7 @@ from servicing.models import (
     JobStatus,
     LoanDailySnapshot,
 )
+from servicing.statements import Bound, bound_insert, run_together
 from servicing.system import system_user
 
 ZERO = Decimal("0.00")
@@ -159,13 +160,14 @@ class CompiledRead:
         self._compiled[alias] = (sql, list(params), slots, converters, compiler, locks)
         return self._compiled[alias]
 
-    def _run(self, alias: str, values: dict):
+    def bind(self, alias: str = "default", *, into: str = "rows", **values) -> Bound:
+        """The statement with ``values`` in its parameters, to run with ``run_together``.
+        ``into``: ``rows`` (converted rows), ``instances`` (model instances) or ``count``."""
         from django.db import connections
 
         compiled = self._compiled.get(alias) or self._compile(alias)
         sql, params, slots, converters, compiler, locks = compiled
-        connection = connections[alias]
-        if locks and connection.get_autocommit():  # what the ORM would refuse too
+        if locks and connections[alias].get_autocommit():  # what the ORM would refuse too
             raise transaction.TransactionManagementError(
                 "select_for_update cannot be used outside of a transaction."
             )
@@ -174,45 +176,59 @@ class CompiledRead:
             positions, as_text = slots[name]
             for i in positions:
                 params[i] = value.isoformat() if as_text and isinstance(value, date) else value
-        cursor = connection.cursor()
-        try:
-            cursor.execute(sql, params)
-            if not select_query(compiler):
-                return cursor.rowcount, compiled
-            rows = [list(row) for row in cursor.fetchall()]
-        finally:
-            cursor.close()
+        finish = {"rows": self._rows, "instances": self._instances}.get(into)
+        return Bound(
+            sql,
+            params,
+            select_query(compiler),
+            finish and (lambda rows: finish(compiled, rows, alias)),
+        )
+
+    @staticmethod
+    def _rows(compiled, fetched, alias: str) -> list[list]:
+        from django.db import connections
+
+        connection = connections[alias]
+        converters = compiled[3]
+        rows = [list(row) for row in fetched]
         for row in rows:
             for position, (functions, expression) in converters:
                 value = row[position]
                 for function in functions:
                     value = function(value, expression, connection)
                 row[position] = value
-        return rows, compiled
+        return rows
 
-    def rows(self, alias: str = "default", **values) -> list[list]:
-        return self._run(alias, values)[0]
-
-    def execute(self, alias: str = "default", **values) -> int:
-        return self._run(alias, values)[0]
-
-    def instances(self, alias: str = "default", **values) -> list:
+    @classmethod
+    def _instances(cls, compiled, fetched, alias: str) -> list:
         from django.db.models.query import get_related_populators
 
-        rows, compiled = self._run(alias, values)
+        rows = cls._rows(compiled, fetched, alias)
         compiler = compiled[4]
         select, klass_info = compiler.select, compiler.klass_info
         fields = klass_info["select_fields"]
         start, end = fields[0], fields[-1] + 1
         names = [column[0].target.attname for column in select[start:end]]
         populators = get_related_populators(klass_info, select, alias)
+        annotations = list(compiler.annotation_col_map.items())
         objects = []
         for row in rows:
             obj = klass_info["model"].from_db(alias, names, row[start:end])
             for populator in populators:
                 populator.populate(row, obj)
+            for name, position in annotations:
+                setattr(obj, name, row[position])
             objects.append(obj)
         return objects
+
+    def rows(self, alias: str = "default", **values) -> list[list]:
+        return run_together(self.bind(alias, **values), alias=alias)[0]
+
+    def execute(self, alias: str = "default", **values) -> int:
+        return run_together(self.bind(alias, into="count", **values), alias=alias)[0]
+
+    def instances(self, alias: str = "default", **values) -> list:
+        return run_together(self.bind(alias, into="instances", **values), alias=alias)[0]
 
 
 def select_query(compiler) -> bool:
@@ -274,15 +290,38 @@ def lock_loan_row(loan: Loan | int) -> Loan:
     """``loans.versions.lock_loan`` (the loan row lock ``cancel_servicing`` takes, the loan
     with its setup, fresh), from a statement compiled once (``CompiledRead``)."""
     pk = loan.pk if isinstance(loan, Loan) else loan
-    found = _LOCK.instances(loan_id=pk)
+    return _locked(pk, _LOCK.instances(loan_id=pk))
+
+
+def bind_loan_lock(loan_id: int) -> Bound:
+    """``lock_loan_row`` as a statement for ``run_together`` (its result: a list of the loan,
+    or empty)."""
+    return _LOCK.bind(into="instances", loan_id=loan_id)
+
+
+def _locked(pk: int, found: list) -> Loan:
     if not found:
         raise NotFoundError(f"Loan {pk} was not found.", code="loan_not_found")
     return found[0]
 
 
+def lock_with_book(loan: Loan | int, day: date, *also: Bound) -> tuple:
+    """``lock_loan_row`` then ``stored_book`` for ``day`` (and any statements ``also``), in
+    one round trip on PostgreSQL: the server runs them in order, so the schedule is read under
+    the lock just taken. Returns the loan, its ``StoredBook`` and the results of ``also``."""
+    pk = loan.pk if isinstance(loan, Loan) else loan
+    found, rows, *more = run_together(
+        _LOCK.bind(into="instances", loan_id=pk), _BOOK.bind(loan_id=pk, day=day), *also
+    )
+    return (_locked(pk, found), _book_of(rows), *more)
+
+
 def stored_book(loan: Loan | int, day: date) -> StoredBook:
     """The loan's ``StoredBook`` for ``day`` (one statement; call it under the loan lock)."""
-    rows = _BOOK.rows(loan_id=loan.pk if isinstance(loan, Loan) else loan, day=day)
+    return _book_of(_BOOK.rows(loan_id=loan.pk if isinstance(loan, Loan) else loan, day=day))
+
+
+def _book_of(rows: list) -> StoredBook:
     if not rows:
         return StoredBook(setup_id=None, periods=[])
     fields = len(PERIOD_FIELDS)
@@ -394,13 +433,12 @@ def close_loan_day(
     """Close one day of one loan in one transaction under its row lock. Returns a ``LoanDay``,
     or None when there was nothing to do (the day is closed already, the loan is not open)."""
     with transaction.atomic():
-        loan = lock_loan_row(loan)
+        loan, book = lock_with_book(loan, day)
         if loan.status not in OPEN_STATUSES:
             return None
         if loan.last_closed_business_date is not None and loan.last_closed_business_date >= day:
             return None
         serviced = loan.servicing_status == ServicingStatus.ACTIVE
-        book = stored_book(loan, day)
         fees = 0
         if serviced and not loan.charged_off and not loan.modification_in_progress:
             fees = _assess_late_fees(loan, book.periods, day, actor)
@@ -430,24 +468,30 @@ def close_loan_day(
         autopay = 0
         if serviced and loan.status == LoanStatus.ACTIVE and book.has_autopay:
             autopay = sync_autopay_payments(loan, as_of=day, periods=periods)
-        LoanDailySnapshot.objects.create(
-            loan=loan,
-            business_date=day,
-            status=loan.status,
-            sub_status=loan.sub_status,
-            servicing_status=loan.servicing_status,
-            delinquency_bucket=bucket,
-            days_past_due=summary.days_past_due,
-            amount_past_due=summary.amount_past_due,
-            principal_outstanding=summary.principal_outstanding,
-            interest_outstanding=summary.interest_outstanding,
-            fees_outstanding=summary.fees_outstanding,
-            payoff_total=stored_payoff_total(loan, book, on=day),
-            job_id=job_id,
-        )
-        _CLOSED.execute(loan_id=loan.pk, day=day, bucket=bucket)
+        # the snapshot, the last closed day and the job's count: one round trip on PostgreSQL
+        statements = [
+            bound_insert(
+                LoanDailySnapshot,
+                loan_id=loan.pk,
+                business_date=day,
+                status=loan.status,
+                sub_status=loan.sub_status,
+                servicing_status=loan.servicing_status,
+                delinquency_bucket=bucket,
+                days_past_due=summary.days_past_due,
+                amount_past_due=summary.amount_past_due,
+                principal_outstanding=summary.principal_outstanding,
+                interest_outstanding=summary.interest_outstanding,
+                fees_outstanding=summary.fees_outstanding,
+                payoff_total=stored_payoff_total(loan, book, on=day),
+                job_id=job_id,
+                created_at=timezone.now(),
+            ),
+            _CLOSED.bind(into="count", loan_id=loan.pk, day=day, bucket=bucket),
+        ]
         if job_id is not None and day == job_business_date:
-            _count(job_id, done=1)
+            statements.append(_COUNT.bind(into="count", job_id=job_id, done=1, failed=0))
+        run_together(*statements)
     return LoanDay(
         loan_id=loan.pk,
         business_date=day,

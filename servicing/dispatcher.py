@@ -30,6 +30,11 @@ is looked up at its provider by its idempotency key: an outcome found is recorde
 payment that went through is posted once); nothing found means the call never reached the
 provider, so the attempt is ``FAILED`` ("worker lost") and the item goes back to ``PENDING``
 (a communication that used its three attempts is ``FAILED``). Nothing is executed twice.
+
+Why this module is long: it is the one dispatcher -- claim, check and mark, call, record and
+the reconciliation, for payments and communications -- whose steps share the private
+check-and-mark and record functions; the hot per-item statements are bound once
+(``servicing.statements``) so that they go in few round trips.
 """
 
 from __future__ import annotations
@@ -54,9 +59,10 @@ from loans.services import post_transaction
 from loans.versions import lock_loan
 from servicing.close_of_business import (
     OPEN_STATUSES,
-    lock_loan_row,
+    CompiledRead,
+    bind_loan_lock,
+    lock_with_book,
     outstanding_total,
-    stored_book,
     stored_payoff_total,
 )
 from servicing.models import (
@@ -80,6 +86,7 @@ from servicing.providers import (
     provider_for_channel,
     provider_name,
 )
+from servicing.statements import bound_insert, bound_update, run_together
 from servicing.system import system_user
 
 ZERO = Decimal("0.00")
@@ -208,17 +215,23 @@ def dispatch_due(
 
 
 def _cancel(item, *, now: datetime, reason: str) -> str:
-    type(item).objects.filter(pk=item.pk).update(
-        status="CANCELLED", cancelled_at=now, cancel_reason=reason[:500], claimed_until=None
+    run_together(
+        bound_update(
+            type(item),
+            {"pk": item.pk},
+            status="CANCELLED",
+            cancelled_at=now,
+            cancel_reason=reason[:500],
+            claimed_until=None,
+        )
     )
     return "cancelled"
 
 
-def _payment_amount(item: ScheduledPayment, loan: Loan, as_of: date) -> Decimal:
+def _payment_amount(item: ScheduledPayment, loan: Loan, as_of: date, book) -> Decimal:
     """The item's amount (an autopay's SCHEDULED_PAYMENT: its installment's outstanding),
-    capped at the payoff on ``as_of``, from the stored schedule (one query, no replay: the
-    close of business's snapshot figure). Call it under the loan lock."""
-    book = stored_book(loan, as_of)
+    capped at the payoff on ``as_of``, from the stored schedule ``book`` (read with the loan
+    lock, no replay: the close of business's snapshot figure)."""
     periods = ledger.live(book.periods)
     amount = item.amount
     if item.autopay_id and item.autopay.amount_type == AutopayAmountType.SCHEDULED_PAYMENT:
@@ -243,25 +256,56 @@ def _attempts_made(item_field: str):
     return Coalesce(Subquery(counted), 0)
 
 
+_PAYMENT = CompiledRead(
+    lambda *, payment_id: (
+        ScheduledPayment.objects.select_for_update(of=("self",))
+        .select_related("autopay")
+        .annotate(attempts_made=_attempts_made("scheduled_payment"))
+        .filter(pk=payment_id)
+    ),
+    payment_id=-918_273_641,
+)
+
+
 def _start_attempt(
     *, loan: Loan, item, kind: str, channel: str, now, amount=None, provider, number=None
 ):
+    """The numbered attempt (INSERT, its id the idempotency key) and the item IN_FLIGHT, in
+    one round trip on PostgreSQL."""
     number = item.attempts.count() + 1 if number is None else number
-    attempt = DispatchAttempt.objects.create(
-        loan=loan,
+    attempt = DispatchAttempt(
+        loan_id=loan.pk,
         kind=kind,
-        scheduled_payment=item if kind == ItemKind.PAYMENT else None,
-        scheduled_communication=item if kind == ItemKind.COMMUNICATION else None,
+        scheduled_payment_id=item.pk if kind == ItemKind.PAYMENT else None,
+        scheduled_communication_id=item.pk if kind == ItemKind.COMMUNICATION else None,
         channel=channel,
         number=number,
+        status=AttemptStatus.IN_FLIGHT,
         amount=amount,
         provider=provider_name(provider),
+        provider_reference="",
+        return_code="",
+        error="",
         started_at=now,
+        finished_at=None,
     )
-    type(item).objects.filter(pk=item.pk).update(
-        status="IN_FLIGHT", in_flight_since=now, claimed_until=None, not_before=None
+    columns = {f.attname: getattr(attempt, f.attname) for f in _ATTEMPT_FIELDS}
+    attempt.pk, _ = run_together(
+        bound_insert(DispatchAttempt, returning=True, **columns),
+        bound_update(
+            type(item),
+            {"pk": item.pk},
+            status="IN_FLIGHT",
+            in_flight_since=now,
+            claimed_until=None,
+            not_before=None,
+        ),
     )
+    attempt._state.adding, attempt._state.db = False, "default"
     return attempt
+
+
+_ATTEMPT_FIELDS = [f for f in DispatchAttempt._meta.concrete_fields if not f.primary_key]
 
 
 def _call(provider, message: Message, key: str) -> Outcome:
@@ -294,20 +338,21 @@ def dispatch_payment(
     with transaction.atomic():
         if loan_id is None:
             loan_id = _loan_id_of(ScheduledPayment, payment_id)
-        loan = lock_loan_row(loan_id)
-        item = (
-            ScheduledPayment.objects.select_for_update(of=("self",))
-            .select_related("autopay")
-            .annotate(attempts_made=_attempts_made("scheduled_payment"))
-            .get(pk=payment_id)
+        # the loan row lock, then the item (locked, with its autopay and attempt count) and
+        # the stored schedule: one round trip on PostgreSQL, run by the server in this order
+        loan, book, found = lock_with_book(
+            loan_id, as_of, _PAYMENT.bind(into="instances", payment_id=payment_id)
         )
+        if not found:
+            raise ScheduledPayment.DoesNotExist(f"Scheduled payment {payment_id} was not found.")
+        item = found[0]
         if item.status != ScheduledPaymentStatus.PENDING:
             return "skipped"
         if loan.servicing_status != ServicingStatus.ACTIVE:
             return _cancel(item, now=now, reason="Servicing of the loan is stopped")
         if loan.status not in OPEN_STATUSES:
             return _cancel(item, now=now, reason=f"The loan is {words(loan.status)}")
-        amount = _payment_amount(item, loan, as_of)
+        amount = _payment_amount(item, loan, as_of, book)
         if amount <= 0:
             return _cancel(item, now=now, reason="Nothing is due: nothing to pay")
         attempt = _start_attempt(
@@ -326,37 +371,55 @@ def dispatch_payment(
         attempt.idempotency_key,
     )
     with transaction.atomic():
-        lock_loan_row(loan.pk)
-        return _record_payment(attempt, outcome, now, as_of=as_of, actor=actor)
+        return _record_payment(attempt, outcome, now, as_of=as_of, actor=actor, lock=True)
 
 
 def _record_payment(
-    attempt: DispatchAttempt, outcome: Outcome, now: datetime, *, as_of=None, actor=None
+    attempt: DispatchAttempt,
+    outcome: Outcome,
+    now: datetime,
+    *,
+    as_of=None,
+    actor=None,
+    lock: bool = False,
 ) -> str:
-    """Under the loan lock: the attempt, if still IN_FLIGHT (a conditional UPDATE: the
-    reconciliation may have settled it meanwhile), gets the outcome; a success posts the
-    REPAYMENT through the repayment command and the item is PROCESSED with it."""
+    """Under the loan lock (``lock``: taken here, in the round trip of the attempt's UPDATE):
+    the attempt, if still IN_FLIGHT (a conditional UPDATE: the reconciliation may have settled
+    it meanwhile), gets the outcome; a success posts the REPAYMENT through the repayment
+    command and the item is PROCESSED with it."""
     attempt.finished_at = now
     attempt.provider_reference = outcome.reference
     attempt.return_code = outcome.return_code
     attempt.status = AttemptStatus.SUCCEEDED if outcome.succeeded else AttemptStatus.FAILED
     attempt.error = "" if outcome.succeeded else outcome.detail[:500]
-    recorded = DispatchAttempt.objects.filter(pk=attempt.pk, status=AttemptStatus.IN_FLIGHT).update(
+    update = bound_update(
+        DispatchAttempt,
+        {"pk": attempt.pk, "status": AttemptStatus.IN_FLIGHT},
         status=attempt.status,
         finished_at=now,
         provider_reference=attempt.provider_reference,
         return_code=attempt.return_code,
         error=attempt.error,
     )
+    if lock:
+        found, recorded = run_together(bind_loan_lock(attempt.loan_id), update)
+        if not found:
+            raise Loan.DoesNotExist(f"Loan {attempt.loan_id} was not found.")
+    else:
+        (recorded,) = run_together(update)
     if not recorded:
         return "skipped"
-    items = ScheduledPayment.objects.filter(pk=attempt.scheduled_payment_id)
+    item = {"pk": attempt.scheduled_payment_id}
     if not outcome.succeeded:
-        items.update(
-            status=ScheduledPaymentStatus.FAILED,
-            return_code=outcome.return_code[:16],
-            failure_reason=(outcome.detail or outcome.return_code)[:500],
-            executed_at=now,
+        run_together(
+            bound_update(
+                ScheduledPayment,
+                item,
+                status=ScheduledPaymentStatus.FAILED,
+                return_code=outcome.return_code[:16],
+                failure_reason=(outcome.detail or outcome.return_code)[:500],
+                executed_at=now,
+            )
         )
         return "failed"
     as_of = as_of or get_business_date()
@@ -377,15 +440,27 @@ def _record_payment(
     except DomainError as exc:
         # Collected but not postable (the loan changed meanwhile): an operator must see it.
         attempt.error = f"Collected but not posted: {exc}"[:500]
-        DispatchAttempt.objects.filter(pk=attempt.pk).update(error=attempt.error)
-        items.update(
-            status=ScheduledPaymentStatus.FAILED,
-            return_code="POSTING",
-            failure_reason=attempt.error,
-            executed_at=now,
+        run_together(
+            bound_update(DispatchAttempt, {"pk": attempt.pk}, error=attempt.error),
+            bound_update(
+                ScheduledPayment,
+                item,
+                status=ScheduledPaymentStatus.FAILED,
+                return_code="POSTING",
+                failure_reason=attempt.error,
+                executed_at=now,
+            ),
         )
         return "failed"
-    items.update(status=ScheduledPaymentStatus.PROCESSED, transaction=tx, executed_at=now)
+    run_together(
+        bound_update(
+            ScheduledPayment,
+            item,
+            status=ScheduledPaymentStatus.PROCESSED,
+            transaction_id=tx.pk,
+            executed_at=now,
+        )
+    )
     return "executed"
 
 
