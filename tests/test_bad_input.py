@@ -357,7 +357,7 @@ def loan_command_rows(prefix: str, pending_prefix: str, unknown: tuple) -> list[
                     "before the contract date",
                     template("/modifications"),
                     {"modificationDate": "2025-01-01"},
-                    409,
+                    400,
                 ),
                 (
                     "a pending loan",
