@@ -51,6 +51,10 @@ silent:
   what the lender holds for the borrower.
 * Past due (DESIGN §5): an installment is past due once its due date is *before* the business
   date (Fineract's overdue rule: on its due date it is due, not yet overdue).
+
+Why this module is long: it is the one pure replay of the non-recalculating engines (charges,
+payments, advancements, termination, payoff, charge-off); its steps share the period states
+and are tested together against the published figures.
 """
 
 from __future__ import annotations
