@@ -331,13 +331,15 @@ POSTABLE_TYPES = (
 )
 
 
-def _check_transaction_date(loan: Loan, on: date, as_of: date) -> None:
+def _check_transaction_date(
+    loan: Loan, on: date, as_of: date, posting: versions.PostingState | None = None
+) -> None:
     if on > as_of:
         raise FutureDateError(
             f"The transaction date {on} is after the business date {as_of}.",
             errors=[field_error("transactionDate", "After the business date.", "future_date")],
         )
-    contract = versions.original_contract_date(loan)
+    contract = versions.original_contract_date(loan, posting)
     if contract and on < contract:
         raise InvalidRequestError(
             f"The transaction date {on} is before the loan's contract date {contract}.",
@@ -382,23 +384,38 @@ def _create_transaction(
 ) -> Transaction:
     """Write the command's transaction row; an external id taken in the meantime (the unique
     constraint, after ``check_external_id``) is the same refusal as one taken before."""
+    tx = _new_transaction(
+        loan, type=type, on=on, amount=amount, actor=actor, external_id=external_id, note=note
+    )
+    for name, value in portions.items():
+        setattr(tx, name, value)
     try:
         with transaction.atomic():
-            return Transaction.objects.create(
-                loan=loan,
-                type=type,
-                date=on,
-                amount=amount,
-                external_id=external_id or None,
-                note=(note or "")[:500],
-                created_by=versions.actor_or_none(actor),
-                **portions,
-            )
+            tx.save(force_insert=True)
     except IntegrityError:
-        raise DuplicateExternalIdError(
-            f"The external id {external_id!r} is already used.",
-            errors=[field_error("externalId", "Already used.", "duplicate_external_id")],
-        )
+        raise _external_id_used(external_id)
+    return tx
+
+
+def _new_transaction(loan: Loan, *, type, on, amount, actor, external_id, note) -> Transaction:
+    """The command's transaction row, not written yet."""
+    return Transaction(
+        loan=loan,
+        type=type,
+        date=on,
+        amount=amount,
+        external_id=external_id or None,
+        note=(note or "")[:500],
+        created_by=versions.actor_or_none(actor),
+    )
+
+
+def _external_id_used(external_id: str | None) -> DuplicateExternalIdError:
+    """The refusal of an external id the unique constraint found taken at the insert."""
+    return DuplicateExternalIdError(
+        f"The external id {external_id!r} is already used.",
+        errors=[field_error("externalId", "Already used.", "duplicate_external_id")],
+    )
 
 
 def _check_money_command(loan: Loan, amount, *, field: str) -> Loan:
@@ -449,10 +466,16 @@ def post_transaction(
         raise LoanStateError(
             "No principal can be advanced on a charged-off loan.", code="loan_charged_off"
         )
-    _check_transaction_date(loan, on, as_of)
+    # One read after the lock: the schedule and its periods (for the overpayment check and
+    # the rebuild), the latest transaction's date, the original contract date.
+    posting = versions.PostingState.read(loan)
+    _check_transaction_date(loan, on, as_of, posting)
     versions.check_external_id(external_id)
     if type in (TransactionType.REPAYMENT, TransactionType.CREDIT):
-        outstanding = versions.live_outstanding(loan)
+        if posting is not None:
+            outstanding = posting.stored.live_outstanding()
+        else:
+            outstanding = versions.live_outstanding(loan)
         if amount > outstanding:
             raise InvalidRequestError(
                 f"The amount {amount} is more than the {outstanding} outstanding.",
@@ -466,11 +489,25 @@ def post_transaction(
                     )
                 ],
             )
-    tx = _create_transaction(
+    status_before = loan.status
+    tx = _new_transaction(
         loan, type=type, on=on, amount=amount, actor=actor, external_id=external_id, note=note
     )
-    status_before = loan.status
-    versions.rebuild_schedule(loan, appended=tx)  # sets tx's portions
+    # Dated after the history: replayed from the stored periods before it is written, so it
+    # is written once, with its portions, and nothing is read again.
+    derived = versions.resume_appended(loan, posting, tx) if posting is not None else None
+    try:
+        # No savepoint: a refusal here leaves this command's own transaction (or savepoint)
+        # by the exception, which rolls it back.
+        tx.save(force_insert=True)
+    except IntegrityError:
+        raise _external_id_used(external_id)
+    if derived is not None:
+        versions.rebuild_schedule(
+            loan, appended=tx, derived=versions.keyed(derived, tx), posting=posting
+        )
+    else:
+        versions.rebuild_schedule(loan, appended=tx, posting=posting)  # sets tx's portions
     versions.record_event(
         loan=loan,
         command=f"post_{type.lower()}",

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, F, Q, Subquery, Sum
 from django.db.models.functions import Mod
 from django.utils import timezone
 
@@ -120,17 +120,17 @@ def check_external_id(external_id: str | None, *, field: str = "externalId") -> 
     """409 when a transaction (or a reversal) already uses ``external_id``."""
     if not external_id:
         return
-    taken = Transaction.objects.filter(external_id=external_id).exists() or (
-        Transaction.objects.filter(reversal_external_id=external_id).exists()
-    )
-    if taken:
+    used = Q(external_id=external_id) | Q(reversal_external_id=external_id)
+    if Transaction.objects.filter(used).exists():
         raise DuplicateExternalIdError(
             f"The external id {external_id!r} is already used by another transaction.",
             errors=[field_error(field, "Already used.", "duplicate_external_id")],
         )
 
 
-def original_contract_date(loan: Loan) -> date:
+def original_contract_date(loan: Loan, posting: PostingState | None = None) -> date:
+    if posting is not None:
+        return posting.contract_date
     first = (
         LoanSetup.objects.filter(loan=loan).order_by("id").values_list("contract_date", flat=True)
     )
@@ -194,9 +194,21 @@ class StoredPeriods:
     instances): ``frozen`` and ``live`` as ``ledger.PeriodState`` (fresh objects each call), and
     the row id and values of each live period, for writing back only what changed."""
 
-    def __init__(self, schedule: Schedule):
-        rows = SchedulePeriod.objects.filter(schedule=schedule).order_by("period")
-        self.rows = list(rows.values_list("id", "frozen", *PERIOD_FIELDS))
+    def __init__(self, schedule: Schedule | None, *, rows: list | None = None):
+        if rows is None:
+            periods = SchedulePeriod.objects.filter(schedule=schedule).order_by("period")
+            rows = list(periods.values_list("id", "frozen", *PERIOD_FIELDS))
+        self.rows = rows
+
+    def live_outstanding(self) -> Decimal:
+        """``live_outstanding`` of these rows (no query)."""
+        total = ZERO
+        for row in self.rows:
+            if not row[1]:
+                values = dict(zip(PERIOD_FIELDS, row[2:], strict=True))
+                total += values["principal_due"] + values["interest_due"] + values["fees_due"]
+                total -= values["principal_paid"] + values["interest_paid"] + values["fees_paid"]
+        return money_value(total)
 
     def _states(self, frozen: bool) -> list[ledger.PeriodState]:
         return [
@@ -214,6 +226,50 @@ class StoredPeriods:
     def live_rows(self) -> dict[int, tuple]:
         """``{period number: (row id, values in PERIOD_FIELDS order)}`` of the live periods."""
         return {row[2]: (row[0], row[2:]) for row in self.rows if not row[1]}
+
+
+class PostingState:
+    """What a transaction command reads once, after the loan's row lock, in one statement: the
+    current schedule version (``schedule``, its setup the loan's when it is), its periods
+    (``stored``, a ``StoredPeriods``), the date of the latest non-reversed transaction
+    (``latest_on``) and the loan's original contract date (``contract_date``). None from
+    ``read`` when the version has no period rows (the caller reads them the usual way)."""
+
+    __slots__ = ("schedule", "stored", "latest_on", "contract_date")
+
+    @classmethod
+    def read(cls, loan: Loan) -> PostingState | None:
+        latest = (
+            Transaction.objects.filter(loan=loan.pk, reversed=False)
+            .order_by("-date")
+            .values("date")[:1]
+        )
+        first = LoanSetup.objects.filter(loan=loan.pk).order_by("id").values("contract_date")[:1]
+        schedule_fields = [f.attname for f in Schedule._meta.concrete_fields]
+        periods = SchedulePeriod.objects.filter(schedule__loan=loan.pk, schedule__is_current=True)
+        rows = list(
+            periods.annotate(latest_on=Subquery(latest), first_contract=Subquery(first))
+            .order_by("period")
+            .values_list(
+                "latest_on",
+                "first_contract",
+                *(f"schedule__{name.removesuffix('_id')}" for name in schedule_fields),
+                "id",
+                "frozen",
+                *PERIOD_FIELDS,
+            )
+        )
+        if not rows:
+            return None
+        state = cls()
+        head = rows[0]
+        state.latest_on, state.contract_date = head[0], head[1]
+        width = 2 + len(schedule_fields)
+        state.schedule = Schedule.from_db(periods.db, schedule_fields, head[2:width])
+        if state.schedule.setup_id == loan.setup_id:
+            state.schedule.setup = loan.setup
+        state.stored = StoredPeriods(None, rows=[row[width:] for row in rows])
+        return state
 
 
 def live_outstanding(loan: Loan) -> Decimal:
@@ -557,6 +613,44 @@ def resume_periods(
     return _replay(setup, periods, entries, dynamic=dynamic, resume=True)
 
 
+def resume_appended(
+    loan: Loan, posting: PostingState, tx: Transaction
+) -> tuple[ledger.ReplayResult, list] | None:
+    """A transaction about to be written (``tx``, no id yet), dated on or after every other
+    one, replayed from the stored periods (``posting``, read after the row lock): ``(result,
+    rows)`` for ``rebuild_schedule(derived=...)``, with ``tx``'s portions set, so that it is
+    written once, with them. None where ``rebuild_schedule`` must replay after the insert (a
+    recalculating loan, a type that reshapes the installments, a backdated one, a loan that
+    is not active, ``resume_periods``)."""
+    if (
+        loan.status != LoanStatus.ACTIVE
+        or tx.type not in RESUMABLE_TYPES
+        or recalculates(loan, posting.schedule.setup)
+        or (posting.latest_on is not None and posting.latest_on > tx.date)
+    ):
+        return None
+    row = HistoryRow(None, tx.type, tx.date, tx.amount, ZERO, ZERO, ZERO, ZERO)
+    stored = posting.stored
+    result = resume_periods(loan, posting.schedule, stored.frozen() + stored.live(), [row])
+    if result is None:
+        return None
+    _changed_portions([row], result)
+    (tx.principal_portion, tx.interest_portion, tx.fees_portion, tx.overpayment_portion) = (
+        row.portions()
+    )
+    return result, [row]
+
+
+def keyed(derived: tuple[ledger.ReplayResult, list], tx: Transaction) -> tuple:
+    """``resume_appended``'s answer once ``tx`` was written: its row and allocation under its
+    id."""
+    result, rows = derived
+    result.allocations[tx.pk] = result.allocations.pop(None)
+    for row in rows:
+        row.pk = tx.pk
+    return result, rows
+
+
 def _later_than(loan: Loan, tx: Transaction) -> bool:
     """Whether a non-reversed transaction other than ``tx`` is dated after it."""
     return (
@@ -738,6 +832,7 @@ def rebuild_schedule(
     appended: Transaction | None = None,
     derived: tuple[ledger.ReplayResult, list] | None = None,
     since: date | None = None,
+    posting: PostingState | None = None,
 ) -> ledger.ReplayResult:
     """Re-derive the current schedule version's live periods and the transactions' portions
     from the setup and the non-reversed transactions, and write what changed (the periods and
@@ -747,7 +842,9 @@ def rebuild_schedule(
     other one the replay starts from the stored schedule state (``resume_periods``) instead of
     replaying the history, and its portions are set on it. ``derived``: the command already
     derived the result with the transaction it created (a termination's preview): ``(result,
-    rows)``, the rows whose portions the result allocates; it is written as is.
+    rows)``, the rows whose portions the result allocates; it is written as is. ``posting``:
+    the schedule and periods the command read after the lock (``PostingState``), not read
+    again (nothing else wrote them since).
 
     A termination's portions (and amount: it moves no cash) are what is outstanding at its
     place after the replay; one left with nothing is reversed by the system. What a payment
@@ -756,8 +853,13 @@ def rebuild_schedule(
     CLOSED. A replay that would leave less credit than was already refunded is refused (409
     ``credit_balance_refunded``; the caller's transaction rolls back).
     """
-    schedule = schedule or Schedule.objects.select_related("setup").get(loan=loan, is_current=True)
-    stored = StoredPeriods(schedule)
+    if posting is not None:
+        schedule, stored = posting.schedule, posting.stored
+    else:
+        schedule = schedule or Schedule.objects.select_related("setup").get(
+            loan=loan, is_current=True
+        )
+        stored = StoredPeriods(schedule)
     result, rows = derived if derived is not None else (None, [])
     resumable = (
         result is None

@@ -358,8 +358,9 @@ def test_statements_per_dispatched_payment_are_constant(loan, operator):
     are due: to check and mark it 5 (the loan row lock, the item with its attempt count, the
     stored schedule for the payoff cap, the attempt, the item
     IN_FLIGHT), 1 for the simulated ACH, then 2 (the lock, the attempt's outcome), the
-    repayment command's 17 and the item PROCESSED; plus BEGIN/COMMIT (here SAVEPOINT/RELEASE)
-    of its three transactions and the command's two savepoints: 32. The run itself: 16
+    repayment command's 9 (was 17: one read after its lock, the transaction written once with
+    its portions) and the item PROCESSED; plus BEGIN/COMMIT (here SAVEPOINT/RELEASE) of its
+    three transactions and the command's savepoint: 24 (was 32). The run itself: 16
     (reconcile, business date, system user, the claims). (Was 49 per payment: the payoff cap
     replayed the history, the attempt, item and loan were read again, the ACH looked its key
     up first.) On PostgreSQL they take 4 round trips fewer: the lock, the item and the
@@ -385,8 +386,8 @@ def test_statements_per_dispatched_payment_are_constant(loan, operator):
     pay(other, "10.00")
     two, trips = _statements_and_round_trips(lambda: dispatcher.dispatch_due(now=NOON_NY))
     assert first > short  # the first run created the system user
-    assert (short, long, two) == (16 + 32, 16 + 32, 16 + 2 * 32)  # was (15 + 49, ..., 15 + 98)
-    assert trips == (16 + 2 * 28 if _combines(connection) else two)
+    assert (short, long, two) == (16 + 24, 16 + 24, 16 + 2 * 24)  # was 32, before that 49
+    assert trips == (16 + 2 * 20 if _combines(connection) else two)  # was 28 a payment
     assert Transaction.objects.filter(note__startswith="Scheduled payment").count() == 5
 
 
