@@ -371,6 +371,9 @@ CELERY_TIMEZONE = "UTC"
 SERVICING_TIME_ZONE = os.environ.get("SERVICING_TIME_ZONE", "UTC")
 COB_TIME = os.environ.get("COB_TIME", "00:05")  # HH:MM in SERVICING_TIME_ZONE
 COB_BATCH_SIZE = int(os.environ.get("COB_BATCH_SIZE", "100"))
+# PostgreSQL: the close of business's loan-days commit without waiting for the WAL flush
+# (servicing.statements.asynchronous_commit says why that is safe); 0 to wait for each one.
+COB_ASYNCHRONOUS_COMMIT = os.environ.get("COB_ASYNCHRONOUS_COMMIT", "1") != "0"
 AUTOPAY_HORIZON_DAYS = int(os.environ.get("AUTOPAY_HORIZON_DAYS", "35"))
 DISPATCH_BATCH_SIZE = int(os.environ.get("DISPATCH_BATCH_SIZE", "200"))
 DISPATCH_IN_FLIGHT_TIMEOUT_SECONDS = int(

@@ -475,3 +475,53 @@ def test_the_compiled_loan_lock_is_lock_loans(loan, operator, django_assert_num_
     assert got._state.db == "default" and not got._state.adding
     with pytest.raises(NotFoundError):
         cob.lock_loan_row(loan.pk + 1000)
+
+
+def _synchronous_commit() -> str:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("enabled", [True, False])
+def test_a_batch_commits_its_loan_days_asynchronously_then_resets(
+    operator, monkeypatch, settings, enabled
+):
+    """On PostgreSQL a batch's loan-days commit without waiting for the WAL flush (each still
+    atomic), and the worker's connection is reset afterwards, also when the batch dies."""
+    settings.COB_ASYNCHRONOUS_COMMIT = enabled
+    set_business_date(ACTIVATED)
+    loans = [make_active_loan(actor=operator) for _ in range(2)]
+    set_business_date(date(2026, 1, 18))
+    seen = []
+    real = cob.close_loan_day
+
+    def watching(**kwargs):
+        seen.append(_synchronous_commit())
+        return real(**kwargs)
+
+    monkeypatch.setattr(cob, "close_loan_day", watching)
+    job = cob.create_job(business_date=date(2026, 1, 18), actor=operator)
+    ids = cob.start_job(job.pk)
+    assert cob.close_batch(job_id=job.pk, loan_ids=ids, actor=operator) == (2, 0)
+    assert seen == ["off" if enabled else "on"] * 8  # 2 loans x 15, 16, 17, 18 Jan
+    assert _synchronous_commit() == "on"
+    job.refresh_from_db()
+    assert (job.status, job.done) == (JobStatus.DONE, 2)
+    for loan in loans:
+        loan.refresh_from_db()
+        assert loan.last_closed_business_date == date(2026, 1, 18)
+
+    def dying(**kwargs):
+        raise KeyboardInterrupt("worker killed")
+
+    monkeypatch.setattr(cob, "close_loan_day", dying)
+    set_business_date(date(2026, 1, 19))
+    job = cob.create_job(business_date=date(2026, 1, 19), actor=operator)
+    with pytest.raises(KeyboardInterrupt):
+        cob.close_batch(job_id=job.pk, loan_ids=cob.start_job(job.pk), actor=operator)
+    assert _synchronous_commit() == "on"
