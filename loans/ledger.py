@@ -561,6 +561,21 @@ def can_resume(periods: list[PeriodState]) -> bool:
     return all(p.obligations_met_on_date is not None or not p.complete for p in live(periods))
 
 
+def balances_follow(periods: list[PeriodState]) -> bool:
+    """Whether each live installment's ``balance_after`` is what ``recompute_balances`` gives
+    it (the live principal scheduled after it, less ``advanced_later``). Not so for periods read
+    back from their stored rows after an advancement: ``advanced_later`` is not stored, so a
+    replay step that recomputes the balances (a termination's settlement) would raise them by
+    what was advanced later; such periods cannot be resumed by one."""
+    current = live(periods)
+    remaining = sum((p.principal_due for p in current), ZERO)
+    for p in current:
+        remaining -= p.principal_due
+        if p.balance_after != remaining - p.advanced_later:
+            return False
+    return True
+
+
 def summarize(periods: list[PeriodState], *, as_of: date) -> Summary:
     current = live(periods)
     principal = sum((p.principal_outstanding for p in current), ZERO)

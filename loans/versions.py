@@ -610,6 +610,9 @@ def resume_periods(
         return None
     if not ledger.live(periods) or any(t.type not in RESUMABLE_TYPES for t in entries):
         return None
+    settles = any(t.type == TransactionType.CONTRACT_TERMINATION for t in entries)
+    if settles and not ledger.balances_follow(periods):  # stored rows after an advancement
+        return None
     return _replay(setup, periods, entries, dynamic=dynamic, resume=True)
 
 

@@ -999,3 +999,40 @@ def test_termination_and_repayment_race_serialise(operator):
         assert len(matches) == 1, state
         outcomes.add(matches[0])
     assert outcomes <= set(expected)
+
+
+@pytest.mark.django_db
+def test_a_termination_after_an_advancement_keeps_the_balances_before_it(operator):
+    """The termination resumes from the stored periods, whose rows do not keep what was
+    advanced after an installment (``advanced_later``): its settlement raised the earlier
+    installments' balances by it (1924.63 for 1923.63). Such periods are replayed whole
+    (found by the random histories of the ledger-state branch)."""
+    from loans import services
+    from loans.models import Schedule, TransactionType
+    from tests.loans.test_engine_state import from_scratch, stored
+
+    start = date(2024, 1, 1)
+    set_business_date(start)
+    loan = make_loan(
+        actor=operator,
+        schedule_engine="DYNAMIC",
+        loan_amount=D("2000.00"),
+        loan_rate=D("9"),
+        loan_term=D("24"),
+        contract_date=start,
+        first_payment_date=date(2024, 2, 1),
+        rounding_mode="HALF_EVEN",
+    )
+    services.activate_loan(loan=loan, actor=operator, as_of=start)
+    for on, type_ in (
+        (date(2024, 4, 5), TransactionType.REPAYMENT),
+        (date(2024, 5, 14), TransactionType.ADVANCEMENT),
+    ):
+        set_business_date(on)
+        services.post_transaction(loan=loan, type=type_, on=on, amount=D("1.00"), actor=operator)
+    set_business_date(date(2024, 7, 22))
+    loan.refresh_from_db()
+    services.terminate_contract(loan=loan, actor=operator, note="t")
+    assert stored(loan) == from_scratch(loan)
+    periods = Schedule.objects.get(loan=loan, is_current=True).periods.order_by("period")
+    assert periods[0].balance_after == D("1923.63")  # 2000.00 - 76.37, not the 1.00 after it
