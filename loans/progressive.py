@@ -29,6 +29,9 @@ reproduced from its e2e scenarios C3249-C3255, C3682-C3763 and its ``RepaymentPe
   a projection: every installment is assumed paid on its due date, one overdue at the horizon on
   the horizon. Paying every installment on its due date therefore gives exactly the
   non-recalculating schedule.
+* A charge replayed while a credit balance stands (what was overpaid less the credit balance
+  refunds before it) is paid from it, the latest overpayments becoming fees portions, as in
+  ``loans.ledger``: an OVERPAID loan is never billed what the lender holds for the borrower.
 * A contract termination on T stops accrual on T and collapses every installment due on or
   after T into one due on T (kept as they are on or after maturity); ``ACCRUED_TO_DATE``: its
   interest is what accrued to T, ``ALL_OUTSTANDING``: the projected interest of the collapsed
@@ -73,6 +76,7 @@ __all__ = [
     "ADVANCEMENT",
     "CONTRACT_TERMINATION",
     "CHARGE_OFF",
+    "CREDIT_BALANCE_REFUND",
     "ALL_OUTSTANDING",
     "ACCRUED_TO_DATE",
     "Event",
@@ -83,6 +87,7 @@ __all__ = [
     "recalculate",
     "recalculate_with",
     "Checkpoint",
+    "HistoryNeeded",
     "resume",
     "payoff",
     "payoffs",
@@ -94,6 +99,7 @@ CHARGE = "CHARGE"
 ADVANCEMENT = "ADVANCEMENT"
 CONTRACT_TERMINATION = "CONTRACT_TERMINATION"
 CHARGE_OFF = "CHARGE_OFF"
+CREDIT_BALANCE_REFUND = "CREDIT_BALANCE_REFUND"
 ALL_OUTSTANDING = "ALL_OUTSTANDING"
 ACCRUED_TO_DATE = "ACCRUED_TO_DATE"
 
@@ -197,6 +203,11 @@ class Payoff:
 # --------------------------------------------------------------------------------------------
 
 
+class HistoryNeeded(Exception):
+    """A replay resumed from a stored state needs an event before it (a charge paid from the
+    credit balance re-allocates the overpayments that made it): replay the whole history."""
+
+
 class _Inst:
     __slots__ = (
         "number",
@@ -291,7 +302,12 @@ _ENGINE_STATE = (
     "accruing",
     "unallocated",
     "void",
+    # Added after format 1 was stored: a state without them reads them as their defaults
+    # (nothing refunded, no overpayment known; a charge that needs one replays everything).
+    "refunded",
+    "overpaid",
 )
+_STATE_DEFAULTS = {"refunded": ZERO, "overpaid": ()}
 _STATE_FORMAT = 1  # bumped when a stored state's shape changes: an older one is not resumed
 
 
@@ -348,6 +364,8 @@ class _Engine:
         self.allocations: dict = {}
         self.unallocated = ZERO
         self.void: list = []  # terminations that found nothing outstanding
+        self.refunded = ZERO  # the credit balance refunds replayed so far
+        self.overpaid: list = []  # keys of the events with an overpayment, in replay order
 
     # ---- arithmetic -------------------------------------------------------------------------
 
@@ -369,6 +387,7 @@ class _Engine:
         other.insts = [i.clone() for i in self.insts]
         other.allocations = dict(self.allocations)
         other.void = list(self.void)
+        other.overpaid = list(self.overpaid)
         return other
 
     # ---- stored state (Checkpoint) ------------------------------------------------------------
@@ -403,10 +422,15 @@ class _Engine:
             for name, value in zip(_Inst.__slots__, row, strict=True):
                 setattr(inst, name, value)
             engine.insts.append(inst)
-        for name, value in zip(_ENGINE_STATE, state, strict=True):
+        if len(state) > len(_ENGINE_STATE):
+            raise ValueError("engine state has unknown fields")
+        for name, value in zip(_ENGINE_STATE, state, strict=False):
             setattr(engine, name, value)
+        for name in _ENGINE_STATE[len(state) :]:
+            setattr(engine, name, _STATE_DEFAULTS[name])
         engine.advanced = list(engine.advanced)
         engine.void = list(engine.void)
+        engine.overpaid = list(engine.overpaid)
         engine.projected = None
         engine.allocations = {}
         return engine
@@ -479,6 +503,8 @@ class _Engine:
             self._allocate(event)
         elif event.type == CHARGE:
             self._charge(event)
+        elif event.type == CREDIT_BALANCE_REFUND:
+            self.refunded += Decimal(event.amount)
         elif event.type == ADVANCEMENT:
             self._advance_principal(event)
         elif event.type == CONTRACT_TERMINATION:
@@ -547,6 +573,8 @@ class _Engine:
             principal=principal, interest=interest, fees=fees, overpayment=remaining
         )
         self.unallocated += remaining
+        if remaining > 0:
+            self.overpaid.append(event.key)
 
     def _target(self, on: date) -> int:
         dues = [i.due_date for i in self.insts]
@@ -560,6 +588,31 @@ class _Engine:
         inst.met_on = None
         self.open = min(self.open, index)
         self.allocations[event.key] = Portions(fees=Decimal(event.amount))
+        if self.unallocated > self.refunded:
+            self._pay_from_credit(inst, Decimal(event.amount), event.date)
+
+    def _pay_from_credit(self, inst: _Inst, amount: Decimal, on: date) -> None:
+        """A charge on an OVERPAID loan takes what stands of the credit balance (what was
+        overpaid less the refunds before it), the latest overpayments becoming fees portions:
+        the lender never bills what it holds for the borrower (``loans.ledger``'s rule)."""
+        use = min(self.unallocated - self.refunded, amount)
+        self.unallocated -= use
+        inst.fees_paid += use
+        if inst.outstanding <= 0:
+            inst.complete = True
+            inst.met_on = on
+        while use > 0:
+            if not self.overpaid or self.overpaid[-1] not in self.allocations:
+                raise HistoryNeeded  # resumed from a state: the overpayment is before it
+            key = self.overpaid[-1]
+            portions = self.allocations[key]
+            take = min(use, portions.overpayment)
+            self.allocations[key] = replace(
+                portions, fees=portions.fees + take, overpayment=portions.overpayment - take
+            )
+            use -= take
+            if portions.overpayment == take:
+                self.overpaid.pop()
 
     def _advance_principal(self, event: Event) -> None:
         amount = Decimal(event.amount)
@@ -838,7 +891,8 @@ def resume(
     events that follow it in (date, entry) order: those dated after ``start.on`` and those on
     it entered after ``start.key``. Its allocations are those of ``events`` only (the others'
     portions do not change). None when ``start`` lies beyond where the whole replay would stop
-    (the horizon moved before it): the caller replays everything.
+    (the horizon moved before it), or when a charge is paid from a credit balance that an
+    event before ``start`` overpaid (``HistoryNeeded``): the caller replays everything.
 
     The states passed on the way (see ``RECENT``) are returned as checkpoints for the next
     command to start from."""
@@ -876,14 +930,19 @@ def resume(
         key = last.key if last is not None and last.date == on else None
         checkpoints.append(Checkpoint(on=on, key=key, state=engine.snapshot(), lasting=lasting))
 
-    for event in ordered:
-        while position < len(pending) and pending[position] < event.date:
-            keep(pending[position])
-            position += 1
-        engine.advance(event.date)
-        engine.apply(event)
-        engine.applied += 1
-        last = event
+    try:
+        for event in ordered:
+            while position < len(pending) and pending[position] < event.date:
+                keep(pending[position])
+                position += 1
+            engine.advance(event.date)
+            engine.apply(event)
+            engine.applied += 1
+            last = event
+    except HistoryNeeded:
+        if start is None:
+            raise
+        return None
     for on in pending[position:]:
         keep(on)
     latest = max(head or date.min, start.on if start is not None else date.min)

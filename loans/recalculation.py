@@ -26,6 +26,8 @@ _EVENT_TYPES = {
     "ADVANCEMENT": progressive.ADVANCEMENT,
     "CONTRACT_TERMINATION": progressive.CONTRACT_TERMINATION,
     "CHARGE_OFF": progressive.CHARGE_OFF,
+    # Not replayed as money: what stands of the credit balance a later charge is paid from.
+    "CREDIT_BALANCE_REFUND": progressive.CREDIT_BALANCE_REFUND,
 }
 
 

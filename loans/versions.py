@@ -492,6 +492,7 @@ def derive_with(
 
         horizon = get_business_date()
         start = None
+        everything = transactions
         if from_state:
             state = _standing_state(loan, schedule, before=extra.date, inclusive=True)
             if state is not None:
@@ -504,15 +505,17 @@ def derive_with(
                 if follows or state.key is not None or state.on <= horizon:
                     start = progressive.Checkpoint(state.on, state.key, bytes(state.state))
                     transactions = follows
-        return recalculation.derive_with(
-            terms=terms_for(setup),
-            transactions=transactions,
-            extra=extra,
-            frozen=frozen,
-            horizon=horizon,
-            termination_interest=setup.termination_interest,
-            start=start,
-        )
+        arguments = {
+            "terms": terms_for(setup),
+            "extra": extra,
+            "frozen": frozen,
+            "horizon": horizon,
+            "termination_interest": setup.termination_interest,
+        }
+        try:
+            return recalculation.derive_with(transactions=transactions, start=start, **arguments)
+        except progressive.HistoryNeeded:  # a charge paid from an overpayment before the state
+            return recalculation.derive_with(transactions=everything, **arguments)
     before = derive_periods(loan, schedule, transactions, frozen=frozen)
     copies = [replace(p) for p in before.periods]
     after = resume_periods(loan, schedule, copies, [extra]) if after_all else None

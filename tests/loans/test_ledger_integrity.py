@@ -222,6 +222,56 @@ def test_a_refunded_credit_balance_does_not_pay_a_later_charge(operator):
     assert portions(repayment) == (D("100.00"), D("2.05"), D("1.00"), D("4.00"))
 
 
+def test_a_charge_on_an_overpaid_recalculating_loan_is_paid_from_its_credit_balance(operator):
+    """Audit: the daily-accrual engine (loans.progressive) left a charge on an OVERPAID loan
+    owed beside the credit (ACTIVE, 3.00 owed and 5.00 credit), as the other engine did before
+    83d7b34. Same rule: the credit pays it, the latest overpayment becoming fees."""
+    loan = loan_l(operator, interest_recalculation=True)
+    charge = pay(loan, operator, date(2024, 1, 10), "5.00", TransactionType.CHARGE)
+    repayment = pay(loan, operator, date(2024, 1, 10), "105.17")  # 100 + 9 days' 0.17 + 5
+    reverse_transaction(loan=loan, transaction_id=charge.pk, actor=operator)
+    loan.refresh_from_db()
+    assert loan.status == LoanStatus.OVERPAID and selectors.credit_balance(loan) == D("5.00")
+
+    later = pay(loan, operator, date(2024, 1, 12), "3.00", TransactionType.CHARGE)
+    loan.refresh_from_db()
+    summary = selectors.loan_summary(loan, as_of=date(2024, 1, 12))
+    assert (loan.status, summary.total_outstanding, selectors.credit_balance(loan)) == (
+        LoanStatus.OVERPAID,
+        D("0.00"),
+        D("2.00"),
+    )
+    assert portions(repayment) == (D("100.00"), D("0.17"), D("3.00"), D("2.00"))
+    assert later.fees_portion == D("3.00")
+
+    pay(loan, operator, date(2024, 1, 12), "4.50", TransactionType.CHARGE)
+    loan.refresh_from_db()
+    summary = selectors.loan_summary(loan, as_of=date(2024, 1, 12))
+    assert (loan.status, summary.total_outstanding, selectors.credit_balance(loan)) == (
+        LoanStatus.ACTIVE,
+        D("2.50"),
+        D("0.00"),
+    )
+    assert portions(repayment) == (D("100.00"), D("0.17"), D("5.00"), D("0.00"))
+
+
+def test_a_refunded_credit_balance_does_not_pay_a_later_charge_when_recalculating(operator):
+    loan = loan_l(operator, interest_recalculation=True)
+    charge = pay(loan, operator, date(2024, 1, 10), "5.00", TransactionType.CHARGE)
+    repayment = pay(loan, operator, date(2024, 1, 10), "105.17")
+    reverse_transaction(loan=loan, transaction_id=charge.pk, actor=operator)
+    post_credit_balance_refund(loan=loan, on=date(2024, 1, 10), amount=D("4.00"), actor=operator)
+    pay(loan, operator, date(2024, 1, 12), "3.00", TransactionType.CHARGE)
+    loan.refresh_from_db()
+    summary = selectors.loan_summary(loan, as_of=date(2024, 1, 12))
+    assert (loan.status, summary.total_outstanding, selectors.credit_balance(loan)) == (
+        LoanStatus.ACTIVE,
+        D("2.00"),
+        D("0.00"),
+    )
+    assert portions(repayment) == (D("100.00"), D("0.17"), D("1.00"), D("4.00"))
+
+
 # ------------------------------------------------------------------ 4. modification carry-over
 
 
