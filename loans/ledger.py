@@ -17,7 +17,10 @@ silent:
   installment whose period holds the date earns the earlier balance's interest for the whole
   period plus the advanced amount's for the days from the date to the due date (period rate x
   those days / days in the period, rounded once), exactly what the daily-accrual engine of a
-  recalculating loan (DESIGN §11) accrues. An advancement on a period's first day, or after
+  recalculating loan (DESIGN §11) accrues; the payoff, an ``ACCRUED_TO_DATE`` termination and
+  a charge-off inside that period earn it by principal-days the same way (``ProratedAccrual``,
+  from the period's ``advanced_within`` and ``unearned_principal``), not spread evenly over
+  the period. An advancement on a period's first day, or after
   maturity (added to the last installment, no interest after maturity), is unchanged by this.
   STANDARD engine: the schedule is fixed at activation, so the advanced principal is added to
   the final installment and earns no interest until a modification re-amortizes it.
@@ -102,6 +105,11 @@ class PeriodState:
     # part of its ``balance_after``, which is the balance as it was on its due date.
     advanced_later: Decimal = ZERO
     accrual_stopped: bool = False  # charged off: its interest earns nothing more (see above)
+    # DYNAMIC: principal advanced inside the period, and the part of the period's principal
+    # that earns nothing over the whole period (each amount x days before its date / days in
+    # the period, to the cent): the interest is earned by principal-days (``ProratedAccrual``).
+    advanced_within: Decimal = ZERO
+    unearned_principal: Decimal = ZERO
 
     @property
     def total_due(self) -> Decimal:
@@ -235,10 +243,13 @@ def apply_advancement(
         return periods
     first = future[0]
     balance = sum((p.principal_due for p in future), ZERO) + amount
-    # Interest on the advanced amount from its date, not from the period's start (Fineract).
+    # Interest on the advanced amount from its date, not from the period's start (Fineract);
+    # an earlier advancement inside the same period keeps its own days.
     length = (first.due_date - first.from_date).days
     before = min(max((on - first.from_date).days, 0), length)
     unearned = amount * Decimal(before) / Decimal(length) if length > 0 else ZERO
+    unearned += first.unearned_principal
+    within = first.advanced_within + (amount if before > 0 else ZERO)
     regenerated = generate_schedule(
         replace(
             terms,
@@ -252,7 +263,11 @@ def apply_advancement(
         first_unearned=unearned,
     )
     kept = [p for p in periods if p.frozen or p.due_date <= on]
-    result = kept + periods_from_schedule(regenerated)
+    regenerated_periods = periods_from_schedule(regenerated)
+    if within > 0:
+        regenerated_periods[0].advanced_within = within
+        regenerated_periods[0].unearned_principal = money(unearned, "HALF_UP")
+    result = kept + regenerated_periods
     _advanced_after(result, on=on, amount=amount)
     recompute_balances(result)
     return result
@@ -266,7 +281,22 @@ def apply_advancement(
 
 class ProratedAccrual:
     """A non-recalculating loan earns its installment's scheduled interest by elapsed days over
-    the days of the installment's period."""
+    the days of the installment's period; in a period that holds an advancement (DYNAMIC), by
+    principal-days: the principal advanced inside it earns from its date (as the schedule
+    counts it, ``apply_advancement``), not spread evenly over the period."""
+
+    @staticmethod
+    def _principal_days(period: PeriodState, elapsed: int, length: int) -> tuple[Decimal, int]:
+        """(principal-days earning by ``elapsed`` days, of the whole period) as fractions of the
+        period's opening principal: ``B x elapsed - unearned x length`` (the advanced amounts
+        count from their dates), never below ``(B - advanced) x elapsed`` (before them)."""
+        opening = period.principal_due + period.balance_after + period.advanced_later
+        whole = opening * length - period.unearned_principal * length
+        so_far = max(
+            opening * elapsed - period.unearned_principal * length,
+            (opening - period.advanced_within) * elapsed,
+        )
+        return so_far, whole
 
     def earned(self, period: PeriodState, on: date, rounding_mode: str) -> Decimal:
         """The interest of ``period`` (whose period holds ``on``) earned by ``on``."""
@@ -274,6 +304,10 @@ class ProratedAccrual:
         elapsed = min(max((on - period.from_date).days, 0), length)
         if period.accrual_stopped or length <= 0 or elapsed == length:
             return period.interest_due
+        if period.unearned_principal > 0:
+            so_far, whole = self._principal_days(period, elapsed, length)
+            if whole > 0:
+                return money(period.interest_due * so_far / whole, rounding_mode)
         return money(period.interest_due * Decimal(elapsed) / Decimal(length), rounding_mode)
 
     def per_diem(self, periods: list[PeriodState], on: date, rounding_mode: str) -> Decimal:
@@ -286,6 +320,12 @@ class ProratedAccrual:
                 if p.accrual_stopped:
                     return ZERO
                 length = (p.due_date - p.from_date).days
+                if p.unearned_principal > 0:
+                    elapsed = (on - p.from_date).days
+                    before, whole = self._principal_days(p, elapsed, length)
+                    after, _ = self._principal_days(p, elapsed + 1, length)
+                    if whole > 0:
+                        return money(p.interest_due * (after - before) / whole, rounding_mode)
                 return money(p.interest_due / Decimal(length), rounding_mode)
         return ZERO
 

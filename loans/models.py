@@ -384,6 +384,11 @@ class SchedulePeriod(models.Model):
     complete = models.BooleanField(default=False)
     obligations_met_on_date = models.DateField(null=True, blank=True)
     frozen = models.BooleanField(default=False)
+    # Principal advanced inside the period (DYNAMIC: it earns interest from its date), and the
+    # part of the period's principal that earns nothing over the whole period (the amount x
+    # days before its date / days in the period): what the payoff prorates by (loans.ledger).
+    advanced_within = models.DecimalField(**MONEY, default=ZERO)
+    unearned_principal = models.DecimalField(**MONEY, default=ZERO)
 
     class Meta:
         ordering = ["schedule_id", "period"]

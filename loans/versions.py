@@ -58,6 +58,8 @@ PERIOD_FIELDS = (
     "balance_after",
     "complete",
     "obligations_met_on_date",
+    "advanced_within",
+    "unearned_principal",
 )
 
 

@@ -113,3 +113,82 @@ def test_recalculating_and_plain_dynamic_loans_agree_when_paid_on_time(operator)
     # April: 1,009.81 x 1 % + 300.00 x 1 % x 17/31 = 11.74 on both (see test_services).
     assert figures(plain)[2] == (date(2024, 4, 1), D("126.55"), D("11.74"))
     assert figures(recalculating) == figures(plain)
+
+
+def test_two_advancements_in_one_period_each_earn_from_their_own_date():
+    periods = advanced(MONTHLY, date(2026, 1, 16), "500.00")
+    periods = ledger.apply_advancement(
+        periods, on=date(2026, 1, 26), amount=D("310.00"), terms=MONTHLY, dynamic=True
+    )
+    # January: 1,000.00 x 1 % + 500.00 x 1 % x 16/31 + 310.00 x 1 % x 6/31 = 10.00 + 2.5806 +
+    # 0.60 = 13.18 (the second advancement used to drop the first's days: 1,500 x 1 % + 0.60 =
+    # 15.60). Principal advanced inside it 810.00, earning nothing for 241.94 + 250.00.
+    first = periods[0]
+    assert (first.interest_due, first.advanced_within, first.unearned_principal) == (
+        D("13.18"),
+        D("810.00"),
+        D("491.94"),
+    )
+
+
+@pytest.mark.django_db
+def test_payoff_inside_an_advancements_period_counts_it_from_its_date(api, operator):
+    """Audit: the payoff prorated the period's interest (12.58, the advanced 500.00 counted
+    from 16 January) evenly over its 31 days: 12.58 x 19/31 = 7.71 on 20 January, though only
+    1,000.00 x 1 % x 19/31 + 500.00 x 1 % x 4/31 = 6.13 + 0.65 = 6.77 was earned by then, what
+    the daily-accrual engine of a recalculating loan quotes. Per diem 1,500.00 x 1 %/31 = 0.48."""
+    set_business_date(date(2026, 1, 1))
+    terms = {
+        "loan_amount": D("1000.00"),
+        "loan_rate": D("12"),
+        "loan_term": D("12"),
+        "contract_date": date(2026, 1, 1),
+        "first_payment_date": date(2026, 2, 1),
+    }
+    plain = make_active_loan(actor=operator, **terms)
+    recalculating = make_active_loan(actor=operator, interest_recalculation=True, **terms)
+    set_business_date(date(2026, 1, 20))
+    for loan in (plain, recalculating):
+        services.post_transaction(
+            loan=loan,
+            type=TransactionType.ADVANCEMENT,
+            on=date(2026, 1, 16),
+            amount=D("500.00"),
+            actor=operator,
+        )
+    for loan in (plain, recalculating):
+        body = api.get(f"/api/v1/loans/{loan.pk}/payoff?date=2026-01-20&days=1").json()
+        assert body["quotes"][0] == {
+            "date": "2026-01-20",
+            "principal": "1500.00",
+            "interest": "6.77",
+            "fees": "0.00",
+            "total": "1506.77",
+        }
+        assert body["quotes"][1]["interest"] == "7.26"
+    assert api.get(f"/api/v1/loans/{plain.pk}/payoff?date=2026-01-20").json()["perDiem"] == "0.48"
+
+    wrong = api.post(
+        f"/api/v1/loans/{plain.pk}/transactions?command=payoff",
+        {"transactionDate": "2026-01-20", "transactionAmount": "1507.71"},
+        format="json",
+    )
+    assert (wrong.status_code, wrong.json()["code"]) == (400, "payoff_amount_mismatch")
+    paid = api.post(
+        f"/api/v1/loans/{plain.pk}/transactions?command=payoff",
+        {"transactionDate": "2026-01-20", "transactionAmount": "1506.77"},
+        format="json",
+    )
+    assert paid.status_code == 200, paid.content
+    assert (paid.json()["principalPortion"], paid.json()["interestPortion"]) == (
+        "1500.00",
+        "6.77",
+    )
+    plain.refresh_from_db()
+    assert plain.status == "CLOSED"
+    first = current_schedule(plain).periods.get(period=1)
+    assert (first.due_date, first.interest_due, first.total_outstanding) == (
+        date(2026, 1, 20),
+        D("6.77"),
+        D("0.00"),
+    )

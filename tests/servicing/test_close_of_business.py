@@ -437,6 +437,19 @@ def test_snapshot_payoff_from_the_stored_schedule_is_the_selectors(db, operator,
     assert len(set(quotes)) > 3  # the figures moved: the comparison compared something
 
 
+def test_snapshot_payoff_inside_an_advancements_period_is_the_selectors(db, operator):
+    """The stored periods keep what the payoff prorates an advancement's period by (its
+    ``advanced_within`` and ``unearned_principal``): 500.00 advanced on 16 January earns from
+    then, 1,506.77 on 20 January (tests/loans/test_advancement_interest.py), both ways."""
+    set_business_date(ACTIVATED)
+    loan = make_active_loan(actor=operator)
+    set_business_date(date(2026, 1, 16))
+    post(loan, "ADVANCEMENT", date(2026, 1, 16), "500.00", operator)
+    for day, total in ((date(2026, 1, 16), "1504.84"), (date(2026, 1, 20), "1506.77")):
+        set_business_date(day)
+        assert _both_payoffs(loan, day) == (Decimal(total), Decimal(total))
+
+
 def test_snapshot_payoff_of_a_charged_off_loan_is_the_selectors(db, operator):
     from loans import services as core
 
