@@ -107,7 +107,9 @@ def _check_date(loan: Loan, on: date, as_of: date) -> None:
         )
     latest = selectors.latest_active_modification(loan)
     if latest is not None and on <= latest.modification_date:
-        raise ConflictError(
+        # 400 like a transaction dated on or before it (date_before_modification) and a
+        # modification before the contract: a date the request gave is out of its range.
+        raise InvalidRequestError(
             f"The modification date {on} is on or before the latest modification's date "
             f"{latest.modification_date}.",
             code="date_before_latest_modification",

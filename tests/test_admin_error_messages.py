@@ -155,7 +155,7 @@ def assert_date_refused(client, modified, on: str, level: int, message: str):
     return response
 
 
-def test_wizard_409_is_a_warning_and_400_an_error(client, operator, modifiable):  # noqa: F811
+def test_wizard_dates_out_of_range_are_errors(client, operator, modifiable):  # noqa: F811
     client.force_login(operator)
     client.get(f"/admin/loans/loan/{modifiable.pk}/modify/")
     before = counts()
@@ -179,7 +179,8 @@ def test_wizard_409_is_a_warning_and_400_an_error(client, operator, modifiable):
     )
     assert counts() == before
     assert not Modification.objects.exists()
-    # On or before an activated modification conflicts with the loan's state (409): a WARNING.
+    # On or before an activated modification is a date out of range too (400, as a
+    # transaction's date_before_modification): an ERROR on the field.
     create_modification(loan=modifiable, modification_date=MOD_DATE, actor=operator)
     activate_modification(loan=modifiable, actor=operator)
     client.get(f"/admin/loans/loan/{modifiable.pk}/modify/")
@@ -188,7 +189,7 @@ def test_wizard_409_is_a_warning_and_400_an_error(client, operator, modifiable):
         client,
         modifiable,
         "2025-07-10",
-        messages.WARNING,
+        messages.ERROR,
         "The modification date 2025-07-10 is on or before the latest modification's date "
         "2025-07-15. Modification date: On or before the latest modification.",
     )

@@ -200,11 +200,14 @@ def test_create_on_the_contract_date_is_allowed(operator, modifiable):
 
 
 def test_create_refused_on_or_before_the_latest_modification(operator, modifiable):
+    """400 (the request's date is out of range), as a transaction dated on or before it
+    (date_before_modification) and a modification before the contract (DESIGN §6: 400 invalid
+    input); it was a 409 (acceptance audit)."""
     create(modifiable, operator)
     services.activate_modification(loan=modifiable, actor=operator)
     before = snapshot(modifiable)
     for on in (MOD_DATE, date(2025, 7, 1)):
-        with pytest.raises(ConflictError) as exc:
+        with pytest.raises(InvalidRequestError) as exc:
             create(modifiable, operator, on=on)
         assert exc.value.code == "date_before_latest_modification"
     assert snapshot(modifiable) == before
