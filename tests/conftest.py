@@ -51,6 +51,18 @@ def browser_type_launch_args(browser_type_launch_args):
     }
 
 
+def pytest_configure(config):
+    """Users are created with a password in most tests' fixtures, and Django's PBKDF2 costs
+    ~0.45 s of CPU a hash here (a third of the suite's time): the tests hash with MD5. Nothing
+    here tests the production hasher; the settings module keeps Django's default."""
+    from django.conf import settings
+    from django.contrib.auth import hashers
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    hashers.get_hashers.cache_clear()
+    hashers.get_hashers_by_algorithm.cache_clear()
+
+
 def pytest_collection_modifyitems(config, items):
     on_postgres = connection.vendor == "postgresql"
     skip_pg = pytest.mark.skip(reason="needs PostgreSQL (DATABASE_URL=postgres://...)")

@@ -106,13 +106,6 @@ def report(request):
             json.dump(summary, fh, indent=2)
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hasher(settings):
-    """Two users per operation (the conftest's operator and the fuzz operator): PBKDF2 would be
-    about a third of this module's time. Token authentication never checks a password."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def wsgi_connection_kept_open():
     """Django closes the connection at each request's start and end; in-process the test's

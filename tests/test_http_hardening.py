@@ -27,12 +27,6 @@ ROOT = Path(__file__).resolve().parent.parent
 ERROR_KEYS = {"code", "detail", "errors"}
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hasher(settings):
-    """Each wrong password is hashed: PBKDF2 would make the brute-force tests slow."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def assert_error(response, status: int, code: str | None = None) -> dict:
     assert response.status_code == status, response.content[:300]
     assert response["Content-Type"].startswith("application/json"), response["Content-Type"]

@@ -8,13 +8,6 @@ from tests.factories import make_active_loan, set_business_date
 from tests.servicing.helpers import AS_OF, add_noise, add_seed_000_mix
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hasher(settings):
-    """The users of the shared fixtures are created with a password; PBKDF2 costs most of a
-    test's setup, and nothing here tests hashing."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def as_of(db):
     return set_business_date(AS_OF)

@@ -22,11 +22,6 @@ LOGIN = {"username": "operator", "password": "operator-pass-123"}
 ISSUED = datetime(2026, 2, 18, 9, 0, tzinfo=UTC)
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hasher(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def login(client: APIClient, body=LOGIN) -> str:
     response = client.post("/api/v1/auth/token", body, format="json")
     assert response.status_code == 200, response.content
