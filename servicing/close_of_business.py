@@ -504,6 +504,11 @@ def close_loan_day(
 
 
 def first_day_to_close(loan: Loan, business_date: date) -> date:
+    """The day after the loan's last closed day; for a loan never closed, the business date it
+    was activated on (DESIGN §10), even when that is after ``business_date``: a run for a date
+    before the loan existed closes none of its days. (It used to close that earlier date, so a
+    run for 0135-01-24 left the loan's last closed date there and the next run caught up
+    nineteen centuries, one loan-day at a time.)"""
     if loan.last_closed_business_date is not None:
         return loan.last_closed_business_date + DAY
     activated = (
@@ -512,7 +517,7 @@ def first_day_to_close(loan: Loan, business_date: date) -> date:
         .values_list("business_date", flat=True)
         .first()
     )
-    return min(activated or business_date, business_date)
+    return activated or business_date
 
 
 _UNREAD = object()

@@ -71,6 +71,21 @@ def test_catch_up_closes_every_day_from_activation_in_order(loan, operator):
     assert snap.job_id == job.pk
 
 
+def test_a_run_for_a_date_before_the_activation_closes_none_of_its_days(loan, operator):
+    """A never-closed loan's first day is its activation date: a run for an earlier date leaves
+    it never closed (it used to close that date, and the next run caught up from there)."""
+    set_business_date(date(2026, 1, 20))
+    early = cob.close_business_day(business_date=date(1999, 12, 31), actor=operator)
+    assert (early.status, early.total, early.done, early.failed) == (JobStatus.DONE, 1, 1, 0)
+    loan.refresh_from_db()
+    assert loan.last_closed_business_date is None
+    assert not LoanDailySnapshot.objects.filter(loan=loan).exists()
+    job = cob.close_business_day(business_date=date(2026, 1, 20), actor=operator)
+    assert (job.status, job.done) == (JobStatus.DONE, 1)
+    days = list(LoanDailySnapshot.objects.filter(loan=loan).values_list("business_date", flat=True))
+    assert days == [ACTIVATED + timedelta(days=n) for n in range(6)]
+
+
 def test_delinquency_change_is_recorded_with_an_audit_event(loan, operator):
     close(date(2026, 2, 1), operator)
     close(date(2026, 2, 2), operator)
