@@ -56,14 +56,18 @@ silent:
   date (Fineract's overdue rule: on its due date it is due, not yet overdue).
 
 Why this module is long: it is the one pure replay of the non-recalculating engines (charges,
-payments, advancements, termination, payoff, charge-off); its steps share the period states
-and are tested together against the published figures.
+payments, advancements, termination, payoff, charge-off) and of the state it stores to resume
+from (``ReplayState``); its steps share the period states and are tested together against the
+published figures.
 """
 
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass, field, replace
+import io
+import pickle
+import zlib
+from dataclasses import dataclass, field, fields, replace
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -169,6 +173,7 @@ class ReplayResult:
     allocations: dict = field(default_factory=dict)
     unallocated: Decimal = ZERO  # the sum of the overpayments
     void_terminations: list = field(default_factory=list)  # keys of terminations not applied
+    states: list = field(default_factory=list)  # (date, ReplayState) taken on the way: ``keep``
 
     @property
     def interest_credit(self) -> Decimal:
@@ -450,6 +455,8 @@ def replay(
     rounding_mode: str = "HALF_UP",
     accrual: ProratedAccrual = PRORATED,
     resume: bool = False,
+    start: ReplayState | None = None,
+    keep: list[date] = (),
 ) -> ReplayResult:
     """Replay charges, repayments, credits, terminations and payoffs (already in date, entry
     order) onto ``periods``.
@@ -462,9 +469,17 @@ def replay(
     schedule version) and ``entries`` come after all of them in (date, entry) order; they are
     replayed from that state, nothing is reset. Same result as the whole replay when
     ``can_resume(periods)`` holds.
+
+    ``start``: the replay goes on from a state a replay took (``ReplayResult.states``):
+    ``periods`` are the frozen ones and the state's (copies), ``entries`` those that follow it;
+    the result is exactly the whole replay's (its allocations: of ``entries``). ``keep``: the
+    (ascending) dates after which to take a state, once every entry dated on or before it is
+    replayed (``ReplayResult.states``; none where a credit balance stands, which a later charge
+    would take from an earlier entry's overpayment).
     """
     frozen = [p for p in periods if p.frozen]
     current = live(periods)
+    resume = resume or start is not None
     if not resume:
         for p in current:
             p.principal_paid = p.interest_paid = p.fees_paid = ZERO
@@ -483,6 +498,23 @@ def replay(
     charged_off = False
     refunded = ZERO  # the credit balance refunds replayed so far
     overpaid: list = []  # keys of the entries with an overpayment, in replay order
+    if start is not None:
+        cursor, charged_off, refunded = start.cursor, start.charged_off, start.refunded
+        result.unallocated = start.unallocated
+    kept = 0
+
+    def take_states(before: date | None) -> None:
+        """The states at the ``keep`` dates before ``before`` (None: all those left)."""
+        nonlocal kept
+        while kept < len(keep) and (before is None or keep[kept] < before):
+            # With no credit balance standing, no later charge takes from an overpayment
+            # before this state (the latest overpayments go first): its ``overpaid`` is moot.
+            if result.unallocated <= refunded:
+                state = ReplayState(
+                    _copy(current), cursor, charged_off, refunded, result.unallocated
+                )
+                result.states.append((keep[kept], state))
+            kept += 1
 
     def pay_from_credit(target: PeriodState, amount: Decimal, on: date) -> None:
         """A charge takes what stands of the credit balance, the latest overpayments first."""
@@ -515,6 +547,8 @@ def replay(
         cursor = next((i for i, p in enumerate(current) if p.total_outstanding > 0), len(current))
 
     for entry in entries:
+        if kept < len(keep):
+            take_states(entry.date)
         if entry.type == CHARGE:
             index = _charge_index(due_dates, entry.date)
             target = current[index]
@@ -585,11 +619,115 @@ def replay(
         result.unallocated += remaining
         if remaining > 0:
             overpaid.append(entry.key)
+    take_states(None)
     for p in current:
         if p.total_outstanding == 0 and not p.complete:
             p.complete = True
     result.periods = frozen + current
     return result
+
+
+class ReplayState:
+    """Where ``replay`` stood after some entries (``ReplayResult.states``): the live periods as
+    replayed so far (``periods``, copies), the first installment that may still be owed
+    (``cursor``), whether a charge-off stopped the accrual, the refunds and overpayments so far.
+    ``replay(start=...)`` goes on from it; ``dumps``/``loads`` store it as bytes."""
+
+    __slots__ = ("periods", "cursor", "charged_off", "refunded", "unallocated")
+
+    def __init__(self, periods, cursor, charged_off, refunded, unallocated=ZERO):
+        self.periods, self.cursor, self.charged_off = periods, cursor, charged_off
+        self.refunded, self.unallocated = refunded, unallocated
+
+
+# A stored state's first bytes: the stored states of the daily-accrual engine (a zlib stream,
+# ``progressive``) never start so, and neither reads the other's.
+STATE_TAG = b"ledger-replay-state:1:"
+
+
+def _state_fields() -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """``PeriodState``'s fields as a stored state keeps them: (Decimals, dates, the others),
+    every field but ``frozen`` (a state holds live periods). A state stored with other fields
+    is not read back (``loads``)."""
+    decimals, dates, plain = [], [], []
+    for f in fields(PeriodState):
+        if f.name == "frozen":
+            continue
+        kind = str(f.type)
+        (decimals if kind == "Decimal" else dates if kind.startswith("date") else plain).append(
+            f.name
+        )
+    return tuple(decimals), tuple(dates), tuple(plain)
+
+
+_DECIMALS, _DATES, _PLAIN = _state_fields()
+_LAYOUT = (_DECIMALS, _DATES, _PLAIN)
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """A stored state holds only numbers, strings, None and tuples: no class is built."""
+
+    def find_class(self, module, name):
+        raise pickle.UnpicklingError(f"{module}.{name} is not part of a ledger state")
+
+
+def dumps(state: ReplayState, meta: tuple) -> bytes:
+    """``state`` and ``meta`` (plain values: numbers, strings, None, tuples) as bytes: dates
+    as ordinals, Decimals as their exact strings."""
+    periods = []
+    for p in state.periods:
+        values = p.__dict__
+        periods.append(
+            (
+                tuple([str(values[name]) for name in _DECIMALS]),
+                tuple([None if values[n] is None else values[n].toordinal() for n in _DATES]),
+                tuple([values[name] for name in _PLAIN]),
+            )
+        )
+    values = (
+        _LAYOUT,
+        tuple(periods),
+        state.cursor,
+        state.charged_off,
+        str(state.refunded),
+        str(state.unallocated),
+        meta,
+    )
+    return STATE_TAG + zlib.compress(pickle.dumps(values, protocol=pickle.HIGHEST_PROTOCOL), 1)
+
+
+def loads(blob: bytes) -> tuple[ReplayState, tuple] | None:
+    """``dumps``'s state and meta; None for bytes it did not write (another engine's) or
+    wrote with other period fields."""
+    if not blob.startswith(STATE_TAG):
+        return None
+    data = zlib.decompress(blob[len(STATE_TAG) :])
+    layout, periods, cursor, charged_off, refunded, unallocated, meta = _PlainUnpickler(
+        io.BytesIO(data)
+    ).load()
+    if layout != _LAYOUT:
+        return None
+    from_ordinal, new = date.fromordinal, object.__new__
+    known: dict[str, Decimal] = {}  # Decimals are immutable: one per distinct figure
+
+    def number(text: str) -> Decimal:
+        value = known.get(text)
+        if value is None:
+            value = known[text] = Decimal(text)
+        return value
+
+    states = []
+    for decimals, dates, plain in periods:
+        p = new(PeriodState)
+        values = p.__dict__
+        values.update(zip(_DECIMALS, map(number, decimals), strict=True))
+        for name, day in zip(_DATES, dates, strict=True):
+            values[name] = None if day is None else from_ordinal(day)
+        values.update(zip(_PLAIN, plain, strict=True))
+        values["frozen"] = False
+        states.append(p)
+    state = ReplayState(states, cursor, charged_off, Decimal(refunded), Decimal(unallocated))
+    return state, meta
 
 
 def can_resume(periods: list[PeriodState]) -> bool:

@@ -493,8 +493,9 @@ class Transaction(models.Model):
 
 class EngineState(models.Model):
     """A stored state of the daily-accrual engine (``loans.progressive.Checkpoint``, DESIGN
-    §11) for a recalculating setup's replay: where the next command's replay starts instead of
-    the loan's start. ``events``, ``key_sum`` and ``squares`` (count, sum and squares of the ids
+    §11) for a recalculating setup's replay, or of the ledger replay (``ledger.ReplayState``,
+    its bytes tagged ``ledger.STATE_TAG``) for any other setup: where the next command's
+    replay starts instead of the loan's start. ``events``, ``key_sum`` and ``squares`` (count, sum and squares of the ids
     of the transactions it reflects) let the rebuild check it still matches the history; written only by
     ``versions.rebuild_schedule``, in the command's transaction."""
 

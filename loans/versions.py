@@ -10,6 +10,7 @@ invariants of one schedule version; split, each part would import the others' pr
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
@@ -527,7 +528,9 @@ def derive_with(
     return before, after
 
 
-def _replay(setup, periods, transactions, *, dynamic: bool, resume: bool) -> ledger.ReplayResult:
+def _replay(
+    setup, periods, transactions, *, dynamic: bool, resume: bool, start=None, keep=()
+) -> ledger.ReplayResult:
     # Charges, repayments, credits and payoffs are replayed in (date, entry) order; a DYNAMIC
     # loan's termination collapses the schedule at its own place in that order, so what was
     # paid before it is never re-split (DESIGN §1, ledger integrity).
@@ -545,6 +548,8 @@ def _replay(setup, periods, transactions, *, dynamic: bool, resume: bool) -> led
         rounding_mode=setup.rounding_mode,
         accrual=accrual_for(setup),
         resume=resume,
+        start=start,
+        keep=keep,
     )
 
 
@@ -733,16 +738,23 @@ def _squares(pks) -> int:
     return sum((pk % _FINGERPRINT_MODULUS) ** 2 for pk in pks)
 
 
-def _standing_state(loan: Loan, schedule: Schedule, *, before: date | None, inclusive: bool):
+def _standing_state(
+    loan: Loan, schedule: Schedule, *, before: date | None, inclusive: bool, plain: bool = False
+):
     """The latest stored state of the setup's replay dated before ``before`` (on it too when
     ``inclusive``: a transaction just entered sorts after every other of its date; None: the
     latest), if the transactions it reflects are still exactly the non-reversed ones
-    (``EngineState.events``/``key_sum``). Two queries, whatever the history."""
+    (``EngineState.events``/``key_sum``) and it is the engine's own (``plain``: the ledger
+    replay's, ``ledger.STATE_TAG``; else the daily-accrual engine's). Two queries, whatever
+    the history."""
     states = EngineState.objects.filter(setup=schedule.setup)
     if before is not None:
         states = states.filter(on__lte=before) if inclusive else states.filter(on__lt=before)
     state = states.order_by("-on").first()
     if state is None:
+        return None
+    state.state = bytes(state.state)
+    if state.state.startswith(ledger.STATE_TAG) != plain:  # the other engine's
         return None
     reflected = Q(date__lt=state.on)
     if state.key is not None:
@@ -792,26 +804,27 @@ def _recalculated(
         return _recalculated(loan, schedule, frozen, scratch=True)
     result, resumed = derived
     if not result.void_terminations:
-        _store_states(setup, state, resumed, rows, inside, base)
+        _store_states(setup, state, resumed.checkpoints, resumed.recent, rows, inside, base)
     return result, rows, resumed.result.terminated_on is not None
 
 
-def _store_states(setup, state, resumed: progressive.Resumed, rows, inside, base) -> None:
-    """Replace the states the replay passed (those after the one it started from) and drop
-    the recent ones no longer recent (``progressive.RECENT``). Two statements."""
+def _store_states(setup, state, checkpoints, recent, rows, inside, base) -> None:
+    """Replace the states the replay passed (``checkpoints``, those after the one it started
+    from) and drop the recent ones no longer ``recent`` (``progressive.RECENT``; None: nothing
+    replayed). Two statements."""
     states = EngineState.objects.filter(setup=setup)
     if state is None:
         stale = Q()  # a replay from the start: every state is replaced
-    elif resumed.recent is None:  # nothing replayed: the states up to the start stand
+    elif recent is None:  # nothing replayed: the states up to the start stand
         stale = Q(on__gt=state.on)
     else:
-        stale = Q(on__gt=state.on) | Q(on__in=[c.on for c in resumed.checkpoints])
-        stale |= Q(lasting=False) & ~Q(on__in=resumed.recent)
+        stale = Q(on__gt=state.on) | Q(on__in=[c.on for c in checkpoints])
+        stale |= Q(lasting=False) & ~Q(on__in=recent)
     states.filter(stale).delete()
     created, position = [], 0
     events, key_sum, squares = base
     last_inside = inside[-1] if inside else None
-    for checkpoint in resumed.checkpoints:
+    for checkpoint in checkpoints:
         while position < len(rows) and rows[position].date <= checkpoint.on:
             pk = rows[position].pk
             events, key_sum, squares = events + 1, key_sum + pk, squares + _squares([pk])
@@ -831,6 +844,136 @@ def _store_states(setup, state, resumed: progressive.Resumed, rows, inside, base
             )
         )
     EngineState.objects.bulk_create(created)
+
+
+def _ledger_replayed(
+    loan: Loan,
+    schedule: Schedule,
+    frozen: list[ledger.PeriodState],
+    *,
+    before: date | None = None,
+    inclusive: bool = False,
+    scratch: bool = False,
+) -> tuple[ledger.ReplayResult, list, bool]:
+    """A non-recalculating setup's replay (``derive_periods``) from the latest stored ledger
+    state that stands (``_standing_state(plain=True)``, see ``_ledger_start``; ``scratch``:
+    from the loan's start), storing the states it passes in their place, as the daily-accrual
+    engine's (``_recalculated``: the last ``progressive.RECENT`` period boundaries before the
+    latest transaction, after it, and one after every ``progressive.EVENTS_PER_STATE``
+    transactions): ``(result, the rows it allocates, whether a termination stands)``. The
+    figures are the whole replay's; the query count is constant."""
+    setup = schedule.setup
+    dynamic = loan.schedule_engine == ScheduleEngine.DYNAMIC
+    start = None
+    if not scratch:
+        state = _standing_state(loan, schedule, before=before, inclusive=inclusive, plain=True)
+        start = state and _ledger_start(loan, schedule, frozen, state, dynamic=dynamic)
+    if start is not None:
+        state, replay_state, meta, rows, inside = start
+        periods = frozen + replay_state.periods
+        base = (state.events, state.key_sum, state.squares)
+        _, _, terminated_before, applied, mark, stored_advancements = meta
+        advancements = [
+            a for a in stored_advancements if _reflected(state, a[0], date.fromordinal(a[1]))
+        ]
+    else:
+        state, replay_state, inside, base = None, None, [], (0, 0, 0)
+        rows = replay_transactions(loan, schedule)
+        terms = terms_for(setup)
+        periods = frozen + ledger.periods_from_schedule(
+            generate_schedule(terms, first_number=len(frozen) + 1)
+        )
+        for tx in rows:
+            if tx.type == TransactionType.ADVANCEMENT:
+                periods = ledger.apply_advancement(
+                    periods, on=tx.date, amount=tx.amount, terms=terms, dynamic=dynamic
+                )
+        terminated_before, applied, mark, advancements = False, 0, 0, []
+    advancing = TransactionType.ADVANCEMENT
+    advancements += [(t.pk, t.date.toordinal()) for t in rows if t.type == advancing]
+    keep, recent = _ledger_checkpoints(
+        periods, rows, after=state and state.on, applied=applied, mark=mark
+    )
+    result = _replay(
+        setup,
+        periods,
+        rows,
+        dynamic=dynamic,
+        resume=False,
+        start=replay_state,
+        keep=[on for on, _, _, _ in keep],
+    )
+    ending = TransactionType.CONTRACT_TERMINATION
+    if not result.void_terminations:
+        taken = dict(result.states)
+        checkpoints, position, terminated = [], 0, terminated_before
+        for on, lasting, count, marked in keep:
+            while position < len(rows) and rows[position].date <= on:
+                terminated |= rows[position].type == ending
+                position += 1
+            if on not in taken:  # a credit balance stood there (``ledger.replay``)
+                continue
+            facts = (len(frozen), dynamic, terminated, count, marked, tuple(advancements))
+            blob = ledger.dumps(taken[on], facts)
+            checkpoints.append(progressive.Checkpoint(on=on, key=None, state=blob, lasting=lasting))
+        _store_states(setup, state, checkpoints, recent, rows, inside, base)
+    result.states = []
+    return result, rows, terminated_before or any(t.type == ending for t in rows)
+
+
+def _reflected(state: EngineState, pk: int, on: date) -> bool:
+    """Whether a transaction (its id and date) is one of those ``state`` reflects."""
+    return on < state.on or (on == state.on and state.key is not None and pk <= state.key)
+
+
+def _ledger_start(loan, schedule, frozen, state: EngineState, *, dynamic: bool):
+    """``(state, ledger.ReplayState, its meta, the rows after it, those of its date in it)``
+    to resume ``_ledger_replayed`` from; None where it cannot stand for the history: stored
+    for another engine (STANDARD/DYNAMIC) or another count of frozen periods, or the
+    advancements after its date are not those it was replayed with (every advancement
+    reshapes the base installments the replay starts from: ``derive_periods``)."""
+    loaded = ledger.loads(state.state)
+    if loaded is None:
+        return None
+    replay_state, meta = loaded
+    frozen_count, was_dynamic, _terminated, _applied, _mark, advancements = meta
+    if frozen_count != len(frozen) or was_dynamic != dynamic:
+        return None
+    rows = replay_transactions(loan, schedule, since=state.on)
+    inside = [t for t in rows if _reflected(state, t.pk, t.date)]
+    rows = rows[len(inside) :]  # (date, id) order: the state's come first
+    later = {pk for pk, day in advancements if not _reflected(state, pk, date.fromordinal(day))}
+    if later != {t.pk for t in rows if t.type == TransactionType.ADVANCEMENT}:
+        return None
+    return state, replay_state, meta, rows, inside
+
+
+def _ledger_checkpoints(periods, rows, *, after: date | None, applied: int, mark: int):
+    """Where ``_ledger_replayed`` takes states: ``([(date, lasting, transactions replayed by
+    then, the count at the last lasting state)], the recent dates)``, at the live periods' due
+    dates after ``after`` up to the latest transaction and on its date, as ``progressive.resume``
+    chooses them (the recent ones: None when nothing is replayed)."""
+    if not rows:
+        return [], None
+    head = rows[-1].date
+    boundaries = sorted({p.due_date for p in ledger.live(periods)})
+    passed = boundaries[: bisect.bisect_right(boundaries, head)]
+    recent = frozenset([*passed[-progressive.RECENT :], head])
+    pending = passed[0 if after is None else bisect.bisect_right(passed, after) :]
+    if not pending or pending[-1] != head:
+        pending.append(head)
+    chosen, position = [], 0
+    for on in pending:
+        while position < len(rows) and rows[position].date <= on:
+            position += 1
+        count = applied + position
+        lasting = count - mark >= progressive.EVENTS_PER_STATE and on != head
+        if not lasting and on not in recent:
+            continue
+        if lasting:
+            mark = count
+        chosen.append((on, lasting, count, mark))
+    return chosen, recent
 
 
 def rebuild_schedule(
@@ -895,14 +1038,17 @@ def rebuild_schedule(
             schedule = _void_terminations(loan, schedule, list(result.void_terminations))
             stored = StoredPeriods(schedule)
             result, rows, terminated = _recalculated(loan, schedule, stored.frozen(), scratch=True)
-    elif full:  # the whole history
-        rows = replay_transactions(loan, schedule)
-        result = derive_periods(loan, schedule, rows, frozen=stored.frozen())
+    elif full:  # the history from the latest stored ledger state before what changed
+        before = appended.date if appended is not None else since
+        result, rows, terminated = _ledger_replayed(
+            loan, schedule, stored.frozen(), before=before, inclusive=appended is not None
+        )
         if result.void_terminations:
             schedule = _void_terminations(loan, schedule, list(result.void_terminations))
-            rows = [t for t in rows if t.pk not in result.void_terminations]
             stored = StoredPeriods(schedule)
-            result = derive_periods(loan, schedule, rows, frozen=stored.frozen())
+            result, rows, terminated = _ledger_replayed(
+                loan, schedule, stored.frozen(), scratch=True
+            )
     write_live_periods(schedule, result.periods, stored.live_rows())
     changed = _changed_portions(rows, result)
     if changed:
