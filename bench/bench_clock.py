@@ -9,7 +9,13 @@
 
 Loans: 36 monthly periods, ~10 transactions each (disbursement + 9 repayments): one built
 through the services, the rest cloned from it in SQL (``build_portfolio``). ``CLOCK_BENCH_LOANS``
-(default 10,000) and ``CLOCK_BENCH_ITEMS`` (default 10,000) size it.
+(default 10,000) and ``CLOCK_BENCH_ITEMS`` (default 10,000) size it; ``CLOCK_BENCH_ONLY=dispatcher``
+runs the dispatcher's part alone (after one warm-up close of business).
+
+The dispatcher's CPU per item is the worker's and, where the server runs on this machine, its
+PostgreSQL backend's (``/proc``): on a shared machine the wall time moves with the load, so the
+bench also prints the projection from CPU alone (items x CPU per item / cores), what an idle
+machine with these cores would take when the work is CPU-bound.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 LOANS = int(os.environ.get("CLOCK_BENCH_LOANS", "10000"))
+ONLY = os.environ.get("CLOCK_BENCH_ONLY", "")
 ITEMS = int(os.environ.get("CLOCK_BENCH_ITEMS", "10000"))
 START = date(2026, 1, 1)
 
@@ -184,7 +191,6 @@ def run() -> None:
     from bench.measure import count_statements_and_round_trips, load_line
     from loans.services import set_business_date
     from servicing import close_of_business as cob
-    from servicing.models import ScheduledPayment
 
     user = get_user_model().objects.create_user(username="bench")
     set_business_date(new_date=START, actor=user)
@@ -197,6 +203,9 @@ def run() -> None:
     # twice the loans; the days are equivalent: no fee, no bucket change in between), the
     # anchor before and after the 1-worker day (its median is the figure's anchor)
     close_with(1, START, user)
+    if ONLY == "dispatcher":
+        dispatcher_part(ids, START + timedelta(days=3))
+        return
     anchor_before = anchor_loan_days(ids)
     one, n, one_cpu = close_with(1, START + timedelta(days=1), user)
     anchor_after = anchor_loan_days(ids)
@@ -237,6 +246,16 @@ def run() -> None:
         f"{many} in {many_trips} (30 transactions); BEGIN/COMMIT not counted"
     )
 
+    dispatcher_part(ids, day)
+
+
+def dispatcher_part(ids: list[int], day: date) -> None:
+    from bench.measure import load_line
+    from loans.services import set_business_date
+    from servicing.models import ScheduledPayment
+    from servicing.system import system_user
+
+    set_business_date(new_date=day, actor=system_user())
     ScheduledPayment.objects.filter(scheduled_date__lte=day).delete()  # none yet: a clean queue
     due = [ids[i % len(ids)] for i in range(ITEMS)]
     rounds = []
@@ -253,14 +272,29 @@ def run() -> None:
         f"transactions/s ({item_anchor:.1f} s)",
         flush=True,
     )
-    for workers, (elapsed, executed, cpu, statements, trips) in zip((1, 2), rounds, strict=True):
+    cores = os.cpu_count() or 1
+    for workers, (elapsed, executed, cpu, statements, trips, server) in zip(
+        (1, 2), rounds, strict=True
+    ):
         rate = executed / elapsed
-        print(
+        line = (
             f"  dispatcher, {workers} process{'es' if workers > 1 else ''}: {executed} of {ITEMS}"
             f" due payments executed in {elapsed:.1f} s ({rate:.0f}/s; 10,000 would take"
-            f" {10000 / rate:.0f} s); {elapsed / item_anchor:.1f}x the anchor's time; CPU"
-            f" {1000 * cpu / executed:.1f} ms per item; {statements / executed:.1f} statements"
-            f" in {trips / executed:.1f} round trips per item; goal 10,000 in <= 60 s",
+            f" {10000 / rate:.0f} s); {elapsed / item_anchor:.1f}x the anchor's time; worker CPU"
+            f" {1000 * cpu / executed:.1f} ms per item"
+        )
+        if server is not None:
+            per_item = (cpu + server) / executed
+            # CPU-bound on an idle machine: a worker and its backend take turns (one waits for
+            # the other), so each pair keeps at most one core busy
+            projected = 10000 * per_item / min(cores, workers)
+            line += (
+                f" + PostgreSQL backend {1000 * server / executed:.1f} ms = {1000 * per_item:.1f}"
+                f" ms; from CPU alone 10,000 would take {projected:.0f} s on {cores} idle cores"
+            )
+        print(
+            f"{line}; {statements / executed:.1f} statements in {trips / executed:.1f} round"
+            " trips per item; goal 10,000 in <= 60 s",
             flush=True,
         )
 
@@ -269,28 +303,27 @@ def _dispatch_share(queue) -> None:
     from django import db
 
     db.connections.close_all()
-    from bench.measure import count_statements_and_round_trips
+    from django.db import connection
+
+    from bench.measure import backend_cpu_seconds, count_statements_and_round_trips
     from servicing import dispatcher
 
+    server = backend_cpu_seconds(connection)
     started, cpu = time.perf_counter(), time.process_time()
     statements, trips, result = count_statements_and_round_trips(
         lambda: dispatcher.dispatch_due(reconcile=False)
     )
-    queue.put(
-        (
-            time.perf_counter() - started,
-            time.process_time() - cpu,
-            result.executed,
-            statements,
-            trips,
-        )
-    )
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    after = backend_cpu_seconds(connection)
+    server = None if server is None or after is None else after - server
+    queue.put((elapsed, cpu, result.executed, statements, trips, server))
 
 
-def dispatch_with(workers: int) -> tuple[float, int, float, int, int]:
+def dispatch_with(workers: int) -> tuple:
     """The due payments dispatched by ``workers`` processes at once (each on its own
     connection, as Celery's ``dispatch_due`` + ``dispatch_more`` tasks run): seconds, items
-    executed, the processes' CPU seconds, statements (BEGIN/COMMIT not counted), round trips."""
+    executed, the processes' CPU seconds, statements (BEGIN/COMMIT not counted), round trips,
+    their PostgreSQL backends' CPU seconds (None when not readable)."""
     from django import db
 
     db.connections.close_all()
@@ -304,12 +337,14 @@ def dispatch_with(workers: int) -> tuple[float, int, float, int, int]:
     for p in procs:
         p.join()
     elapsed = time.perf_counter() - started
+    servers = [s[5] for s in shares]
     return (
         elapsed,
         sum(s[2] for s in shares),
         sum(s[1] for s in shares),
         sum(s[3] for s in shares),
         sum(s[4] for s in shares),
+        None if None in servers else sum(servers),
     )
 
 

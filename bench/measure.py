@@ -124,3 +124,19 @@ def count_statements_and_round_trips(func: Callable[[], object]) -> tuple[int, i
     with connection.execute_wrapper(counter):
         result = func()
     return counter.count, counter.round_trips, result
+
+
+def backend_cpu_seconds(connection) -> float | None:
+    """CPU seconds the PostgreSQL backend serving ``connection`` has used so far (user +
+    system, from ``/proc``: the server on this machine), or None where it cannot be read (a
+    remote server). The dispatcher's figure adds it to the worker's own CPU: the two share
+    the cores, so together they bound the rate."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

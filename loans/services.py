@@ -50,6 +50,7 @@ from loans.models import (
     Transaction,
     TransactionType,
 )
+from loans.statements import bound_insert, run_together
 
 ZERO = Decimal("0.00")
 
@@ -410,6 +411,18 @@ def _new_transaction(loan: Loan, *, type, on, amount, actor, external_id, note) 
     )
 
 
+def _insert_transaction(tx: Transaction) -> None:
+    """``tx.save(force_insert=True)`` as an INSERT bound once (``loans.statements``): the same
+    row (``created_at`` now, as ``auto_now_add`` sets it), its id set on ``tx``."""
+    tx.created_at = timezone.now()
+    values = {f.attname: getattr(tx, f.attname) for f in _TRANSACTION_FIELDS}
+    (tx.pk,) = run_together(bound_insert(Transaction, returning=True, **values))
+    tx._state.adding, tx._state.db = False, "default"
+
+
+_TRANSACTION_FIELDS = [f for f in Transaction._meta.concrete_fields if not f.primary_key]
+
+
 def _external_id_used(external_id: str | None) -> DuplicateExternalIdError:
     """The refusal of an external id the unique constraint found taken at the insert."""
     return DuplicateExternalIdError(
@@ -421,17 +434,25 @@ def _external_id_used(external_id: str | None) -> DuplicateExternalIdError:
 def _check_money_command(loan: Loan, amount, *, field: str) -> Loan:
     """The first checks of a money command: a positive amount, then (under the loan's lock) a
     loan that is active. Returns the locked loan."""
+    _check_positive(amount, field=field)
+    loan = versions.lock_loan(loan)
+    _check_active(loan)
+    return loan
+
+
+def _check_positive(amount, *, field: str) -> None:
     if not isinstance(amount, Decimal) or amount <= 0:
         raise InvalidRequestError(
             "The amount must be positive.",
             errors=[field_error(field, "Must be positive.", "min_value")],
         )
-    loan = versions.lock_loan(loan)
+
+
+def _check_active(loan: Loan) -> None:
     if loan.status == LoanStatus.PENDING:
         raise LoanStateError(
             "The loan is not active yet: activate it first.", code="loan_not_active"
         )
-    return loan
 
 
 @transaction.atomic
@@ -450,7 +471,19 @@ def post_transaction(
     as_of = as_of or selectors.get_business_date()
     if type not in POSTABLE_TYPES:
         raise InvalidRequestError(f"Transactions of type {type} cannot be posted here.")
-    loan = _check_money_command(loan, amount, field="amount")
+    _check_positive(amount, field="amount")
+    # One round trip (on PostgreSQL): the loan row lock, then what the command reads under it
+    # (the schedule and its periods for the overpayment check and the rebuild, the latest
+    # transaction's date, the original contract date: ``versions.PostingState``) and whether
+    # the external id is taken; each statement compiled once.
+    pk = loan.pk if isinstance(loan, Loan) else loan
+    found, rows, *used = run_together(
+        versions.bind_loan_lock(pk),
+        versions.PostingState.bind(pk),
+        *([versions.bind_external_id_check(external_id)] if external_id else []),
+    )
+    loan = versions.locked_loan(pk, found)
+    _check_active(loan)
     if type != TransactionType.CHARGE:
         _check_not_settled(loan)
     if loan.modification_in_progress:
@@ -466,11 +499,10 @@ def post_transaction(
         raise LoanStateError(
             "No principal can be advanced on a charged-off loan.", code="loan_charged_off"
         )
-    # One read after the lock: the schedule and its periods (for the overpayment check and
-    # the rebuild), the latest transaction's date, the original contract date.
-    posting = versions.PostingState.read(loan)
+    posting = versions.PostingState.from_rows(loan, rows)
     _check_transaction_date(loan, on, as_of, posting)
-    versions.check_external_id(external_id)
+    if used and used[0]:
+        raise versions.external_id_refusal(external_id)
     if type in (TransactionType.REPAYMENT, TransactionType.CREDIT):
         if posting is not None:
             outstanding = posting.stored.live_outstanding()
@@ -498,8 +530,8 @@ def post_transaction(
     derived = versions.resume_appended(loan, posting, tx) if posting is not None else None
     try:
         # No savepoint: a refusal here leaves this command's own transaction (or savepoint)
-        # by the exception, which rolls it back.
-        tx.save(force_insert=True)
+        # by the exception, which rolls it back. The INSERT bound once (loans.statements).
+        _insert_transaction(tx)
     except IntegrityError:
         raise _external_id_used(external_id)
     if derived is not None:

@@ -14,6 +14,7 @@ import bisect
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -40,6 +41,7 @@ from loans.models import (
     TransactionType,
 )
 from loans.schedules import generate_schedule
+from loans.statements import Bound, CompiledRead, bound_insert, bound_update, run_together
 from loans.terms import terms_for
 
 ZERO = Decimal("0.00")
@@ -64,17 +66,38 @@ PERIOD_FIELDS = (
 )
 
 
+_SENTINEL_LOAN = -918_273_640
+_SENTINEL_TEXT = "~918273640~"
+_LOCK = CompiledRead(
+    lambda *, loan_id: (
+        Loan.objects.select_for_update(of=("self",)).select_related("setup").filter(pk=loan_id)
+    ),
+    loan_id=_SENTINEL_LOAN,
+)
+
+
+def bind_loan_lock(loan_id: int) -> Bound:
+    """``lock_loan`` as a statement for ``run_together`` (compiled once; its result: a list of
+    the loan with its setup, or empty), to send in one round trip with what follows it."""
+    return _LOCK.bind(into="instances", loan_id=loan_id)
+
+
+def locked_loan(pk: int, found: list) -> Loan:
+    """The loan ``bind_loan_lock`` found, or the 404 ``lock_loan`` raises."""
+    if not found:
+        raise NotFoundError(f"Loan {pk} was not found.", code="loan_not_found")
+    return found[0]
+
+
 def lock_loan(loan: Loan | int) -> Loan:
-    """Lock the loan row for the rest of the transaction and return it fresh from the database.
+    """Lock the loan row for the rest of the transaction and return it fresh from the database
+    (with its setup), from a statement compiled once.
 
     Must be called inside ``transaction.atomic``. On SQLite ``select_for_update`` is a no-op and
     SQLite serialises writers itself.
     """
     pk = loan.pk if isinstance(loan, Loan) else loan
-    try:
-        return Loan.objects.select_for_update(of=("self",)).select_related("setup").get(pk=pk)
-    except Loan.DoesNotExist:
-        raise NotFoundError(f"Loan {pk} was not found.", code="loan_not_found")
+    return locked_loan(pk, run_together(bind_loan_lock(pk))[0])
 
 
 def actor_or_none(actor):
@@ -106,16 +129,47 @@ def record_event(
     changes: dict | None = None,
     result: dict | None = None,
 ) -> LoanEvent:
-    """Append one audit row. ``changes`` maps a field to ``(before, after)``."""
-    return LoanEvent.objects.create(
-        loan=loan,
+    """Append one audit row. ``changes`` maps a field to ``(before, after)``. The INSERT is
+    bound once (``loans.statements``), not compiled by the ORM per call; the row is the one
+    ``LoanEvent.objects.create`` writes."""
+    event = LoanEvent(
+        loan_id=loan.pk if loan is not None else None,
         command=command,
         actor=actor_or_none(actor),
+        created_at=timezone.now(),
         business_date=as_of,
         reason=(reason or "")[:500],
         input=jsonable(input or {}),
         changes=jsonable({k: list(v) for k, v in (changes or {}).items()}),
         result=jsonable(result or {}),
+    )
+    values = {f.attname: getattr(event, f.attname) for f in _EVENT_FIELDS}
+    (event.pk,) = run_together(bound_insert(LoanEvent, returning=True, **values))
+    event._state.adding, event._state.db = False, "default"
+    return event
+
+
+_EVENT_FIELDS = [f for f in LoanEvent._meta.concrete_fields if not f.primary_key]
+
+
+def bind_external_id_check(external_id: str) -> Bound:
+    """Whether a transaction (or a reversal) uses ``external_id``, as a statement for
+    ``run_together`` (compiled once; its result: a list, empty when the id is free)."""
+    return _EXTERNAL_ID_USED.bind(external_id=external_id)
+
+
+_EXTERNAL_ID_USED = CompiledRead(
+    lambda *, external_id: Transaction.objects.filter(
+        Q(external_id=external_id) | Q(reversal_external_id=external_id)
+    ).values_list("pk")[:1],
+    external_id=_SENTINEL_TEXT,
+)
+
+
+def external_id_refusal(external_id: str, *, field: str = "externalId"):
+    return DuplicateExternalIdError(
+        f"The external id {external_id!r} is already used by another transaction.",
+        errors=[field_error(field, "Already used.", "duplicate_external_id")],
     )
 
 
@@ -123,12 +177,8 @@ def check_external_id(external_id: str | None, *, field: str = "externalId") -> 
     """409 when a transaction (or a reversal) already uses ``external_id``."""
     if not external_id:
         return
-    used = Q(external_id=external_id) | Q(reversal_external_id=external_id)
-    if Transaction.objects.filter(used).exists():
-        raise DuplicateExternalIdError(
-            f"The external id {external_id!r} is already used by another transaction.",
-            errors=[field_error(field, "Already used.", "duplicate_external_id")],
-        )
+    if run_together(bind_external_id_check(external_id))[0]:
+        raise external_id_refusal(external_id, field=field)
 
 
 def original_contract_date(loan: Loan, posting: PostingState | None = None) -> date:
@@ -228,7 +278,7 @@ class StoredPeriods:
 
     def live_rows(self) -> dict[int, tuple]:
         """``{period number: (row id, values in PERIOD_FIELDS order)}`` of the live periods."""
-        return {row[2]: (row[0], row[2:]) for row in self.rows if not row[1]}
+        return {row[2]: (row[0], tuple(row[2:])) for row in self.rows if not row[1]}
 
 
 class PostingState:
@@ -241,38 +291,58 @@ class PostingState:
     __slots__ = ("schedule", "stored", "latest_on", "contract_date")
 
     @classmethod
-    def read(cls, loan: Loan) -> PostingState | None:
-        latest = (
-            Transaction.objects.filter(loan=loan.pk, reversed=False)
-            .order_by("-date")
-            .values("date")[:1]
-        )
-        first = LoanSetup.objects.filter(loan=loan.pk).order_by("id").values("contract_date")[:1]
-        schedule_fields = [f.attname for f in Schedule._meta.concrete_fields]
-        periods = SchedulePeriod.objects.filter(schedule__loan=loan.pk, schedule__is_current=True)
-        rows = list(
-            periods.annotate(latest_on=Subquery(latest), first_contract=Subquery(first))
-            .order_by("period")
-            .values_list(
-                "latest_on",
-                "first_contract",
-                *(f"schedule__{name.removesuffix('_id')}" for name in schedule_fields),
-                "id",
-                "frozen",
-                *PERIOD_FIELDS,
-            )
-        )
+    def bind(cls, loan_id: int) -> Bound:
+        """The read as a statement for ``run_together`` (compiled once), to send in one round
+        trip after the loan's lock; ``from_rows`` turns its rows into the state."""
+        return _POSTING.bind(loan_id=loan_id)
+
+    @classmethod
+    def from_rows(cls, loan: Loan, rows: list) -> PostingState | None:
         if not rows:
             return None
         state = cls()
         head = rows[0]
         state.latest_on, state.contract_date = head[0], head[1]
-        width = 2 + len(schedule_fields)
-        state.schedule = Schedule.from_db(periods.db, schedule_fields, head[2:width])
+        width = 2 + len(_SCHEDULE_FIELDS)
+        state.schedule = Schedule.from_db("default", _SCHEDULE_FIELDS, head[2:width])
         if state.schedule.setup_id == loan.setup_id:
             state.schedule.setup = loan.setup
         state.stored = StoredPeriods(None, rows=[row[width:] for row in rows])
         return state
+
+    @classmethod
+    def read(cls, loan: Loan) -> PostingState | None:
+        return cls.from_rows(loan, run_together(cls.bind(loan.pk))[0])
+
+
+# The version's columns the command uses (repeated on each period's row, so not its note,
+# reason and creation: the instance defers them, a read if ever touched).
+_SCHEDULE_FIELDS = ["id", "loan_id", "version", "setup_id", "is_current"]
+
+
+def _posting_query(*, loan_id: int):
+    latest = (
+        Transaction.objects.filter(loan=loan_id, reversed=False)
+        .order_by("-date")
+        .values("date")[:1]
+    )
+    first = LoanSetup.objects.filter(loan=loan_id).order_by("id").values("contract_date")[:1]
+    periods = SchedulePeriod.objects.filter(schedule__loan=loan_id, schedule__is_current=True)
+    return (
+        periods.annotate(latest_on=Subquery(latest), first_contract=Subquery(first))
+        .order_by("period")
+        .values_list(
+            "latest_on",
+            "first_contract",
+            *(f"schedule__{name.removesuffix('_id')}" for name in _SCHEDULE_FIELDS),
+            "id",
+            "frozen",
+            *PERIOD_FIELDS,
+        )
+    )
+
+
+_POSTING = CompiledRead(_posting_query, loan_id=_SENTINEL_LOAN)
 
 
 def live_outstanding(loan: Loan) -> Decimal:
@@ -290,6 +360,9 @@ def money_value(value) -> Decimal:
     return Decimal(value).quantize(Decimal("0.01"))
 
 
+_period_values = attrgetter(*PERIOD_FIELDS)  # a period's values, in PERIOD_FIELDS order
+
+
 def write_live_periods(
     schedule: Schedule, periods: list[ledger.PeriodState], stored: dict[int, tuple]
 ) -> None:
@@ -298,25 +371,35 @@ def write_live_periods(
     ones inserted, extra ones deleted. At most three statements, whatever the number of rows."""
     changed, fields, created, kept = [], set(), [], set()
     for p in ledger.live(periods):
-        values = tuple(getattr(p, name) for name in PERIOD_FIELDS)
+        values = _period_values(p)
         row = stored.get(p.period)
         if row is None:
             created.append(period_row(schedule, p, frozen=False))
             continue
         row_id, before = row
         kept.add(p.period)
+        if values == before:
+            continue
         differ = [name for name, a, b in zip(PERIOD_FIELDS, values, before, strict=True) if a != b]
         if differ:
             fields.update(differ)
-            changed.append(
-                SchedulePeriod(pk=row_id, **dict(zip(PERIOD_FIELDS, values, strict=True)))
-            )
+            changed.append((row_id, values))
     extra = [row_id for number, (row_id, _) in stored.items() if number not in kept]
     if extra:
         SchedulePeriod.objects.filter(pk__in=extra).delete()
-    if changed:
+    names = [name for name in PERIOD_FIELDS if name in fields]
+    if len(changed) == 1:  # the usual payment: one period, its changed columns (bound once)
+        ((row_id, values),) = changed
+        update = dict(zip(PERIOD_FIELDS, values, strict=True))
+        run_together(bound_update(SchedulePeriod, {"pk": row_id}, **{n: update[n] for n in names}))
+    elif changed:
         SchedulePeriod.objects.bulk_update(
-            changed, [name for name in PERIOD_FIELDS if name in fields], batch_size=1000
+            [
+                SchedulePeriod(pk=row_id, **dict(zip(PERIOD_FIELDS, values, strict=True)))
+                for row_id, values in changed
+            ],
+            names,
+            batch_size=1000,
         )
     if created:
         SchedulePeriod.objects.bulk_create(created, batch_size=2000)
@@ -682,9 +765,9 @@ PORTION_FIELDS = [
 ]
 
 
-def _changed_portions(rows: list, result: ledger.ReplayResult) -> list[Transaction]:
-    """The transactions whose amount or portions the replay changed, as instances to
-    ``bulk_update`` (the rows are updated in place too)."""
+def _changed_portions(rows: list, result: ledger.ReplayResult) -> list:
+    """The rows whose amount or portions the replay changed, updated in place
+    (``_portion_rows`` makes the instances to write)."""
     changed = []
     for tx in rows:
         amount = tx.amount
@@ -711,10 +794,16 @@ def _changed_portions(rows: list, result: ledger.ReplayResult) -> list[Transacti
                 tx.overpayment_portion,
             ) = portions
             tx.amount = amount
-            changed.append(
-                Transaction(pk=tx.pk, **{name: getattr(tx, name) for name in PORTION_FIELDS})
-            )
+            changed.append(tx)
     return changed
+
+
+def _portion_rows(changed: list) -> list[Transaction]:
+    """``_changed_portions``' rows as instances to ``bulk_update``."""
+    return [
+        Transaction(pk=tx.pk, **{name: getattr(tx, name) for name in PORTION_FIELDS})
+        for tx in changed
+    ]
 
 
 # --------------------------------------------------------------------------------------------
@@ -1052,7 +1141,7 @@ def rebuild_schedule(
     write_live_periods(schedule, result.periods, stored.live_rows())
     changed = _changed_portions(rows, result)
     if changed:
-        Transaction.objects.bulk_update(changed, PORTION_FIELDS, batch_size=2000)
+        Transaction.objects.bulk_update(_portion_rows(changed), PORTION_FIELDS, batch_size=2000)
     if appended is not None:
         for row in rows:
             if row.pk == appended.pk:
@@ -1091,7 +1180,9 @@ def rebuild_schedule(
         )
         if (new_status, sub_status) != (loan.status, loan.sub_status):
             loan.status, loan.sub_status = new_status, sub_status
-            Loan.objects.filter(pk=loan.pk).update(status=new_status, sub_status=sub_status)
+            run_together(
+                bound_update(Loan, {"pk": loan.pk}, status=new_status, sub_status=sub_status)
+            )
     # Apps built on the core follow the new schedule in this transaction (loans.hooks).
     hooks.schedule_changed(loan)
     return result

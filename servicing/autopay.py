@@ -40,6 +40,7 @@ from servicing.models import (
     ScheduledPayment,
     ScheduledPaymentStatus,
 )
+from servicing.statements import CompiledRead, run_together
 
 MAX_PROCESS_DAYS_BEFORE = 30
 MAX_AMOUNT = Decimal("999999999999.99")
@@ -295,5 +296,14 @@ def sync_autopay_payments(loan: Loan, *, as_of: date, periods: list | None = Non
 def resync_after_schedule_change(loan: Loan) -> None:
     """``loans.hooks`` receiver: a schedule change moves the pending autopay payments. One
     query for a loan without autopay (the usual case)."""
-    if Autopay.objects.filter(loan=loan, status=AutopayStatus.ACTIVE).exists():
+    if run_together(_ACTIVE_AUTOPAY.bind(loan_id=loan.pk))[0]:
         sync_autopay_payments(loan, as_of=get_business_date())
+
+
+# Whether the loan has an active autopay: every payment asks, so compiled once.
+_ACTIVE_AUTOPAY = CompiledRead(
+    lambda *, loan_id: Autopay.objects.filter(
+        loan_id=loan_id, status=AutopayStatus.ACTIVE
+    ).values_list("pk")[:1],
+    loan_id=-918_273_639,
+)

@@ -66,7 +66,15 @@ from loans.models import (
 )
 from loans.selectors import current_schedule, get_business_date
 from loans.services import post_transaction, set_business_date
-from loans.versions import PERIOD_FIELDS, accrual_for, lock_loan, recalculates, record_event
+from loans.versions import (
+    PERIOD_FIELDS,
+    accrual_for,
+    bind_loan_lock,
+    lock_loan,
+    locked_loan,
+    recalculates,
+    record_event,
+)
 from servicing.autopay import sync_autopay_payments
 from servicing.models import (
     Autopay,
@@ -78,7 +86,14 @@ from servicing.models import (
     JobStatus,
     LoanDailySnapshot,
 )
-from servicing.statements import Bound, asynchronous_commit, bound_insert, run_together
+from servicing.statements import (
+    Bound,
+    CompiledRead,
+    asynchronous_commit,
+    bound_insert,
+    run_together,
+    update_query,
+)
 from servicing.system import system_user
 
 ZERO = Decimal("0.00")
@@ -125,128 +140,6 @@ class StoredBook:
     later_transactions: bool = False
 
 
-class CompiledRead:
-    """A query compiled by the ORM once per database alias and then executed with new
-    parameter values: the hot statements of the close of business and the dispatcher run once
-    per loan-day or item, and compiling them cost more CPU than the database took to answer.
-    ``build(**sentinels)`` returns the queryset (or, for an UPDATE, ``update_query(...)``); each
-    keyword's sentinel value is found among the compiled parameters and replaced per call (as
-    the backend adapted it). ``rows`` gives a ``values_list`` query's rows with the ORM's
-    converters (SQLite's decimals and dates), ``instances`` a model query's instances (with its
-    ``select_related`` objects) as the queryset would build them, ``execute`` an UPDATE's row
-    count."""
-
-    def __init__(self, build, **sentinels):
-        self._build, self._sentinels, self._compiled = build, sentinels, {}
-
-    def _compile(self, alias: str):
-        from django.db import connections
-
-        built = self._build(**self._sentinels)
-        query = built.query if hasattr(built, "query") else built
-        compiler = query.get_compiler(using=alias)
-        sql, params = compiler.as_sql()
-        slots = {}
-        for name, sentinel in self._sentinels.items():
-            adapted = {sentinel, str(sentinel)}
-            if isinstance(sentinel, date):
-                adapted.add(connections[alias].ops.adapt_datefield_value(sentinel))
-            found = [i for i, value in enumerate(params) if value in adapted]
-            assert found, f"{name}: sentinel {sentinel!r} not among the compiled parameters"
-            slots[name] = (found, isinstance(params[found[0]], str))
-        select = getattr(compiler, "select", None) or []
-        converters = list(compiler.get_converters([c for c, _, _ in select]).items())
-        locks = bool(getattr(query, "select_for_update", False))
-        self._compiled[alias] = (sql, list(params), slots, converters, compiler, locks)
-        return self._compiled[alias]
-
-    def bind(self, alias: str = "default", *, into: str = "rows", **values) -> Bound:
-        """The statement with ``values`` in its parameters, to run with ``run_together``.
-        ``into``: ``rows`` (converted rows), ``instances`` (model instances) or ``count``."""
-        from django.db import connections
-
-        compiled = self._compiled.get(alias) or self._compile(alias)
-        sql, params, slots, converters, compiler, locks = compiled
-        if locks and connections[alias].get_autocommit():  # what the ORM would refuse too
-            raise transaction.TransactionManagementError(
-                "select_for_update cannot be used outside of a transaction."
-            )
-        params = list(params)
-        for name, value in values.items():
-            positions, as_text = slots[name]
-            for i in positions:
-                params[i] = value.isoformat() if as_text and isinstance(value, date) else value
-        finish = {"rows": self._rows, "instances": self._instances}.get(into)
-        return Bound(
-            sql,
-            params,
-            select_query(compiler),
-            finish and (lambda rows: finish(compiled, rows, alias)),
-        )
-
-    @staticmethod
-    def _rows(compiled, fetched, alias: str) -> list[list]:
-        from django.db import connections
-
-        connection = connections[alias]
-        converters = compiled[3]
-        rows = [list(row) for row in fetched]
-        for row in rows:
-            for position, (functions, expression) in converters:
-                value = row[position]
-                for function in functions:
-                    value = function(value, expression, connection)
-                row[position] = value
-        return rows
-
-    @classmethod
-    def _instances(cls, compiled, fetched, alias: str) -> list:
-        from django.db.models.query import get_related_populators
-
-        rows = cls._rows(compiled, fetched, alias)
-        compiler = compiled[4]
-        select, klass_info = compiler.select, compiler.klass_info
-        fields = klass_info["select_fields"]
-        start, end = fields[0], fields[-1] + 1
-        names = [column[0].target.attname for column in select[start:end]]
-        populators = get_related_populators(klass_info, select, alias)
-        annotations = list(compiler.annotation_col_map.items())
-        objects = []
-        for row in rows:
-            obj = klass_info["model"].from_db(alias, names, row[start:end])
-            for populator in populators:
-                populator.populate(row, obj)
-            for name, position in annotations:
-                setattr(obj, name, row[position])
-            objects.append(obj)
-        return objects
-
-    def rows(self, alias: str = "default", **values) -> list[list]:
-        return run_together(self.bind(alias, **values), alias=alias)[0]
-
-    def execute(self, alias: str = "default", **values) -> int:
-        return run_together(self.bind(alias, into="count", **values), alias=alias)[0]
-
-    def instances(self, alias: str = "default", **values) -> list:
-        return run_together(self.bind(alias, into="instances", **values), alias=alias)[0]
-
-
-def select_query(compiler) -> bool:
-    from django.db.models.sql.compiler import SQLUpdateCompiler
-
-    return not isinstance(compiler, SQLUpdateCompiler)
-
-
-def update_query(queryset, **values):
-    """The UPDATE ``queryset.update(**values)`` would run, as a query to compile."""
-    from django.db.models import sql
-
-    query = queryset.query.chain(sql.UpdateQuery)
-    query.add_update_values(values)
-    query.annotations = {}
-    return query
-
-
 _SENTINEL_LOAN, _SENTINEL_DAY = -918_273_645, date(1903, 7, 9)
 
 
@@ -269,12 +162,6 @@ def _book_query(*, loan_id: int, day: date):
 
 
 _BOOK = CompiledRead(_book_query, loan_id=_SENTINEL_LOAN, day=_SENTINEL_DAY)
-_LOCK = CompiledRead(
-    lambda *, loan_id: (
-        Loan.objects.select_for_update(of=("self",)).select_related("setup").filter(pk=loan_id)
-    ),
-    loan_id=_SENTINEL_LOAN,
-)
 _SENTINEL_BUCKET = "~bucket~"
 _CLOSED = CompiledRead(
     lambda *, loan_id, day, bucket: update_query(
@@ -290,19 +177,7 @@ def lock_loan_row(loan: Loan | int) -> Loan:
     """``loans.versions.lock_loan`` (the loan row lock ``cancel_servicing`` takes, the loan
     with its setup, fresh), from a statement compiled once (``CompiledRead``)."""
     pk = loan.pk if isinstance(loan, Loan) else loan
-    return _locked(pk, _LOCK.instances(loan_id=pk))
-
-
-def bind_loan_lock(loan_id: int) -> Bound:
-    """``lock_loan_row`` as a statement for ``run_together`` (its result: a list of the loan,
-    or empty)."""
-    return _LOCK.bind(into="instances", loan_id=loan_id)
-
-
-def _locked(pk: int, found: list) -> Loan:
-    if not found:
-        raise NotFoundError(f"Loan {pk} was not found.", code="loan_not_found")
-    return found[0]
+    return locked_loan(pk, run_together(bind_loan_lock(pk))[0])
 
 
 def lock_with_book(loan: Loan | int, day: date, *also: Bound) -> tuple:
@@ -310,10 +185,8 @@ def lock_with_book(loan: Loan | int, day: date, *also: Bound) -> tuple:
     one round trip on PostgreSQL: the server runs them in order, so the schedule is read under
     the lock just taken. Returns the loan, its ``StoredBook`` and the results of ``also``."""
     pk = loan.pk if isinstance(loan, Loan) else loan
-    found, rows, *more = run_together(
-        _LOCK.bind(into="instances", loan_id=pk), _BOOK.bind(loan_id=pk, day=day), *also
-    )
-    return (_locked(pk, found), _book_of(rows), *more)
+    found, rows, *more = run_together(bind_loan_lock(pk), _BOOK.bind(loan_id=pk, day=day), *also)
+    return (locked_loan(pk, found), _book_of(rows), *more)
 
 
 def stored_book(loan: Loan | int, day: date) -> StoredBook:

@@ -60,7 +60,6 @@ from loans.versions import lock_loan
 from servicing.close_of_business import (
     OPEN_STATUSES,
     CompiledRead,
-    bind_loan_lock,
     lock_with_book,
     outstanding_total,
     stored_payoff_total,
@@ -267,6 +266,15 @@ _PAYMENT = CompiledRead(
 )
 
 
+# The loan row lock alone (the repayment command reads the loan under its own lock next).
+_ROW_LOCK = CompiledRead(
+    lambda *, loan_id: (
+        Loan.objects.select_for_update(of=("self",)).filter(pk=loan_id).values_list("pk")
+    ),
+    loan_id=-918_273_638,
+)
+
+
 def _start_attempt(
     *, loan: Loan, item, kind: str, channel: str, now, amount=None, provider, number=None
 ):
@@ -402,7 +410,7 @@ def _record_payment(
         error=attempt.error,
     )
     if lock:
-        found, recorded = run_together(bind_loan_lock(attempt.loan_id), update)
+        found, recorded = run_together(_ROW_LOCK.bind(loan_id=attempt.loan_id), update)
         if not found:
             raise Loan.DoesNotExist(f"Loan {attempt.loan_id} was not found.")
     else:

@@ -363,9 +363,10 @@ def test_statements_per_dispatched_payment_are_constant(loan, operator):
     three transactions and the command's savepoint: 24 (was 32). The run itself: 16
     (reconcile, business date, system user, the claims). (Was 49 per payment: the payoff cap
     replayed the history, the attempt, item and loan were read again, the ACH looked its key
-    up first.) On PostgreSQL they take 4 round trips fewer: the lock, the item and the
+    up first.) On PostgreSQL they take 6 round trips fewer: the lock, the item and the
     schedule go in one, the attempt with the item IN_FLIGHT in one, the second lock with the
-    outcome in one."""
+    outcome in one, the command's lock with its read and external id check in one (18 round
+    trips a payment, was 20)."""
     from django.db import connection
 
     from loans.services import post_transaction
@@ -387,7 +388,7 @@ def test_statements_per_dispatched_payment_are_constant(loan, operator):
     two, trips = _statements_and_round_trips(lambda: dispatcher.dispatch_due(now=NOON_NY))
     assert first > short  # the first run created the system user
     assert (short, long, two) == (16 + 24, 16 + 24, 16 + 2 * 24)  # was 32, before that 49
-    assert trips == (16 + 2 * 20 if _combines(connection) else two)  # was 28 a payment
+    assert trips == (16 + 2 * 18 if _combines(connection) else two)  # was 20, before 28
     assert Transaction.objects.filter(note__startswith="Scheduled payment").count() == 5
 
 
