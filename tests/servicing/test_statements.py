@@ -85,3 +85,48 @@ def test_bound_insert_returning_and_update_match_the_orm(loan):
     assert again == 0
     item.refresh_from_db()
     assert item.status == "IN_FLIGHT"
+
+
+def test_the_bound_audit_row_and_transaction_store_what_the_orm_stores(loan, operator):
+    """``versions.record_event`` (a bound INSERT, JSON columns adapted as the field would) and
+    the repayment command's bound transaction INSERT write the rows the ORM's ``create``
+    writes, every column compared (the creation times apart)."""
+    from loans import versions
+    from loans.models import LoanEvent, Transaction
+    from loans.services import post_transaction
+
+    figures = {
+        "input": {"amount": Decimal("1.50"), "date": date(2026, 1, 2), "nested": [1, "a"]},
+        "changes": {"status": ("ACTIVE", "CLOSED")},
+        "result": {"transactionId": 7},
+    }
+    bound = versions.record_event(
+        loan=loan, command="probe", actor=operator, as_of=date(2026, 1, 2), reason="r", **figures
+    )
+    by_orm = LoanEvent.objects.create(
+        loan=loan,
+        command="probe",
+        actor=operator,
+        business_date=date(2026, 1, 2),
+        reason="r",
+        input=versions.jsonable(figures["input"]),
+        changes=versions.jsonable({"status": ["ACTIVE", "CLOSED"]}),
+        result=figures["result"],
+    )
+    drop = {"created_at"}
+    assert {k: v for k, v in _columns(bound).items() if k not in drop} == {
+        k: v for k, v in _columns(by_orm).items() if k not in drop
+    }
+    tx = post_transaction(
+        loan=loan,
+        type="REPAYMENT",
+        on=loan.setup.contract_date,
+        amount=Decimal("1.00"),
+        actor=operator,
+        external_id="probe-1",
+        note="n",
+    )
+    stored = Transaction.objects.get(pk=tx.pk)
+    assert {f.attname: getattr(stored, f.attname) for f in Transaction._meta.concrete_fields} == {
+        f.attname: getattr(tx, f.attname) for f in Transaction._meta.concrete_fields
+    }
