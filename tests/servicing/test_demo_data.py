@@ -40,3 +40,22 @@ def test_demo_reminders_go_out_whatever_the_hour_make_run_starts():
         for minutes in range(0, 24 * 60, 30):
             now = day + timedelta(minutes=minutes)
             assert any(next_window_start(now, zone) is None for zone in zones), now
+
+
+def test_demo_data_ends_with_the_close_of_business_of_its_date_once():
+    """Found by the audit: every demo loan showed bucket CURRENT until the first nightly run
+    (DEMO-PAST-DUE is 65 days past due). The load closes its date through the service; a second
+    load closes nothing and starts no job."""
+    from servicing.models import Job, LoanDailySnapshot
+
+    call_command("load_demo_data", admin_password="x-demo-pass-123", stdout=None)
+    call_command("load_demo_data", admin_password="x-demo-pass-123", stdout=None)
+    late = Loan.objects.get(external_id="DEMO-PAST-DUE")
+    assert late.delinquency_bucket == "DPD_61_90"
+    assert str(late.last_closed_business_date) == "2026-02-18"
+    snapshot = LoanDailySnapshot.objects.get(loan=late)
+    assert (snapshot.delinquency_bucket, snapshot.days_past_due) == ("DPD_61_90", 65)
+    # 7 open loans (9 less DEMO-PENDING and DEMO-CLOSED), one snapshot each, one job
+    assert LoanDailySnapshot.objects.count() == 7
+    assert list(Job.objects.values_list("status", "done", "failed")) == [("DONE", 7, 0)]
+    assert not Loan.objects.filter(status="ACTIVE", last_closed_business_date__isnull=True)

@@ -1,5 +1,8 @@
 """Demo data for ``make run``: an admin user, the business date, borrowers and loans in every
-state (seed 002's Baseline B among them). Idempotent: loans are keyed by external id."""
+state (seed 002's Baseline B among them), then the close of business for the business date
+(DESIGN §10), so buckets, snapshots and lastClosedBusinessDate are there before the first
+nightly run. Idempotent: loans are keyed by external id; a loan already closed for the date is
+not closed again (no job is started when there is nothing to close)."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from datetime import date
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from loans import services
@@ -185,12 +188,13 @@ class Command(BaseCommand):
         load_recalculating_loan(admin)
         servicing_demo = load_servicing_demo(admin)
         load_not_serviced_loan(admin)
+        closed = close_demo_date(admin)
 
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data loaded ({Loan.objects.count()} loans). Admin user: {admin_user} / "
                 f"{admin_password if created else '(existing password)'}; business date "
-                f"{DEMO_DATE}. {servicing_demo}"
+                f"{DEMO_DATE}. {servicing_demo} {closed}"
             )
         )
 
@@ -391,3 +395,20 @@ def load_not_serviced_loan(admin) -> None:
             as_of=DEMO_DATE,
         )
     servicing_services.cancel_servicing(loan=loan, reason="BANKRUPTCY", actor=admin)
+
+
+def close_demo_date(admin) -> str:
+    """The close of business for the demo date through the service (DESIGN §10): delinquency
+    buckets, one snapshot per open loan, lastClosedBusinessDate. Nothing to close (a second
+    load): no job. A loan that fails stops the load (the demo data would be wrong)."""
+    from servicing.close_of_business import close_business_day, loans_to_close
+
+    if not loans_to_close(DEMO_DATE):
+        return f"Close of business {DEMO_DATE}: already closed."
+    job = close_business_day(business_date=DEMO_DATE, actor=admin)
+    if job.failed:
+        errors = "; ".join(
+            f"loan {failure.loan_id}: {failure.error}" for failure in job.failures.all()
+        )
+        raise CommandError(f"Close of business {DEMO_DATE} failed for {job.failed}: {errors}")
+    return f"Close of business {DEMO_DATE}: {job.done} loans closed (job {job.pk})."
