@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.views.main import ChangeList
@@ -23,7 +24,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext
 
-from loans import audit, formatting, search, selectors, services
+from loans import audit, formatting, search, selectors, services, terms
 from loans.admin_messages import show_error
 from loans.exceptions import DomainError
 from loans.forms import BusinessDateForm
@@ -95,8 +96,35 @@ class ReadOnlyAdminMixin:
         return False
 
 
+class BorrowerForm(forms.ModelForm):
+    """The external id is a path key (``/borrowers/external-id/{externalId}``): refused as the
+    API refuses it (terms.path_key_problem)."""
+
+    class Meta:
+        model = Borrower
+        fields = [
+            "external_id",
+            "first_name",
+            "last_name",
+            "email",
+            "phone",
+            "timezone",
+            "do_not_call",
+            "do_not_email",
+            "do_not_sms",
+        ]
+
+    def clean_external_id(self):
+        value = self.cleaned_data.get("external_id") or None
+        problem = terms.path_key_problem(value)
+        if problem:
+            raise forms.ValidationError(problem, code="invalid_external_id")
+        return value
+
+
 @admin.register(Borrower)
 class BorrowerAdmin(admin.ModelAdmin):
+    form = BorrowerForm
     list_display = ["id", "first_name", "last_name", "email", "phone", "timezone"]
     search_fields = ["first_name", "last_name", "email", "phone"]
     list_filter = ["do_not_call", "do_not_email", "do_not_sms"]

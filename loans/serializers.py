@@ -33,7 +33,7 @@ from loans.models import (
     Transaction,
     bucket_for,
 )
-from loans.terms import MAX_GRACE_DAYS
+from loans.terms import MAX_GRACE_DAYS, PathKeyValidator
 
 MAX_MONEY = Decimal("999999999999.99")
 MAX_ID = 2**63 - 1  # what a database key holds; a bigger id is a 400, not a 500
@@ -170,7 +170,9 @@ class BorrowerInputSerializer(serializers.Serializer):
         required=False,
         allow_null=True,
         allow_blank=True,
-        help_text="the borrower's unique id in the client's system (Finosu's customer id)",
+        validators=[PathKeyValidator()],
+        help_text="the borrower's unique id in the client's system (Finosu's customer id); "
+        "a path segment of /borrowers/external-id/: no '/', '\\', control character, '.' or '..'",
     )
     firstName = StrictCharField(max_length=100, source="first_name")
     lastName = StrictCharField(max_length=100, source="last_name")
@@ -238,7 +240,13 @@ class SetupInputSerializer(serializers.Serializer):
 
 class LoanCreateSerializer(serializers.Serializer):
     externalId = StrictCharField(
-        max_length=100, required=False, allow_blank=False, source="external_id"
+        max_length=100,
+        required=False,
+        allow_blank=False,
+        source="external_id",
+        validators=[PathKeyValidator()],
+        help_text="a path segment of /loans/external-id/: no '/', '\\', control character, "
+        "'.' or '..'",
     )
     borrower = BorrowerInputSerializer(required=False)
     borrowerId = serializers.IntegerField(

@@ -86,6 +86,17 @@ def set_business_date(*, new_date: date, actor, reason: str = "") -> BusinessDat
 # --------------------------------------------------------------------------------------------
 
 
+def check_path_key(value: str | None, field: str) -> None:
+    """400 ``invalid_external_id`` for an externalId no path can carry (terms.path_key_problem)."""
+    problem = terms.path_key_problem(value)
+    if problem:
+        raise InvalidRequestError(
+            f"{field} {value!r} cannot be used: {problem}",
+            code="invalid_external_id",
+            errors=[field_error(field, problem, "invalid_external_id")],
+        )
+
+
 def _validate_borrower(data: dict) -> dict:
     errors = []
     for name in ("first_name", "last_name"):
@@ -127,6 +138,7 @@ def create_loan(
         )
     cleaned = terms.validate_terms({**terms.SETUP_DEFAULTS, **setup})
     terms.check_recalculation_engine(cleaned, schedule_engine)
+    check_path_key(external_id, "externalId")
     if borrower is None and borrower_id is not None:
         borrower = Borrower.objects.filter(pk=borrower_id).first()
         if borrower is None:
@@ -139,6 +151,7 @@ def create_loan(
             )
         borrower_data = _validate_borrower(borrower_data)
         borrower_external_id = borrower_data.get("external_id") or None
+        check_path_key(borrower_external_id, "borrower.externalId")
         borrower_data = {**borrower_data, "external_id": borrower_external_id}
         if (
             borrower_external_id

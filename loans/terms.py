@@ -7,6 +7,9 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+
 from loans.exceptions import InvalidRequestError, field_error
 from loans.formatting import words
 from loans.models import (
@@ -330,3 +333,40 @@ def check_recalculation_engine(values: dict, schedule_engine: str) -> None:
                 )
             ],
         )
+
+
+def path_key_problem(value: str | None) -> str | None:
+    """Why an externalId cannot be a path key (DESIGN §6: loans and borrowers are reached by
+    ``.../external-id/{externalId}/...``), or None. "/" is refused (encoded as %2F it is still
+    decoded before routing, so such a loan could never be reached; a path converter taking "/"
+    would make ``A/transactions`` ambiguous), with "\\" (browsers turn it into "/"),
+    control characters, and "." and ".." (clients collapse those segments). Anything else is
+    reachable percent-encoded."""
+    if not value:
+        return None
+    if value in {".", ".."}:
+        return f"{value!r} is not a path segment an /external-id/ path can carry."
+    bad = sorted({ch for ch in value if ch in "/\\" or ord(ch) < 32 or ord(ch) == 127})
+    if bad:
+        shown = ", ".join(repr(ch) for ch in bad)
+        return f"It contains {shown}, which an /external-id/ path segment cannot carry."
+    return None
+
+
+# The same rule as a pattern, for the API schema (drf-spectacular publishes a RegexValidator's
+# pattern) and the serializers: no "/", "\\", control character, nor "." / ".." alone.
+PATH_KEY_PATTERN = r"^(?!\.\.?$)[^/\\\x00-\x1f\x7f]*$"
+
+
+class PathKeyValidator(RegexValidator):
+    """An externalId a path segment can carry; the refusal says why (path_key_problem)."""
+
+    code = "invalid_external_id"
+
+    def __init__(self):
+        super().__init__(PATH_KEY_PATTERN, code=self.code)
+
+    def __call__(self, value):
+        problem = path_key_problem(value)
+        if problem:
+            raise ValidationError(problem, code=self.code)
