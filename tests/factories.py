@@ -61,3 +61,18 @@ def make_active_loan(*, actor=None, as_of: date | None = None, **kwargs):
     services.activate_loan(loan=loan, actor=actor, as_of=as_of)
     loan.refresh_from_db()
     return loan
+
+
+def post_repayment(loan, on: date, amount: str, *, actor, **kwargs):
+    """A repayment through the command (``post_transaction``), as another tab or client posts."""
+    from loans.models import TransactionType
+    from loans.services import post_transaction
+
+    return post_transaction(
+        loan=loan,
+        type=TransactionType.REPAYMENT,
+        on=on,
+        amount=Decimal(amount),
+        actor=actor,
+        **kwargs,
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal
 
@@ -366,3 +367,38 @@ def test_review_shows_delinquency_before_and_after(client, operator, modifiable)
     assert activation["moved"] == []
     loan.refresh_from_db()
     assert loan.modification_in_progress  # the dry run changed nothing
+
+
+def test_a_payment_posted_while_the_checklist_was_shown_is_not_decided_unseen(
+    client, operator, modifiable
+):
+    """Found by the audit in Chromium: the checklist listed the transactions after the date; a
+    repayment posted from another tab before "continue" was recomputed into the choices
+    unchecked, so the draft reversed it on activation although the operator never saw it. The
+    page now carries the ids it listed; a change re-renders the list (the new one kept, as the
+    page starts) with a message, and no draft is created."""
+    from tests.factories import post_repayment
+
+    loan = modifiable
+    client.force_login(operator)
+    page = post(client, loan, "date", modification_date="2025-07-15")
+    shown = f"{loan.kept_tx.pk},{loan.dropped_tx.pk}"
+    assert f'name="transactions-shown" value="{shown}"' in page.content.decode()
+    other_tab = post_repayment(loan, date(2025, 8, 1), "50.00", actor=operator)
+    response = post(client, loan, "transactions", keep=[str(loan.kept_tx.pk)], shown=shown)
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "The transactions after 2025-07-15 changed since this list was shown (new: " in body
+    assert "2025-08-01 Repayment" in body and "Check the list and continue again." in body
+    assert not Modification.objects.filter(loan=loan).exists()
+    again = f"{shown},{other_tab.pk}"
+    assert f'name="transactions-shown" value="{again}"' in body
+    boxes = re.findall(r'<input type="checkbox" name="transactions-keep"[^>]*>', body)
+    checked = {re.search(r'value="(\d+)"', box).group(1) for box in boxes if "checked" in box}
+    assert checked == {str(loan.kept_tx.pk), str(other_tab.pk)}  # the new one kept by default
+    response = post(
+        client, loan, "transactions", keep=[str(loan.kept_tx.pk), str(other_tab.pk)], shown=again
+    )
+    assert b"Roll payment" in response.content or b"schedule-preview" in response.content
+    draft = Modification.objects.get(loan=loan, status=ModificationStatus.DRAFT)
+    assert draft.persistent_transactions["payments"] == [str(loan.kept_tx.pk), str(other_tab.pk)]
