@@ -35,6 +35,18 @@ class TerminationNoteForm(forms.Form):
     )
     business_date = forms.DateField(widget=forms.HiddenInput)
 
+    def full_clean(self):
+        """The hidden business date's refusal would be rendered nowhere (the pages show each
+        visible field's errors and the form's own): say it as the form's, so a missing or
+        unreadable one is a message, not a page shown again without a word."""
+        super().full_clean()
+        if self.is_bound and "business_date" in self.errors:
+            self.add_error(
+                None,
+                "The page's business date is missing or unreadable; review the figures and "
+                "confirm again.",
+            )
+
 
 class TerminateContractForm(TerminationNoteForm):
     external_id = forms.CharField(max_length=100, required=False, label="External id")

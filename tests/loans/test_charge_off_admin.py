@@ -153,3 +153,26 @@ def test_the_changelist_filters_charged_off_loans(operator_client, operator):
     response = operator_client.get(CHANGELIST, {"charged_off__exact": "1"})
     assert [row.pk for row in response.context["cl"].result_list] == [loan.pk]
     assert other.pk != loan.pk
+
+
+@pytest.mark.parametrize("business_date", ["garbage", ""])
+def test_an_unreadable_business_date_is_a_message(operator_client, operator, business_date):
+    """Found by the audit in Chromium: a confirmation page posted with its hidden business date
+    missing or unreadable came back unchanged without a word (the field is hidden, its error
+    rendered nowhere)."""
+    loan = loan_l(operator)
+    response = operator_client.post(page(loan), {"note": "", "business_date": business_date})
+    assert response.status_code == 200
+    assert "The page&#x27;s business date is missing or unreadable" in response.content.decode()
+    assert Loan.objects.get(pk=loan.pk).charged_off is False
+    action = operator_client.post(
+        CHANGELIST,
+        {
+            "action": "terminate_contract",
+            helpers.ACTION_CHECKBOX_NAME: [loan.pk],
+            "post": "yes",
+            "business_date": business_date,
+        },
+    )
+    assert "The page&#x27;s business date is missing or unreadable" in action.content.decode()
+    assert Loan.objects.get(pk=loan.pk).sub_status is None
