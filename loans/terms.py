@@ -35,6 +35,9 @@ MAX_RATE = Decimal("1000")
 MAX_GRACE_DAYS = 366  # a late fee's grace: at most a year (a longer one is surely a typo)
 MAX_YEARS = 50  # the longest tenor accepted: beyond it a cent-rounded payment can fall below
 # the interest of some periods and the balance compounds for centuries.
+# The latest year a schedule may start in: MAX_YEARS of installments still end before the
+# calendar does (a first payment on 9999-12-31 was "year 10000 is out of range").
+LAST_START_YEAR = date.max.year - MAX_YEARS - 1
 
 SETUP_FIELDS = (
     "loan_amount",
@@ -211,6 +214,16 @@ def validate_terms(values: dict) -> dict:
                 "firstPaymentDate", "Must be after the contract date.", "before_contract_date"
             )
         )
+    for name, value in (("contractDate", contract), ("firstPaymentDate", first)):
+        if isinstance(value, date) and value.year > LAST_START_YEAR:
+            errors.append(
+                field_error(
+                    name,
+                    f"Must be before {LAST_START_YEAR + 1}-01-01: the schedule would run past "
+                    "9999-12-31.",
+                    "out_of_range",
+                )
+            )
     if errors:
         raise InvalidRequestError(
             "The loan terms are invalid.", code="invalid_terms", errors=errors

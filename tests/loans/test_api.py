@@ -313,3 +313,12 @@ def test_the_overpayment_error_names_the_request_field(api, operator):
         f"{url}credit", {"transactionDate": "2025-03-15", "amount": "99999"}, format="json"
     )
     assert credit.json()["errors"][0]["field"] == "amount"
+
+
+def test_dates_at_the_end_of_the_calendar_are_refused_by_field(api):
+    response = create(api, setup={**SETUP, "firstPaymentDate": "9999-12-31"})
+    assert response.status_code == 400
+    assert [(e["field"], e["code"]) for e in response.json()["errors"]] == [
+        ("firstPaymentDate", "out_of_range")
+    ]
+    assert not Loan.objects.exists()

@@ -402,3 +402,21 @@ def test_a_payment_posted_while_the_checklist_was_shown_is_not_decided_unseen(
     assert b"Roll payment" in response.content or b"schedule-preview" in response.content
     draft = Modification.objects.get(loan=loan, status=ModificationStatus.DRAFT)
     assert draft.persistent_transactions["payments"] == [str(loan.kept_tx.pk), str(other_tab.pk)]
+
+
+def test_a_first_payment_date_at_the_end_of_the_calendar_is_a_field_message(
+    client, operator, modifiable
+):
+    """Found by the audit in Chromium: 9999-12-31 as the terms' first payment date was refused
+    with Python's "year 10000 is out of range"; now the field says what is accepted."""
+    loan = modifiable
+    client.force_login(operator)
+    post(client, loan, "date", modification_date="2025-07-15")
+    post(client, loan, "transactions", keep=[str(loan.kept_tx.pk)])
+    setup = Modification.objects.get(loan=loan).setup
+    response = post(client, loan, "terms", **terms_fields(setup, first_payment_date="9999-12-31"))
+    body = response.content.decode()
+    assert "Must be before 9949-01-01: the schedule would run past 9999-12-31." in body
+    assert "out of range" not in body
+    setup.refresh_from_db()
+    assert setup.first_payment_date == date(2025, 8, 15)
