@@ -193,6 +193,18 @@ class ModificationWizard(SessionWizardView):
         )
 
     def post(self, *args, **kwargs):
+        posted = self.request.POST.get(f"{self.prefix}-current_step")
+        if self.storage.current_step is None and posted not in (None, self.steps.first):
+            # The wizard's state was cleared since this page was shown (the modification was
+            # cancelled or activated from another tab): formtools would bind this step's data
+            # to the date step ("This field is required.").
+            messages.warning(
+                self.request,
+                f"The modification of {self.loan} was cancelled or activated on another page "
+                "since this step was shown; nothing was saved. Start again from the date.",
+            )
+            self.storage.current_step = self.steps.first
+            return self.render(self.get_form())
         if self.request.POST.get("_preview") and self.storage.current_step == "terms":
             return self.render_preview()
         try:

@@ -420,3 +420,31 @@ def test_a_first_payment_date_at_the_end_of_the_calendar_is_a_field_message(
     assert "out of range" not in body
     setup.refresh_from_db()
     assert setup.first_payment_date == date(2025, 8, 15)
+
+
+def test_a_step_posted_after_the_draft_was_cancelled_elsewhere_says_so(
+    client, operator, modifiable
+):
+    """Found by the audit in Chromium: with the review open in one tab and the draft cancelled
+    from the loan page in another (which clears the wizard's state), "activate" landed on the
+    date step with "This field is required." and no word of what happened."""
+    from django.contrib.messages import get_messages
+
+    loan = modifiable
+    client.force_login(operator)
+    post(client, loan, "date", modification_date="2025-07-15")
+    post(client, loan, "transactions", keep=[str(loan.kept_tx.pk)])
+    setup = Modification.objects.get(loan=loan).setup
+    post(client, loan, "terms", **terms_fields(setup))
+    review = post(client, loan, "roll", amount="", method="loan.rollPayment.termExact")
+    assert b'id="review-facts"' in review.content
+    client.post(f"/admin/loans/loan/{loan.pk}/cancel-modification/", {"confirm": "1"})
+    response = post(client, loan, "review")
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert [str(m) for m in get_messages(response.wsgi_request)][-1:] == [
+        f"The modification of {loan} was cancelled or activated on another page since this "
+        "step was shown; nothing was saved. Start again from the date."
+    ]
+    assert "This field is required." not in body and 'name="date-modification_date"' in body
+    assert list(Modification.objects.values_list("status", flat=True)) == ["CANCELLED"]
