@@ -876,7 +876,7 @@ def _recalculated(
     if state is not None:
         start = progressive.Checkpoint(on=state.on, key=state.key, state=bytes(state.state))
         loaded = replay_transactions(loan, schedule, since=state.on)
-        inside = [t for t in loaded if t.date == state.on and t.pk <= (state.key or 0)]
+        inside = [t for t in loaded if _reflected(state, t.pk, t.date)]
         rows = loaded[len(inside) :]  # (date, id) order: the state's come first
         base = (state.events, state.key_sum, state.squares)
     else:
