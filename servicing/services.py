@@ -802,6 +802,20 @@ def create_communication_schedule(
         errors.append(field_error("occurrences", "Must be at least 1.", "min_value"))
     if end_date is not None and end_date < start_date:
         errors.append(field_error("endDate", "Before the start date.", "end_before_start"))
+    if (
+        not errors
+        and occurrences is not None
+        and (date.max - start_date).days < (occurrences - 1) * every_days
+    ):
+        # The last occurrence would be after 9999-12-31 (no date can hold it): a 400 naming
+        # the count, as the terms refuse a schedule running past it (loans.terms).
+        errors.append(
+            field_error(
+                "occurrences",
+                f"The last one would fall after {date.max.isoformat()}.",
+                "out_of_range",
+            )
+        )
     if errors:
         first = errors[0]
         raise InvalidRequestError(

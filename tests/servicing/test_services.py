@@ -388,6 +388,8 @@ def test_schedule_until_an_end_date_is_inclusive(loan, operator):
         ({"occurrences": None, "end_date": date(2026, 2, 1)}, "end_before_start"),
         ({"start_date": date(2026, 2, 1)}, "date_in_past"),
         ({"channel": "FAX"}, "invalid_request"),
+        # the third would fall on 10000-01-07: a 400, not an OverflowError (500)
+        ({"start_date": date(9999, 12, 25), "every_days": 7, "occurrences": 3}, "out_of_range"),
     ],
 )
 def test_schedule_guards(loan, operator, kwargs, code):
