@@ -20,7 +20,7 @@ from loans.models import (
     TerminationInterest,
     Transaction,
 )
-from loans.terms import API_NAMES, MAX_GRACE_DAYS
+from loans.terms import API_NAMES, MAX_GRACE_DAYS, business_date_problem
 
 DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 FORM_NAMES = {api: name for name, api in API_NAMES.items()} | {
@@ -222,6 +222,10 @@ class BusinessDateForm(forms.ModelForm):
     def clean(self):
         data = super().clean()
         new = data.get("date")
+        problem = business_date_problem(new) if new else None
+        if problem:
+            self.add_error("date", problem)
+            return data
         old = self.instance.date if self.instance.pk else None
         if new is None or old is None or new >= old:
             return data

@@ -64,6 +64,13 @@ ZERO = Decimal("0.00")
 def set_business_date(*, new_date: date, actor, reason: str = "") -> BusinessDate:
     if not isinstance(new_date, date):
         raise InvalidRequestError("date must be a date.", errors=[field_error("date", "Invalid.")])
+    problem = terms.business_date_problem(new_date)
+    if problem:
+        raise InvalidRequestError(
+            f"The business date {new_date} is out of range. {problem}",
+            code="out_of_range",
+            errors=[field_error("date", problem, "out_of_range")],
+        )
     before = BusinessDate.objects.select_for_update().filter(pk=1).first()
     old = before.date if before else None
     row, _ = BusinessDate.objects.update_or_create(

@@ -348,6 +348,19 @@ def check_recalculation_engine(values: dict, schedule_engine: str) -> None:
         )
 
 
+def business_date_problem(value: date) -> str | None:
+    """Why ``value`` cannot be the business date, or None: it is bounded as a schedule's start
+    is (``LAST_START_YEAR``), since every command and quote computes dates after it (a loan
+    activated on it, a payoff quote's next day, the autopay horizon); on 9999-12-31 those were
+    OverflowErrors (500s)."""
+    if value.year > LAST_START_YEAR:
+        return (
+            f"Must be before {LAST_START_YEAR + 1}-01-01: the dates computed from it (a schedule, "
+            "a payoff quote, the autopay horizon) would run past 9999-12-31."
+        )
+    return None
+
+
 def path_key_problem(value: str | None) -> str | None:
     """Why an externalId cannot be a path key (DESIGN §6: loans and borrowers are reached by
     ``.../external-id/{externalId}/...``), or None. "/" is refused (encoded as %2F it is still

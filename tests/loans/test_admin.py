@@ -83,6 +83,15 @@ def test_post_repayment_forbidden_without_permission(client, viewer, loan):
     assert not Transaction.objects.filter(type=TransactionType.REPAYMENT).exists()
 
 
+def test_a_business_date_out_of_range_is_a_form_error_in_admin(client, operator, loan):
+    client.force_login(operator)
+    before = BusinessDate.objects.get().date
+    response = client.post("/admin/loans/businessdate/1/change/", {"date": "9999-12-31"})
+    assert response.status_code == 200
+    assert "Must be before 9949-01-01" in response.content.decode()
+    assert BusinessDate.objects.get().date == before
+
+
 def test_set_business_date_in_admin(client, operator, viewer, loan):
     client.force_login(operator)
     response = client.post("/admin/loans/businessdate/1/change/", {"date": "2025-04-01"})

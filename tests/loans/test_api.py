@@ -273,6 +273,11 @@ def test_undo_repayment_and_business_date(api, viewer_api, operator):
         "date": "2025-04-01"
     }
     assert api.put("/api/v1/business-date", {"date": "nope"}, format="json").status_code == 400
+    far = api.put("/api/v1/business-date", {"date": "9999-12-31"}, format="json")
+    assert far.status_code == 400
+    assert far.json()["code"] == "out_of_range"
+    assert far.json()["errors"][0]["field"] == "date"
+    assert api.get("/api/v1/business-date").json() == {"date": "2025-04-01"}
 
 
 def test_viewer_cannot_run_commands(viewer_api, operator):

@@ -8,6 +8,7 @@ import pytest
 from loans import services
 from loans.exceptions import ConflictError, FutureDateError, InvalidRequestError, SetupLockedError
 from loans.models import (
+    BusinessDate,
     LoanEvent,
     LoanSetup,
     LoanStatus,
@@ -366,6 +367,25 @@ def test_business_date_is_recorded(operator):
     services.set_business_date(new_date=date(2026, 5, 2), actor=operator)
     event = LoanEvent.objects.filter(command="set_business_date").first()
     assert event.changes == {"date": ["2026-05-01", "2026-05-02"]}
+
+
+def test_a_business_date_after_the_last_start_year_is_refused(operator):
+    """A business date on 9999-12-31 left no room for the dates computed from it (a payoff
+    quote's next day, the autopay horizon, a modification's payoff): GET /loans/{id} of a
+    recalculating loan, command=chargeOff, POST .../modifications and POST /dispatch were 500s
+    (OverflowError). It is bounded as a schedule's start is (loans.terms.LAST_START_YEAR)."""
+    services.set_business_date(new_date=date(2026, 5, 1), actor=operator)
+    before = LoanEvent.objects.count()
+    for refused in (date(9949, 1, 1), date(9999, 12, 31)):
+        with pytest.raises(InvalidRequestError) as exc:
+            services.set_business_date(new_date=refused, actor=operator)
+        assert exc.value.code == "out_of_range"
+        assert [(e["field"], e["code"]) for e in exc.value.errors] == [("date", "out_of_range")]
+        assert exc.value.errors[0]["detail"].startswith("Must be before 9949-01-01")
+    assert BusinessDate.objects.get().date == date(2026, 5, 1)
+    assert LoanEvent.objects.count() == before
+    services.set_business_date(new_date=date(9948, 12, 31), actor=operator)
+    assert BusinessDate.objects.get().date == date(9948, 12, 31)
 
 
 def test_term_longer_than_fifty_years_is_refused(operator):
