@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, timedelta
+from datetime import UTC, date, timedelta
 from decimal import Decimal
 
 from django.db.models import Count, DecimalField, ExpressionWrapper, F, Q, Sum
@@ -226,8 +226,9 @@ CHART_DAYS = 90
 def snapshot_series(*, as_of, days: int = CHART_DAYS) -> dict:
     """The portfolio over the last ``days`` business dates up to ``as_of``, from the daily
     snapshots in ONE grouped query (by date and bucket): per date the total outstanding, the
-    amount past due and the number of loans in each delinquency bucket."""
-    since = as_of - timedelta(days=days - 1)
+    amount past due and the number of loans in each delinquency bucket. A window reaching back
+    before 0001-01-01 starts there (``as_of - 89 days`` was an OverflowError)."""
+    since = as_of - timedelta(days=min(days - 1, (as_of - date.min).days))
     money_field = DecimalField(max_digits=14, decimal_places=2)
     rows = (
         LoanDailySnapshot.objects.filter(business_date__gte=since, business_date__lte=as_of)

@@ -186,6 +186,19 @@ def test_buckets_in_the_summary_and_the_changelist_filters(client, operator, por
     assert len(lines) == 2 and ",DPD_31_60," in lines[1]
 
 
+def test_dashboard_on_the_first_business_dates_of_the_calendar(client, operator, portfolio):
+    """The 90-day window reaches back before 0001-01-01: it starts there (the dashboard was a
+    500, OverflowError, with the business date set to 0001-01-01 in the admin or the API)."""
+    from servicing.selectors import snapshot_series
+
+    set_business_date(date(1, 1, 10))
+    assert snapshot_series(as_of=date(1, 1, 10))["dates"] == []
+    client.force_login(operator)
+    response = client.get("/admin/portfolio/")
+    assert response.status_code == 200
+    assert "<title>Portfolio | Loan servicing</title>" in response.content.decode()
+
+
 def test_dashboard_charts_from_the_snapshots(client, operator, portfolio):
     from datetime import timedelta
 
