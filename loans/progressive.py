@@ -998,6 +998,10 @@ def payoffs(
     engine = _replayed(terms, ordered, termination_interest)
     owed = []
     for n in range(days + 2):  # one day more for the last per diem
+        if n > (date.max - on).days:
+            # No day after 9999-12-31: its per diem is nothing (as the prorated accrual's).
+            owed.append(owed[-1])
+            break
         day = on + timedelta(days=n)
         engine.advance(day)
         owed.append((day, *engine.owed_on(day)))

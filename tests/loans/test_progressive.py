@@ -254,6 +254,18 @@ def test_payoff_per_diem_and_after_payments():
         pg.payoff(fineract_terms(), [pay(1, date(2024, 2, 1), "17.01")], on=date(2024, 1, 31))
 
 
+def test_payoff_on_the_last_day_of_the_calendar_has_no_per_diem():
+    """The per diem is the next day's accrual, and 9999-12-31 has none (GET .../payoff?date=
+    9999-12-31&days=0 of a recalculating loan was a 500: OverflowError computing the next day)."""
+    quote = pg.payoff(fineract_terms(), [pay(1, date(2024, 2, 1), "17.01")], on=date.max)
+    # what was owed at maturity, 2024-07-01 (overdue principal accrues up to it), no more
+    assert (quote.principal, quote.interest, quote.per_diem) == (D("83.57"), D("2.45"), D("0"))
+    quotes = pg.payoffs(fineract_terms(), [], on=date.max - timedelta(days=1), days=1)
+    assert [q.on for q in quotes] == [date.max - timedelta(days=1), date.max]
+    assert [q.total for q in quotes] == [D("103.48"), D("103.48")]
+    assert [q.per_diem for q in quotes] == [D("0"), D("0")]
+
+
 def test_charges_are_fees_of_their_installment_paid_first():
     events = [
         pg.Event(key="c", type=pg.CHARGE, date=date(2024, 1, 20), amount=D("5.00")),
