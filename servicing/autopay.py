@@ -216,7 +216,9 @@ def _payment_fields(autopay: Autopay, period, as_of: date) -> dict:
         if autopay.amount_type == AutopayAmountType.FIXED
         else period.total_outstanding
     )
-    scheduled = max(period.due_date - timedelta(days=autopay.process_days_before), as_of)
+    # A lead reaching back before 0001-01-01 stops there (the business date is later anyway).
+    lead = min(autopay.process_days_before, (period.due_date - date.min).days)
+    scheduled = max(period.due_date - timedelta(days=lead), as_of)
     return {"due_date": period.due_date, "scheduled_date": scheduled, "amount": amount}
 
 

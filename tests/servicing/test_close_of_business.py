@@ -340,6 +340,28 @@ def test_autopay_generates_one_payment_per_due_date_inside_the_horizon(loan, ope
     assert ScheduledPayment.objects.filter(autopay=autopay).count() == 2
 
 
+def test_autopay_lead_days_before_the_first_date_of_the_calendar(db, operator):
+    """A lead of 30 days before a due date of 0001-01-08 is before 0001-01-01: the payment is
+    scheduled on the business date (POST .../autopay was a 500, OverflowError)."""
+    set_business_date(date(1, 1, 1))
+    early = make_active_loan(
+        actor=operator,
+        loan_amount=Decimal("1000.00"),
+        loan_rate=Decimal("12"),
+        loan_term=Decimal("3"),
+        payment_frequency="WEEKLY",
+        contract_date=date(1, 1, 1),
+        first_payment_date=date(1, 1, 8),
+    )
+    autopay = autopay_services.setup_autopay(loan=early, process_days_before=30, actor=operator)
+    payments = ScheduledPayment.objects.filter(autopay=autopay).order_by("due_date")
+    assert [(p.due_date, p.scheduled_date) for p in payments] == [
+        (date(1, 1, 8), date(1, 1, 1)),
+        (date(1, 1, 15), date(1, 1, 1)),
+        (date(1, 1, 22), date(1, 1, 1)),
+    ]
+
+
 def test_autopay_never_pays_an_installment_already_past_due(db, operator):
     set_business_date(date(2026, 2, 10))
     late = make_active_loan(actor=operator)
