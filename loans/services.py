@@ -50,7 +50,7 @@ from loans.models import (
     Transaction,
     TransactionType,
 )
-from loans.statements import bound_insert, run_together
+from loans.statements import Bound, bound_insert, run_together
 
 ZERO = Decimal("0.00")
 
@@ -475,7 +475,6 @@ def _check_active(loan: Loan) -> None:
         )
 
 
-@transaction.atomic
 def post_transaction(
     *,
     loan: Loan,
@@ -486,8 +485,39 @@ def post_transaction(
     external_id: str | None = None,
     note: str = "",
     as_of: date | None = None,
+    locked: tuple[Bound, ...] = (),
+    guard=None,
+    then=None,
+    savepoint: bool = True,
 ) -> Transaction:
-    """Post a repayment, charge, advancement or credit, then re-derive the schedule."""
+    """Post a repayment, charge, advancement or credit, then re-derive the schedule.
+
+    For a caller that records something with the posting (the dispatcher), in the command's
+    own round trips on PostgreSQL: ``locked``, statements run right after the command's read
+    under the loan lock, their results given to ``guard`` before any check (it may raise to
+    refuse: nothing was written by the command); ``then(tx)``, statements run with the
+    command's last write (its audit row). ``savepoint=False``: the caller's transaction is
+    dedicated to the command (a refusal must leave it by the exception, rolling it all
+    back), so no savepoint is taken."""
+    with transaction.atomic(savepoint=savepoint):
+        return _post_transaction(
+            loan=loan,
+            type=type,
+            on=on,
+            amount=amount,
+            actor=actor,
+            external_id=external_id,
+            note=note,
+            as_of=as_of,
+            locked=locked,
+            guard=guard,
+            then=then,
+        )
+
+
+def _post_transaction(
+    *, loan, type, on, amount, actor, external_id, note, as_of, locked, guard, then
+) -> Transaction:
     as_of = as_of or selectors.get_business_date()
     if type not in POSTABLE_TYPES:
         raise InvalidRequestError(f"Transactions of type {type} cannot be posted here.")
@@ -501,7 +531,11 @@ def post_transaction(
         versions.bind_loan_lock(pk),
         versions.PostingState.bind(pk),
         *([versions.bind_external_id_check(external_id)] if external_id else []),
+        *locked,
     )
+    if locked:
+        used, also = used[: len(used) - len(locked)], used[len(used) - len(locked) :]
+        guard(also)
     loan = versions.locked_loan(pk, found)
     _check_active(loan)
     if type != TransactionType.CHARGE:
@@ -574,6 +608,7 @@ def post_transaction(
             "interestPortion": tx.interest_portion,
             "feesPortion": tx.fees_portion,
         },
+        also=then(tx) if then else (),
     )
     return tx
 

@@ -128,10 +128,12 @@ def record_event(
     input: dict | None = None,
     changes: dict | None = None,
     result: dict | None = None,
+    also: tuple[Bound, ...] | list[Bound] = (),
 ) -> LoanEvent:
     """Append one audit row. ``changes`` maps a field to ``(before, after)``. The INSERT is
     bound once (``loans.statements``), not compiled by the ORM per call; the row is the one
-    ``LoanEvent.objects.create`` writes."""
+    ``LoanEvent.objects.create`` writes. ``also``: statements of the caller's to run after it,
+    in its round trip on PostgreSQL."""
     event = LoanEvent(
         loan_id=loan.pk if loan is not None else None,
         command=command,
@@ -144,7 +146,7 @@ def record_event(
         result=jsonable(result or {}),
     )
     values = {f.attname: getattr(event, f.attname) for f in _EVENT_FIELDS}
-    (event.pk,) = run_together(bound_insert(LoanEvent, returning=True, **values))
+    event.pk, *_ = run_together(bound_insert(LoanEvent, returning=True, **values), *also)
     event._state.adding, event._state.db = False, "default"
     return event
 

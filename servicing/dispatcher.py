@@ -8,8 +8,10 @@ claims due items in batches and executes each one. The database is the queue:
   (``not_before``) and not claimed by another dispatcher (``claimed_until``), oldest first,
   ``select_for_update(skip_locked=True)`` on PostgreSQL; the batch gets a lease
   (``DISPATCH_CLAIM_SECONDS``) so concurrent dispatchers take different items.
-* **Check and mark** (one transaction per item, under the loan row lock, the lock
-  ``cancel_servicing`` takes): the loan is serviced and the item still ``PENDING`` (else it is
+* **Check and mark** (a payment batch's in one transaction, a constant number of statements:
+  the batch's loan row locks in id order, the lock ``cancel_servicing`` takes, then its items;
+  a loan's second item in the batch is checked after its first is recorded; a communication's
+  in one transaction each, under the loan row lock): the loan is serviced and the item still ``PENDING`` (else it is
   cancelled or skipped); a communication's channel is not do-not-contact (cancelled, with the
   reason); the borrower-local time is within 08:00-21:00 (else deferred to the next 08:00,
   staying ``PENDING``); at most 7 calls per loan in 7 days (Reg F; else deferred until the
@@ -20,7 +22,9 @@ claims due items in batches and executes each one. The database is the queue:
   (``servicing.providers``). A timeout or an exception is a failed attempt.
 * **Record** (a new transaction): a payment succeeds as a ``REPAYMENT`` posted through the
   repayment command (``post_transaction``, actor: the system user, external id
-  ``dispatch-attempt-<id>``) and the item ``PROCESSED`` with its transaction; a communication
+  ``dispatch-attempt-<id>``; the attempt's outcome and the item ``PROCESSED`` with its
+  transaction go in the command's own round trips, and the transaction is the command's
+  alone: no savepoint; a refusal rolls it back and is recorded in a new one); a communication
   ``SENT`` with the provider's reference. A failed communication is retried twice (5 and 30
   minutes later), then ``FAILED``; a failed payment is ``FAILED`` with the return code (an
   operator may schedule it again). A schedule with nothing left to send is ``COMPLETED``.
@@ -60,7 +64,7 @@ from loans.versions import lock_loan
 from servicing.close_of_business import (
     OPEN_STATUSES,
     CompiledRead,
-    lock_with_book,
+    lock_with_books,
     outstanding_total,
     stored_payoff_total,
 )
@@ -199,10 +203,8 @@ def dispatch_due(
         if not payments and not communications:
             break
         result.claimed += len(payments) + len(communications)
-        for pk, loan_id in payments:
-            result.add(
-                dispatch_payment(payment_id=pk, now=now, loan_id=loan_id, as_of=as_of, actor=actor)
-            )
+        for outcome in dispatch_payments(payments, now=now, as_of=as_of, actor=actor):
+            result.add(outcome)
         for pk, loan_id in communications:
             result.add(dispatch_communication(communication_id=pk, now=now, loan_id=loan_id))
     return result
@@ -255,17 +257,6 @@ def _attempts_made(item_field: str):
     return Coalesce(Subquery(counted), 0)
 
 
-_PAYMENT = CompiledRead(
-    lambda *, payment_id: (
-        ScheduledPayment.objects.select_for_update(of=("self",))
-        .select_related("autopay")
-        .annotate(attempts_made=_attempts_made("scheduled_payment"))
-        .filter(pk=payment_id)
-    ),
-    payment_id=-918_273_641,
-)
-
-
 # The loan row lock alone (the repayment command reads the loan under its own lock next).
 _ROW_LOCK = CompiledRead(
     lambda *, loan_id: (
@@ -275,14 +266,12 @@ _ROW_LOCK = CompiledRead(
 )
 
 
-def _start_attempt(
-    *, loan: Loan, item, kind: str, channel: str, now, amount=None, provider, number=None
-):
-    """The numbered attempt (INSERT, its id the idempotency key) and the item IN_FLIGHT, in
-    one round trip on PostgreSQL."""
-    number = item.attempts.count() + 1 if number is None else number
-    attempt = DispatchAttempt(
-        loan_id=loan.pk,
+def _new_attempt(
+    *, loan_id: int, item, kind: str, channel: str, now, amount=None, provider, number: int
+) -> DispatchAttempt:
+    """The numbered attempt IN_FLIGHT, not written yet."""
+    return DispatchAttempt(
+        loan_id=loan_id,
         kind=kind,
         scheduled_payment_id=item.pk if kind == ItemKind.PAYMENT else None,
         scheduled_communication_id=item.pk if kind == ItemKind.COMMUNICATION else None,
@@ -296,6 +285,20 @@ def _start_attempt(
         error="",
         started_at=now,
         finished_at=None,
+    )
+
+
+def _start_attempt(*, loan: Loan, item, kind: str, channel: str, now, provider):
+    """The numbered attempt (INSERT, its id the idempotency key) and the item IN_FLIGHT, in
+    one round trip on PostgreSQL."""
+    attempt = _new_attempt(
+        loan_id=loan.pk,
+        item=item,
+        kind=kind,
+        channel=channel,
+        now=now,
+        provider=provider,
+        number=item.attempts.count() + 1,
     )
     columns = {f.attname: getattr(attempt, f.attname) for f in _ATTEMPT_FIELDS}
     attempt.pk, _ = run_together(
@@ -330,56 +333,174 @@ def _loan_id_of(model, pk: int) -> int:
     return model.objects.filter(pk=pk).values_list("loan_id", flat=True).get()
 
 
-def dispatch_payment(
-    *,
-    payment_id: int,
-    now: datetime,
-    loan_id: int | None = None,
-    as_of: date | None = None,
-    actor=None,
-) -> str:
-    """Check, mark, call, record one scheduled payment. Returns the outcome's name.
-    ``loan_id``, ``as_of`` (the business date), ``actor`` (the system user): what the
-    dispatcher's run read once for all its items."""
+def dispatch_payments(
+    batch: list[tuple[int, int]], *, now: datetime, as_of: date | None = None, actor=None
+) -> list[str]:
+    """Check, mark, call, record the claimed payments ``batch`` (``(item id, loan id)``).
+    Returns each one's outcome. ``as_of`` (the business date), ``actor`` (the system user):
+    what the dispatcher's run read once for all its items.
+
+    The checks and marks of the batch go in one transaction (``_start_payments``: a constant
+    number of statements); then, for each started attempt, the provider's call and the record
+    (a transaction each). A loan's second item in the batch is checked after its first is
+    recorded (its payoff cap sees the first payment): it goes in a batch of its own next."""
     provider = get_provider("PAYMENT")
     as_of = as_of or get_business_date()
+    first, again, seen = [], [], set()
+    for pk, loan_id in batch:
+        (again if loan_id in seen else first).append((pk, loan_id))
+        seen.add(loan_id)
+    outcomes, started = _start_payments(first, now=now, as_of=as_of, provider=provider)
+    for attempt in started:
+        outcomes.append(_execute_payment(attempt, provider, now, as_of=as_of, actor=actor))
+    if again:
+        outcomes += dispatch_payments(again, now=now, as_of=as_of, actor=actor)
+    return outcomes
+
+
+_PAYMENT_ITEMS = (
+    ScheduledPayment.objects.select_for_update(of=("self",))
+    .select_related("autopay")
+    .annotate(attempts_made=_attempts_made("scheduled_payment"))
+    .order_by("pk")
+)
+
+
+def _start_payments(
+    batch: list[tuple[int, int]], *, now: datetime, as_of: date, provider
+) -> tuple[list[str], list[DispatchAttempt]]:
+    """One transaction for the batch (one item per loan): the loans' row locks (in id order,
+    the lock ``cancel_servicing`` takes) and their stored schedules, then the items (locked,
+    with their autopays and attempt counts); each item re-checked under its loan's lock
+    (cancelled or skipped, else capped at the payoff); the numbered attempts of the rest in
+    one INSERT and their items IN_FLIGHT in one UPDATE. Returns the outcomes of the items not
+    started and the attempts started, in the batch's order."""
+    if not batch:
+        return [], []
+    outcomes, attempts = [], []
     with transaction.atomic():
-        if loan_id is None:
-            loan_id = _loan_id_of(ScheduledPayment, payment_id)
-        # the loan row lock, then the item (locked, with its autopay and attempt count) and
-        # the stored schedule: one round trip on PostgreSQL, run by the server in this order
-        loan, book, found = lock_with_book(
-            loan_id, as_of, _PAYMENT.bind(into="instances", payment_id=payment_id)
-        )
-        if not found:
-            raise ScheduledPayment.DoesNotExist(f"Scheduled payment {payment_id} was not found.")
-        item = found[0]
-        if item.status != ScheduledPaymentStatus.PENDING:
-            return "skipped"
-        if loan.servicing_status != ServicingStatus.ACTIVE:
-            return _cancel(item, now=now, reason="Servicing of the loan is stopped")
-        if loan.status not in OPEN_STATUSES:
-            return _cancel(item, now=now, reason=f"The loan is {words(loan.status)}")
-        amount = _payment_amount(item, loan, as_of, book)
-        if amount <= 0:
-            return _cancel(item, now=now, reason="Nothing is due: nothing to pay")
-        attempt = _start_attempt(
-            loan=loan,
-            item=item,
-            kind=ItemKind.PAYMENT,
-            channel=item.method,
-            now=now,
-            amount=amount,
-            provider=provider,
-            number=item.attempts_made + 1,
-        )
+        loans, books = lock_with_books([loan_id for _, loan_id in batch], as_of)
+        items = {item.pk: item for item in _PAYMENT_ITEMS.filter(pk__in=[pk for pk, _ in batch])}
+        for pk, _ in batch:
+            item = items.get(pk)
+            loan = loans.get(item.loan_id) if item is not None else None
+            if item is None or loan is None or item.status != ScheduledPaymentStatus.PENDING:
+                outcomes.append("skipped")  # deleted meanwhile, or settled by another run
+                continue
+            if loan.servicing_status != ServicingStatus.ACTIVE:
+                outcomes.append(_cancel(item, now=now, reason="Servicing of the loan is stopped"))
+                continue
+            if loan.status not in OPEN_STATUSES:
+                outcomes.append(_cancel(item, now=now, reason=f"The loan is {words(loan.status)}"))
+                continue
+            amount = _payment_amount(item, loan, as_of, books[loan.pk])
+            if amount <= 0:
+                outcomes.append(_cancel(item, now=now, reason="Nothing is due: nothing to pay"))
+                continue
+            attempts.append(
+                _new_attempt(
+                    loan_id=loan.pk,
+                    item=item,
+                    kind=ItemKind.PAYMENT,
+                    channel=item.method,
+                    now=now,
+                    amount=amount,
+                    provider=provider,
+                    number=item.attempts_made + 1,
+                )
+            )
+        if attempts:
+            DispatchAttempt.objects.bulk_create(attempts)  # their ids: RETURNING on PostgreSQL
+            ScheduledPayment.objects.filter(
+                pk__in=[a.scheduled_payment_id for a in attempts]
+            ).update(status="IN_FLIGHT", in_flight_since=now, claimed_until=None, not_before=None)
+    return outcomes, attempts
+
+
+def _execute_payment(attempt: DispatchAttempt, provider, now: datetime, *, as_of, actor) -> str:
+    """The provider's call for a started attempt (no lock held, its id the idempotency key),
+    then the record of what it said."""
     outcome = _call(
         provider,
-        Message(channel=item.method, loan_id=loan.pk, amount=amount),
+        Message(channel=attempt.channel, loan_id=attempt.loan_id, amount=attempt.amount),
         attempt.idempotency_key,
     )
-    with transaction.atomic():
-        return _record_payment(attempt, outcome, now, as_of=as_of, actor=actor, lock=True)
+    if not outcome.succeeded:
+        with transaction.atomic():
+            return _record_payment(attempt, outcome, now, lock=True)
+    try:
+        with transaction.atomic():
+            return _post_collected(attempt, outcome, now, as_of=as_of, actor=actor)
+    except _Settled:
+        return "skipped"
+    except DomainError as exc:  # the command refused: all of that transaction rolled back
+        with transaction.atomic():
+            return _record_payment(attempt, outcome, now, lock=True, refusal=exc)
+
+
+class _Settled(Exception):
+    """The attempt was no longer IN_FLIGHT (the reconciliation settled it meanwhile)."""
+
+
+def _settled_unless_recorded(results: list) -> None:
+    if not results[0]:
+        raise _Settled
+
+
+def _outcome_update(attempt: DispatchAttempt, outcome: Outcome, now: datetime):
+    """The attempt's outcome, set on it and as the conditional UPDATE (if still IN_FLIGHT)."""
+    attempt.finished_at = now
+    attempt.provider_reference = outcome.reference
+    attempt.return_code = outcome.return_code
+    attempt.status = AttemptStatus.SUCCEEDED if outcome.succeeded else AttemptStatus.FAILED
+    attempt.error = "" if outcome.succeeded else outcome.detail[:500]
+    return bound_update(
+        DispatchAttempt,
+        {"pk": attempt.pk, "status": AttemptStatus.IN_FLIGHT},
+        status=attempt.status,
+        finished_at=now,
+        provider_reference=attempt.provider_reference,
+        return_code=attempt.return_code,
+        error=attempt.error,
+    )
+
+
+def _post_collected(attempt: DispatchAttempt, outcome: Outcome, now: datetime, *, as_of, actor):
+    """A collected payment, in a transaction of its own: the repayment command with the
+    attempt's outcome (its conditional UPDATE run under the command's loan lock, in the round
+    trip of the command's read; not recorded: ``_Settled``, nothing posted) and the item
+    PROCESSED (in the round trip of the command's audit row). No savepoint: a refusal
+    (``DomainError``) rolls this whole transaction back and the caller records it anew."""
+    _post_repayment(
+        attempt,
+        outcome,
+        as_of=as_of,
+        actor=actor,
+        locked=(_outcome_update(attempt, outcome, now),),
+        guard=_settled_unless_recorded,
+        then=lambda tx: (_processed(attempt, tx, now),),
+        savepoint=False,
+    )
+    return "executed"
+
+
+def _post_repayment(attempt: DispatchAttempt, outcome: Outcome, *, as_of, actor, **also):
+    """The collected amount posted through the repayment command (``also``: its hooks for
+    the caller's statements, ``post_transaction``)."""
+    return post_transaction(
+        loan=attempt.loan_id,
+        type=TransactionType.REPAYMENT,
+        on=as_of,
+        amount=attempt.amount,
+        actor=actor or system_user(),
+        external_id=f"dispatch-{attempt.idempotency_key}",
+        note=(
+            f"Scheduled payment {attempt.scheduled_payment_id}, attempt {attempt.number} "
+            f"({outcome.reference})"
+        ),
+        as_of=as_of,
+        **also,
+    )
 
 
 def _record_payment(
@@ -390,25 +511,14 @@ def _record_payment(
     as_of=None,
     actor=None,
     lock: bool = False,
+    refusal: DomainError | None = None,
 ) -> str:
     """Under the loan lock (``lock``: taken here, in the round trip of the attempt's UPDATE):
     the attempt, if still IN_FLIGHT (a conditional UPDATE: the reconciliation may have settled
     it meanwhile), gets the outcome; a success posts the REPAYMENT through the repayment
-    command and the item is PROCESSED with it."""
-    attempt.finished_at = now
-    attempt.provider_reference = outcome.reference
-    attempt.return_code = outcome.return_code
-    attempt.status = AttemptStatus.SUCCEEDED if outcome.succeeded else AttemptStatus.FAILED
-    attempt.error = "" if outcome.succeeded else outcome.detail[:500]
-    update = bound_update(
-        DispatchAttempt,
-        {"pk": attempt.pk, "status": AttemptStatus.IN_FLIGHT},
-        status=attempt.status,
-        finished_at=now,
-        provider_reference=attempt.provider_reference,
-        return_code=attempt.return_code,
-        error=attempt.error,
-    )
+    command and the item is PROCESSED with it. ``refusal``: the command refused this success
+    already (in a transaction rolled back since): recorded as such, nothing posted."""
+    update = _outcome_update(attempt, outcome, now)
     if lock:
         found, recorded = run_together(_ROW_LOCK.bind(loan_id=attempt.loan_id), update)
         if not found:
@@ -432,19 +542,9 @@ def _record_payment(
         return "failed"
     as_of = as_of or get_business_date()
     try:  # the command is atomic: a refusal rolls back to its savepoint only
-        tx = post_transaction(
-            loan=attempt.loan_id,
-            type=TransactionType.REPAYMENT,
-            on=as_of,
-            amount=attempt.amount,
-            actor=actor or system_user(),
-            external_id=f"dispatch-{attempt.idempotency_key}",
-            note=(
-                f"Scheduled payment {attempt.scheduled_payment_id}, attempt {attempt.number} "
-                f"({outcome.reference})"
-            ),
-            as_of=as_of,
-        )
+        if refusal is not None:
+            raise refusal
+        tx = _post_repayment(attempt, outcome, as_of=as_of, actor=actor)
     except DomainError as exc:
         # Collected but not postable (the loan changed meanwhile): an operator must see it.
         attempt.error = f"Collected but not posted: {exc}"[:500]
@@ -460,16 +560,19 @@ def _record_payment(
             ),
         )
         return "failed"
-    run_together(
-        bound_update(
-            ScheduledPayment,
-            item,
-            status=ScheduledPaymentStatus.PROCESSED,
-            transaction_id=tx.pk,
-            executed_at=now,
-        )
-    )
+    run_together(_processed(attempt, tx, now))
     return "executed"
+
+
+def _processed(attempt: DispatchAttempt, tx, now: datetime):
+    """The attempt's item PROCESSED with its transaction."""
+    return bound_update(
+        ScheduledPayment,
+        {"pk": attempt.scheduled_payment_id},
+        status=ScheduledPaymentStatus.PROCESSED,
+        transaction_id=tx.pk,
+        executed_at=now,
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -95,6 +95,74 @@ def test_payment_is_capped_at_the_payoff(loan):
     assert item.transaction.amount == Decimal("1015.59")
 
 
+def test_a_loans_second_payment_in_the_batch_is_capped_after_the_first(loan):
+    """Both claimed in one batch: the second is checked after the first is recorded, so its
+    cap is what the first left of the payoff (1,015.59 - 600.00)."""
+    first, second = pay(loan, "600.00"), pay(loan, "600.00")
+    result = dispatcher.dispatch_due(now=NOON_NY)
+    assert (result.claimed, result.executed) == (2, 2)
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.status, first.transaction.amount) == ("PROCESSED", Decimal("600.00"))
+    assert (second.status, second.transaction.amount) == ("PROCESSED", Decimal("415.59"))
+    assert DispatchAttempt.objects.get(scheduled_payment=second).amount == Decimal("415.59")
+
+
+def test_collected_payment_the_command_refuses_is_failed_not_posted(loan, monkeypatch):
+    """The loan changed between the check and the record (a modification started): the ACH
+    went through, the command refuses, the item is FAILED (POSTING) for an operator."""
+    from loans.models import Loan
+    from servicing.providers import get_provider
+
+    provider = get_provider("PAYMENT")
+    real = type(provider).send
+
+    def send_then_modify(self, message, *, idempotency_key):
+        outcome = real(self, message, idempotency_key=idempotency_key)
+        Loan.objects.filter(pk=loan.pk).update(modification_in_progress=True)
+        return outcome
+
+    monkeypatch.setattr(type(provider), "send", send_then_modify)
+    item = pay(loan, "50.00")
+    result = dispatcher.dispatch_due(now=NOON_NY)
+    assert (result.executed, result.failed) == (0, 1)
+    item.refresh_from_db()
+    assert (item.status, item.return_code, item.transaction_id) == ("FAILED", "POSTING", None)
+    attempt = DispatchAttempt.objects.get(scheduled_payment=item)
+    assert attempt.status == AttemptStatus.SUCCEEDED
+    assert attempt.error == (
+        "Collected but not posted: A modification is in progress: activate or cancel it first."
+    )
+    assert item.failure_reason == attempt.error
+    assert not Transaction.objects.filter(loan=loan, type=TransactionType.REPAYMENT).exists()
+
+
+def test_attempt_settled_meanwhile_is_not_posted(loan, monkeypatch):
+    """The reconciliation settled the attempt while the provider answered: nothing posted,
+    the item left as the reconciliation left it."""
+    from servicing.models import ScheduledPayment as Item
+    from servicing.providers import get_provider
+
+    provider = get_provider("PAYMENT")
+    real = type(provider).send
+
+    def send_then_settled(self, message, *, idempotency_key):
+        outcome = real(self, message, idempotency_key=idempotency_key)
+        DispatchAttempt.objects.update(status=AttemptStatus.FAILED, return_code="LOST")
+        Item.objects.update(status="PENDING", in_flight_since=None)
+        return outcome
+
+    monkeypatch.setattr(type(provider), "send", send_then_settled)
+    item = pay(loan, "50.00")
+    result = dispatcher.dispatch_due(now=NOON_NY, limit=1)
+    assert (result.claimed, result.executed, result.skipped) == (1, 0, 1)
+    item.refresh_from_db()
+    assert (item.status, item.transaction_id) == ("PENDING", None)
+    attempt = DispatchAttempt.objects.get(scheduled_payment=item)
+    assert (attempt.status, attempt.return_code) == ("FAILED", "LOST")
+    assert not Transaction.objects.filter(loan=loan, type=TransactionType.REPAYMENT).exists()
+
+
 def test_payment_of_a_stopped_loan_is_never_executed(loan, operator):
     item = pay(loan, "50.00")
     services.cancel_servicing(loan=loan, actor=operator)
@@ -355,18 +423,18 @@ def _statements_and_round_trips(func) -> tuple[int, int]:
 
 def test_statements_per_dispatched_payment_are_constant(loan, operator):
     """A due payment costs the same statements whatever the loan's history and however many
-    are due: to check and mark it 5 (the loan row lock, the item with its attempt count, the
-    stored schedule for the payoff cap, the attempt, the item
-    IN_FLIGHT), 1 for the simulated ACH, then 2 (the lock, the attempt's outcome), the
-    repayment command's 9 (was 17: one read after its lock, the transaction written once with
-    its portions) and the item PROCESSED; plus BEGIN/COMMIT (here SAVEPOINT/RELEASE) of its
-    three transactions and the command's savepoint: 24 (was 32). The run itself: 16
-    (reconcile, business date, system user, the claims). (Was 49 per payment: the payoff cap
-    replayed the history, the attempt, item and loan were read again, the ACH looked its key
-    up first.) On PostgreSQL they take 6 round trips fewer: the lock, the item and the
-    schedule go in one, the attempt with the item IN_FLIGHT in one, the second lock with the
-    outcome in one, the command's lock with its read and external id check in one (18 round
-    trips a payment, was 20)."""
+    are due. A claimed batch is checked and marked in one transaction of 7, whatever its size
+    (SAVEPOINT/RELEASE here, BEGIN/COMMIT in production; the loans' row locks, their stored
+    schedules for the payoff cap, the items with their attempt counts, the attempts in one
+    INSERT, the items IN_FLIGHT in one UPDATE); then each payment 14: 3 for the simulated ACH
+    and 11 for its record, the repayment command's transaction with the attempt's outcome
+    and the item PROCESSED in its statements (its lock, read, external id check and the
+    attempt's conditional UPDATE; the transaction, the period, the autopay hook; the audit
+    row with the item PROCESSED) and no savepoint of its own. The run itself: 16 (reconcile,
+    business date, system user, the claims). (Was 24 per payment plus nothing per batch: a
+    check-and-mark transaction per item, the command in a savepoint, the loan locked twice;
+    before that 32, then 49.) On PostgreSQL the statements of a step go in one round trip:
+    the batch's 7 and 10 a payment (was 18)."""
     from django.db import connection
 
     from loans.services import post_transaction
@@ -387,8 +455,8 @@ def test_statements_per_dispatched_payment_are_constant(loan, operator):
     pay(other, "10.00")
     two, trips = _statements_and_round_trips(lambda: dispatcher.dispatch_due(now=NOON_NY))
     assert first > short  # the first run created the system user
-    assert (short, long, two) == (16 + 24, 16 + 24, 16 + 2 * 24)  # was 32, before that 49
-    assert trips == (16 + 2 * 18 if _combines(connection) else two)  # was 20, before 28
+    assert (short, long, two) == (16 + 7 + 14, 16 + 7 + 14, 16 + 7 + 2 * 14)  # was 24 each
+    assert trips == (16 + 7 + 2 * 10 if _combines(connection) else two)  # was 18 each
     assert Transaction.objects.filter(note__startswith="Scheduled payment").count() == 5
 
 
