@@ -462,7 +462,10 @@ class TransactionsView(LoanAPIView):
                 code="unknown_command",
             )
         loan = self.get_loan()
-        serializer = parse(RepaymentInputSerializer, request)
+        amount_field = "transactionAmount" if command == "repayment" else "amount"
+        serializer = parse(
+            RepaymentInputSerializer, request, context={"amount_field": amount_field}
+        )
         data = serializer.validated_data
         tx = services.post_transaction(
             loan=loan,

@@ -12,6 +12,7 @@ from datetime import UTC
 from decimal import Decimal
 
 from rest_framework import serializers
+from rest_framework.exceptions import ErrorDetail
 
 from loans.models import (
     Borrower,
@@ -279,15 +280,33 @@ class TokenSerializer(serializers.Serializer):
 
 
 class RepaymentInputSerializer(serializers.Serializer):
+    """A money command's body. The amount is ``transactionAmount`` (repayment, payoff,
+    creditBalanceRefund) or ``amount`` (charge, advancement, credit), as DESIGN §6 names them;
+    either name is accepted. A missing amount is reported under the command's own name (the
+    context's ``amount_field``) with code ``required``, together with the other fields' errors
+    (it was ``transactionAmount`` for a charge, code ``invalid``, and left out when the date
+    was missing too)."""
+
     transactionDate = serializers.DateField()
     transactionAmount = PositiveMoney(required=False)
     amount = PositiveMoney(required=False)
     externalId = StrictCharField(max_length=100, required=False, allow_null=True)
     note = StrictCharField(max_length=500, required=False, allow_blank=True)
 
-    def validate(self, attrs):
+    def _amount_required(self) -> dict:
+        field = self.context.get("amount_field", "transactionAmount")
+        return {field: [ErrorDetail("This field is required.", code="required")]}
+
+    def to_internal_value(self, data):
+        try:
+            attrs = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            given = {"transactionAmount", "amount"} & set(data) if isinstance(data, dict) else {1}
+            if isinstance(exc.detail, dict) and not given:
+                exc.detail.update(self._amount_required())
+            raise
         if attrs.get("transactionAmount") is None and attrs.get("amount") is None:
-            raise serializers.ValidationError({"transactionAmount": ["This field is required."]})
+            raise serializers.ValidationError(self._amount_required())
         return attrs
 
     @property

@@ -302,6 +302,35 @@ def test_schema_and_docs_served_without_cdn(api):
     assert "swagger-ui" in html and "cdn.jsdelivr" not in html and "unpkg.com" not in html
 
 
+@pytest.mark.parametrize(
+    ("command", "body", "expected"),
+    [
+        ("repayment", {}, [("transactionDate", "required"), ("transactionAmount", "required")]),
+        ("payoff", {}, [("transactionDate", "required"), ("transactionAmount", "required")]),
+        ("charge", {}, [("transactionDate", "required"), ("amount", "required")]),
+        ("credit", {"transactionDate": "2025-03-15"}, [("amount", "required")]),
+        ("advancement", {"note": 5}, [("transactionDate", "required"), ("note", "not_a_string"), ("amount", "required")]),
+        ("repayment", {"transactionDate": "2025-03-15"}, [("transactionAmount", "required")]),
+        ("charge", {"amount": "-1.00"}, [("transactionDate", "required"), ("amount", "invalid")]),
+    ],
+)  # fmt: skip
+def test_a_missing_amount_is_named_as_the_command_names_it(api, operator, command, body, expected):
+    """DESIGN §6: charge, advancement and credit take ``amount``, the others
+    ``transactionAmount``; a missing one is ``required`` beside the other fields' errors."""
+    set_business_date(date(2025, 3, 15))
+    loan = make_active_loan(
+        actor=operator, contract_date=date(2025, 1, 1), first_payment_date=date(2025, 2, 1)
+    )
+    before = Transaction.objects.count()
+    response = api.post(
+        f"/api/v1/loans/{loan.pk}/transactions?command={command}", body, format="json"
+    )
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] == "invalid"
+    assert [(e["field"], e["code"]) for e in response.json()["errors"]] == expected
+    assert Transaction.objects.count() == before
+
+
 def test_the_overpayment_error_names_the_request_field(api, operator):
     set_business_date(date(2025, 3, 15))
     loan = make_active_loan(
