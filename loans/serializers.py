@@ -88,6 +88,12 @@ class StrictDecimalField(serializers.DecimalField):
         # 0.1 is 0.1, and DRF's own checks (places, digits, min_value, ...) apply to it.
         value = super().to_internal_value(data)
         if isinstance(data, str) and not re.fullmatch(self.schema_pattern, data):
+            # Out of bounds says so, as for a JSON number ("-5.00" was "A valid number is
+            # required."); anything else the pattern refuses (1e3, 007, " 5") is invalid.
+            if self.min_value is not None and value < self.min_value:
+                self.fail("min_value", min_value=self.min_value)
+            if self.max_value is not None and value > self.max_value:
+                self.fail("max_value", max_value=self.max_value)
             self.fail("invalid")
         return value
 

@@ -145,6 +145,31 @@ def test_a_json_number_outside_the_schema_is_refused(api, field, value, code, de
     assert response.json()["loanAmount"] == "250.75"
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("field", "value", "code", "detail"),
+    [
+        ("loanAmount", "-5.00", "min_value", "Ensure this value is greater than or equal to 0.01."),
+        ("loanAmount", "0", "min_value", "Ensure this value is greater than or equal to 0.01."),
+        ("loanAmount", "0.00", "min_value", "Ensure this value is greater than or equal to 0.01."),
+        ("loanRate", "-1", "min_value", "Ensure this value is greater than or equal to 0."),
+        ("loanTerm", "1201", "max_value", "Ensure this value is less than or equal to 1200."),
+        ("loanAmount", "1e3", "invalid", "A valid number is required."),
+        ("loanAmount", "007", "invalid", "A valid number is required."),
+        ("loanAmount", "10.001", "max_decimal_places", "Ensure that there are no more than 2 decimal places."),
+    ],
+)  # fmt: skip
+def test_a_decimal_string_out_of_bounds_says_so(api, field, value, code, detail):
+    """As a JSON number does: "-5.00" was "A valid number is required." (code invalid)."""
+    from tests.factories import make_loan
+
+    setup_id = make_loan(external_id="NUM-3").setup_id
+    response = api.patch(f"/api/v1/loan-setups/{setup_id}", {field: value}, format="json")
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] == "invalid"
+    assert response.json()["errors"] == [{"field": field, "detail": detail, "code": code}]
+
+
 def test_zero_is_outside_the_schema_of_a_positive_amount():
     schema = api_schema()["components"]["schemas"]
     amount = schema["ScheduledPaymentInputRequest"]["properties"]["amount"]

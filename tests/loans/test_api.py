@@ -311,7 +311,7 @@ def test_schema_and_docs_served_without_cdn(api):
         ("credit", {"transactionDate": "2025-03-15"}, [("amount", "required")]),
         ("advancement", {"note": 5}, [("transactionDate", "required"), ("note", "not_a_string"), ("amount", "required")]),
         ("repayment", {"transactionDate": "2025-03-15"}, [("transactionAmount", "required")]),
-        ("charge", {"amount": "-1.00"}, [("transactionDate", "required"), ("amount", "invalid")]),
+        ("charge", {"amount": "-1.00"}, [("transactionDate", "required"), ("amount", "min_value")]),
     ],
 )  # fmt: skip
 def test_a_missing_amount_is_named_as_the_command_names_it(api, operator, command, body, expected):
