@@ -3,6 +3,7 @@ strings, dates YYYY-MM-DD). No business logic here."""
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from loans.serializers import Money, PositiveMoney, SetupSerializer, StrictCharField, TermField
@@ -10,8 +11,22 @@ from modifications.models import PERSISTENT_GROUPS, Modification
 from modifications.services import ROLL_METHODS
 
 
+@extend_schema_field(
+    {"anyOf": [{"type": "string", "maxLength": 40}, {"type": "integer", "minimum": 1}]}
+)
+class TransactionIdField(StrictCharField):
+    """A transaction id in ``persistentTransactions``: a string, as LoanPro's examples send it
+    and the pre-mod test answers it ("2928"), or a JSON integer (2928), the same id; true,
+    decimals, lists and objects are refused."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, int) and not isinstance(data, bool):
+            data = str(data)
+        return super().to_internal_value(data)
+
+
 def _ids():
-    return serializers.ListField(child=StrictCharField(max_length=40), required=False)
+    return serializers.ListField(child=TransactionIdField(max_length=40), required=False)
 
 
 class PersistentTransactionsSerializer(serializers.Serializer):

@@ -291,6 +291,29 @@ def test_create_modification_errors(api, modifiable, payload, status, code):
     assert api.get(f"/api/v1/loans/{modifiable.pk}").json()["modificationInProgress"] is False
 
 
+def test_persistent_transaction_ids_may_be_json_integers(api, modifiable):
+    """LoanPro's examples send the ids as strings (as the pre-mod test answers them); a JSON
+    integer is the same id (it was 400 "Must be a string."). Answered as strings."""
+    kept = modifiable.kept_tx.pk
+    response = api.post(
+        f"/api/v1/loans/{modifiable.pk}/modifications",
+        {"modificationDate": "2025-07-15", "persistentTransactions": {"payments": [kept]}},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    assert response.json()["persistentTransactions"]["payments"] == [str(kept)]
+    cancelled = api.post(f"/api/v1/loans/{modifiable.pk}/modifications/cancel", {}, format="json")
+    assert cancelled.status_code == 200, cancelled.content
+    for bad in (True, 1.5, [kept], {"id": kept}):
+        refused = api.post(
+            f"/api/v1/loans/{modifiable.pk}/modifications",
+            {"modificationDate": "2025-07-15", "persistentTransactions": {"payments": [bad]}},
+            format="json",
+        )
+        assert refused.status_code == 400, (bad, refused.content)
+        assert refused.json()["errors"][0]["field"] == "persistentTransactions.payments.0"
+
+
 def test_by_external_id_and_permissions(api, viewer_api, anon_api, modifiable):
     base = "/api/v1/loans/external-id/MOD-LOAN"
     assert anon_api.get(f"{base}/modifications").status_code == 401
