@@ -48,7 +48,15 @@ def bench_schedule_generation() -> None:
         print_figure(samples, goal="<= 5 ms")
 
 
-def make_loan(user, *, periods: int, repayments: int, spacing_days: int = 3, **setup) -> Loan:
+def make_loan(
+    user,
+    *,
+    periods: int,
+    repayments: int,
+    spacing_days: int = 3,
+    external_id: str | None = None,
+    **setup,
+) -> Loan:
     """A 300,000 loan of ``periods`` monthly installments from 2000-01-01 with ``repayments``
     repayments of 10.00, ``spacing_days`` apart from 2000-02-01 (``setup``: setup fields)."""
     loan = services.create_loan(
@@ -67,7 +75,8 @@ def make_loan(user, *, periods: int, repayments: int, spacing_days: int = 3, **s
             **setup,
         },
         borrower_data={"first_name": "Bench", "last_name": f"P{periods}", "timezone": "UTC"},
-        external_id=f"BENCH-{periods}-{repayments}" + "".join(f"-{v}" for v in setup.values()),
+        external_id=external_id
+        or f"BENCH-{periods}-{repayments}" + "".join(f"-{v}" for v in setup.values()),
     )
     services.activate_loan(loan=loan, actor=user, as_of=AS_OF)
     Transaction.objects.bulk_create(

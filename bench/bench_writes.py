@@ -15,14 +15,25 @@
    on each kind of loan with 5,000 prior transactions next to one with 20 (goal <= 1.5x: it
    pays only for what follows its date); and one dated near the loan's start on the 5,000
    loan, for contrast (it pays for the 5,000 that follow).
+6. The same backdated repayment (10 days before the latest, in the last period) on loans
+   whose history was POSTED one repayment at a time (``services.post_transaction``, each
+   appended after the others: no rebuild, the stored ledger states are those
+   ``versions.store_appended_state`` writes once a period), 5,000 prior next to 20 (goal
+   <= 1.5x), each round rolled back so that every round meets the appended states (not
+   those the previous round's rebuild left); with this process's CPU-time ratio too.
 Statements of each are counted too.
+
+Knobs: ``BENCH_REPEAT`` (rounds, 7), ``WRITES_BENCH_APPENDED`` (the long appended history,
+5000), ``WRITES_BENCH_ONLY_APPENDED=1`` (case 6 only: it alone builds its loans, ~1 min).
 """
 
 from __future__ import annotations
 
 import os
+import statistics
 import time
 from datetime import date, timedelta
+from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -35,6 +46,8 @@ from loans import services
 from loans.models import BusinessDate
 
 REPEAT = int(os.environ.get("BENCH_REPEAT", "7"))
+APPENDED = int(os.environ.get("WRITES_BENCH_APPENDED", "5000"))
+ONLY_APPENDED = os.environ.get("WRITES_BENCH_ONLY_APPENDED") == "1"
 
 
 FIRST = date(2000, 2, 1)  # make_loan's first repayment; one a day after it
@@ -76,9 +89,97 @@ def terminate(user, loan):
     return run
 
 
+def appended_loan(user, prior: int):
+    """A 360-period loan (``make_loan``'s) whose ``prior`` repayments of 10.00, one a day from
+    2000-02-01, were each posted by the command after the others (the fast path)."""
+    loan = make_loan(user, periods=360, repayments=0, external_id=f"BENCH-APPENDED-{prior}")
+    for i in range(prior):
+        services.post_transaction(
+            loan=loan,
+            type="REPAYMENT",
+            on=FIRST + timedelta(days=i),
+            amount=Decimal("10.00"),
+            actor=user,
+            as_of=AS_OF,
+        )
+    loan.refresh_from_db()
+    return loan
+
+
+def rolled_back(func):
+    """``func`` timed inside a transaction rolled back after it: every round the same loan."""
+
+    def run():
+        with transaction.atomic():
+            started = time.perf_counter()
+            func()
+            elapsed = time.perf_counter() - started
+            transaction.set_rollback(True)
+        return elapsed
+
+    return run
+
+
+def cpu_ratio_line(figure, anchor) -> str:
+    """This process's CPU time, paired per round as ``ratio_line`` (the database's is not in it:
+    on a loaded machine the figure that waiting for a core does not move)."""
+    ratios = sorted(f / a for f, a in zip(figure.cpu, anchor.cpu, strict=True))
+    return (
+        f"      cpu ratio {statistics.median(ratios):.2f}x "
+        f"(range {ratios[0]:.2f}-{ratios[-1]:.2f}); "
+        f"cpu {statistics.median(figure.cpu) * 1000:.1f} ms against "
+        f"{statistics.median(anchor.cpu) * 1000:.1f} ms"
+    )
+
+
+def run_appended(user, client) -> None:
+    """Case 6 (module docstring)."""
+    from loans.models import EngineState
+
+    def back(prior: int, days: int = 10) -> date:
+        return FIRST + timedelta(days=prior - 1 - days)
+
+    started = time.perf_counter()
+    loans = {prior: appended_loan(user, prior) for prior in (20, APPENDED)}
+    built = time.perf_counter() - started
+    states = {
+        prior: EngineState.objects.filter(setup=loan.setup).count() for prior, loan in loans.items()
+    }
+    cases = {
+        f"appended history, backdated 10 days, {prior:,} prior": rolled_back(
+            repayment(client, loans[prior], back(prior))
+        )
+        for prior in (20, APPENDED)
+    }
+    # Statements of one (rolled back too).
+    statements = {}
+    for label, func in cases.items():
+        with transaction.atomic():
+            statements[label] = count_statements(func)[0]
+            transaction.set_rollback(True)
+    print(
+        f"appended histories (built by {20 + APPENDED:,} posted repayments in {built:.1f} s; "
+        f"stored states: {states[20]} and {states[APPENDED]}; {REPEAT} rounds, alternated, each "
+        f"rolled back; {load_line()}):"
+    )
+    samples = alternate(cases, repeat=REPEAT)
+    for label in cases:
+        samples[label].label = f"{label} [{statements[label]} statements]"
+    short, long = samples.values()
+    print_figure(short)
+    print_figure(long, short, ratio_goal="<= 1.5x")
+    print(cpu_ratio_line(long, short), flush=True)
+    print(f"  ({load_line()})")
+
+
 def run() -> None:
     user = get_user_model().objects.create_superuser("bench", password="bench-pass-123")
     BusinessDate.objects.update_or_create(pk=1, defaults={"date": AS_OF})
+    if ONLY_APPENDED:
+        client = Client()
+        client.force_login(user)
+        run_appended(user, client)
+        return
     loans = {
         (recalc, prior): make_loan(
             user,
@@ -157,6 +258,7 @@ def run() -> None:
     print_figure(recalc_back_long, recalc_back_short, ratio_goal="<= 1.5x")
     print_figure(recalc_back_start, recalc_back_short)
     print(f"  ({load_line()})")
+    run_appended(user, client)
 
 
 def main() -> None:

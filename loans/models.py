@@ -497,7 +497,8 @@ class EngineState(models.Model):
     its bytes tagged ``ledger.STATE_TAG``) for any other setup: where the next command's
     replay starts instead of the loan's start. ``events``, ``key_sum`` and ``squares`` (count, sum and squares of the ids
     of the transactions it reflects) let the rebuild check it still matches the history; written only by
-    ``versions.rebuild_schedule``, in the command's transaction."""
+    ``versions.rebuild_schedule`` and (an appended transaction opening a period)
+    ``versions.store_appended_state``, in the command's transaction."""
 
     setup = models.ForeignKey(LoanSetup, on_delete=models.CASCADE, related_name="engine_states")
     on = models.DateField()

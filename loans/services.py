@@ -592,6 +592,9 @@ def _post_transaction(
         versions.rebuild_schedule(
             loan, appended=tx, derived=versions.keyed(derived, tx), posting=posting
         )
+        # Opening a new period: the replay's state before it is stored (a backdated command
+        # then replays from there, not from the latest rebuild's states).
+        versions.store_appended_state(loan, posting, tx)
     else:
         versions.rebuild_schedule(loan, appended=tx, posting=posting)  # sets tx's portions
     versions.record_event(

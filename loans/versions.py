@@ -18,7 +18,7 @@ from operator import attrgetter
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Q, Subquery, Sum
+from django.db.models import Count, F, Max, Q, Subquery, Sum
 from django.db.models.functions import Mod
 from django.utils import timezone
 
@@ -287,10 +287,12 @@ class PostingState:
     """What a transaction command reads once, after the loan's row lock, in one statement: the
     current schedule version (``schedule``, its setup the loan's when it is), its periods
     (``stored``, a ``StoredPeriods``), the date of the latest non-reversed transaction
-    (``latest_on``) and the loan's original contract date (``contract_date``). None from
+    (``latest_on``), the loan's original contract date (``contract_date``), and of the
+    version's setup's stored engine states the latest one's date (``state_on``) and the latest
+    lasting one's count of events (``lasting_events``), for ``store_appended_state``. None from
     ``read`` when the version has no period rows (the caller reads them the usual way)."""
 
-    __slots__ = ("schedule", "stored", "latest_on", "contract_date")
+    __slots__ = ("schedule", "stored", "latest_on", "contract_date", "state_on", "lasting_events")
 
     @classmethod
     def bind(cls, loan_id: int) -> Bound:
@@ -305,8 +307,9 @@ class PostingState:
         state = cls()
         head = rows[0]
         state.latest_on, state.contract_date = head[0], head[1]
-        width = 2 + len(_SCHEDULE_FIELDS)
-        state.schedule = Schedule.from_db("default", _SCHEDULE_FIELDS, head[2:width])
+        state.state_on, state.lasting_events = head[2], head[3]
+        width = 4 + len(_SCHEDULE_FIELDS)
+        state.schedule = Schedule.from_db("default", _SCHEDULE_FIELDS, head[4:width])
         if state.schedule.setup_id == loan.setup_id:
             state.schedule.setup = loan.setup
         state.stored = StoredPeriods(None, rows=[row[width:] for row in rows])
@@ -329,13 +332,23 @@ def _posting_query(*, loan_id: int):
         .values("date")[:1]
     )
     first = LoanSetup.objects.filter(loan=loan_id).order_by("id").values("contract_date")[:1]
+    # The current version's setup, as a subquery of its own (not correlated: run once).
+    setup = Schedule.objects.filter(loan=loan_id, is_current=True).values("setup")[:1]
+    states = EngineState.objects.filter(setup=Subquery(setup)).order_by("-on")
     periods = SchedulePeriod.objects.filter(schedule__loan=loan_id, schedule__is_current=True)
     return (
-        periods.annotate(latest_on=Subquery(latest), first_contract=Subquery(first))
+        periods.annotate(
+            latest_on=Subquery(latest),
+            first_contract=Subquery(first),
+            state_on=Subquery(states.values("on")[:1]),
+            lasting_events=Subquery(states.filter(lasting=True).values("events")[:1]),
+        )
         .order_by("period")
         .values_list(
             "latest_on",
             "first_contract",
+            "state_on",
+            "lasting_events",
             *(f"schedule__{name.removesuffix('_id')}" for name in _SCHEDULE_FIELDS),
             "id",
             "frozen",
@@ -747,6 +760,99 @@ def keyed(derived: tuple[ledger.ReplayResult, list], tx: Transaction) -> tuple:
     for row in rows:
         row.pk = tx.pk
     return result, rows
+
+
+def store_appended_state(loan: Loan, posting: PostingState, tx: Transaction) -> EngineState | None:
+    """Store the ledger replay's state before ``tx`` (a transaction ``resume_appended``
+    replayed from the stored periods, ``posting``) when ``tx`` opens a new period: so that a
+    loan whose history is written one appended transaction at a time (the API's, the
+    dispatcher's) has a state in each of its recent periods, as one rebuilt from its history
+    has, and a backdated command replays only from there (``_ledger_replayed``).
+
+    The rule: ``tx`` is dated after the latest transaction (``posting.latest_on``, L) and a
+    live due date lies in ``(L, tx.date]``, and the latest stored state of the setup is dated
+    before L (or there is none). The state is then dated L, reflecting every transaction dated
+    on or before it (``key``: the last replayed one of that date), i.e. the stored periods as
+    ``posting`` read them: exactly what the whole replay holds after those transactions, when
+
+    * ``ledger.can_resume`` holds (no installment complete without a date) and, after an
+      advancement, ``ledger.balances_follow`` (the unstored ``advanced_later`` is then zero
+      everywhere: each balance is the principal scheduled after it);
+    * no termination, charge-off or credit balance stands (not stored: the settlement's
+      ``interest_credit``, the stopped accrual; a credit balance takes no state in the replay
+      either, ``ledger.replay``);
+
+    its cursor is the first installment not complete (where the resumed replay starts, the
+    same figures: ``ledger.replay``), its refunds and overpayments the transactions'
+    (``credit_balance``'s sums), its meta as ``_ledger_replayed`` writes it. Otherwise nothing
+    is stored. It is lasting when ``progressive.EVENTS_PER_STATE`` events followed the latest
+    lasting state; the other (recent) states but the latest ``progressive.RECENT`` are dropped.
+
+    Within a period nothing is read or written (the Python checks above); when a period opens:
+    the figures' aggregate (and the advancements' ids, when there are some), the INSERT, the
+    DELETE of the old recent states: three statements (four), whatever the history."""
+    latest = posting.latest_on
+    if latest is None or tx.date <= latest:
+        return None
+    if posting.state_on is not None and posting.state_on >= latest:
+        return None
+    periods = posting.stored.live()
+    if not any(latest < p.due_date <= tx.date for p in periods):
+        return None
+    if loan.charged_off or loan.is_terminated or not ledger.can_resume(periods):
+        return None
+    schedule = posting.schedule
+    rows = _replayed_rows(loan, schedule).filter(date__lte=latest)
+    modulus = Mod("pk", _FINGERPRINT_MODULUS)
+    figures = rows.aggregate(
+        events=Count("pk"),
+        key_sum=Sum("pk"),
+        squares=Sum(modulus * modulus),
+        key=Max("pk", filter=Q(date=latest)),
+        overpaid=Sum("overpayment_portion", filter=Q(type__in=PAYING_TYPES)),
+        refunded=Sum("amount", filter=Q(type=TransactionType.CREDIT_BALANCE_REFUND)),
+        advancements=Count("pk", filter=Q(type=TransactionType.ADVANCEMENT)),
+        unsettling=Count(
+            "pk",
+            filter=Q(type__in=[TransactionType.CONTRACT_TERMINATION, TransactionType.CHARGE_OFF]),
+        ),
+    )
+    if not figures["events"] or figures["unsettling"]:
+        return None
+    overpaid = money_value(figures["overpaid"] or ZERO)
+    refunded = money_value(figures["refunded"] or ZERO)
+    if overpaid > refunded:
+        return None
+    advancements = ()
+    if figures["advancements"]:
+        if not ledger.balances_follow(periods):
+            return None
+        advanced = rows.filter(type=TransactionType.ADVANCEMENT).order_by("date", "pk")
+        advancements = tuple((pk, on.toordinal()) for pk, on in advanced.values_list("pk", "date"))
+    events = figures["events"]
+    mark = posting.lasting_events or 0
+    lasting = events - mark >= progressive.EVENTS_PER_STATE
+    if lasting:
+        mark = events
+    cursor = next((i for i, p in enumerate(periods) if not p.complete), len(periods))
+    dynamic = loan.schedule_engine == ScheduleEngine.DYNAMIC
+    meta = (len(posting.stored.frozen()), dynamic, False, events, mark, advancements)
+    blob = ledger.dumps(ledger.ReplayState(periods, cursor, False, refunded, overpaid), meta)
+    setup = schedule.setup
+    state = EngineState.objects.create(
+        setup=setup,
+        on=latest,
+        key=figures["key"],
+        events=events,
+        key_sum=figures["key_sum"],
+        squares=figures["squares"],
+        state=blob,
+        lasting=lasting,
+    )
+    states = EngineState.objects.filter(setup=setup)
+    recent = states.order_by("-on").values("on")[progressive.RECENT - 1 : progressive.RECENT]
+    states.filter(lasting=False, on__lt=Subquery(recent)).delete()
+    return state
 
 
 def _later_than(loan: Loan, tx: Transaction) -> bool:

@@ -355,3 +355,157 @@ def test_statements_do_not_grow_with_the_history(operator, engine, django_assert
     assert backdated[0] == backdated[1]
     assert_as_whole_replay(short)
     assert_as_whole_replay(long)
+
+
+# ------------------------------------------------------------------ histories posted one by one
+
+
+def appended_history(loan, operator, periods):
+    """A repayment of 30.00 every 10 days from 2024-01-20 for ``periods`` months, each posted
+    by the command after every other one (``resume_appended``, no rebuild): the life of a loan
+    paid through the API. Returns the latest repayment's date."""
+    on = date(2024, 1, 20)
+    end = date(2024 + periods // 12, 1 + periods % 12, 20)
+    while on < end:
+        post(loan, operator, on, "30.00")
+        latest, on = on, on + timedelta(days=10)
+    loan.refresh_from_db()
+    return latest
+
+
+@pytest.fixture
+def replays(monkeypatch):
+    """Each ledger replay: (the date of the state it started from, None: the loan's start;
+    how many transactions it replayed)."""
+    seen = []
+    real = versions._ledger_checkpoints
+
+    def spy(periods, rows, *, after, **kw):
+        seen.append((after, len(rows)))
+        return real(periods, rows, after=after, **kw)
+
+    monkeypatch.setattr(versions, "_ledger_checkpoints", spy)
+    return seen
+
+
+def _sent(captured) -> int:
+    """Statements sent (several in one round trip on PostgreSQL count one each)."""
+    return sum(q["sql"].count(";\n") + 1 for q in captured.captured_queries)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("engine", ["DYNAMIC", "STANDARD"])
+def test_a_backdated_repayment_after_appended_ones_replays_from_the_last_periods(
+    operator, engine, replays, django_assert_max_num_queries
+):
+    """Loans whose history was posted one repayment at a time over 6 and 30 months (no
+    rebuild, so no state but those ``store_appended_state`` wrote), then a repayment dated 5
+    days before the latest one: it replays from the state dated on the last repayment before
+    the latest due date (the same 2 repayments on both loans), in the same statements, and
+    leaves exactly the figures of the whole replay and of a rebuild from no state, to the
+    cent."""
+    figures = []
+    for months in (6, 30):
+        loan = plain_loan(operator, engine, loan_term=D("60"))
+        assert replays == [(None, 0)]  # the activation's
+        replays.clear()
+        latest = appended_history(loan, operator, months)
+        assert replays == []  # every repayment was appended: no replay
+        states = EngineState.objects.filter(setup=loan.setup)
+        assert states.filter(lasting=False).count() == progressive.RECENT
+        backdated = latest - timedelta(days=5)
+        # The due date (the 1st) before it; the last repayment before that one.
+        boundary = date(latest.year, latest.month, 1)
+        expected = max(t for t in states.values_list("on", flat=True) if t < boundary)
+        assert boundary - expected < timedelta(days=10)
+        with django_assert_max_num_queries(30) as captured:
+            post(loan, operator, backdated, "12.34")
+        figures.append(_sent(captured))
+        assert replays == [(expected, 3)]  # the two after the state and the backdated one
+        replays.clear()
+        assert_as_whole_replay(loan)
+        after = stored(loan)
+        EngineState.objects.filter(setup=loan.setup).delete()
+        versions.rebuild_schedule(loan)  # from the loan's start
+        assert replays[-1] == (None, Transaction.objects.filter(loan=loan).count() - 1)
+        replays.clear()
+        assert stored(loan) == after
+    assert figures[0] == figures[1], figures
+
+
+@pytest.mark.django_db
+def test_appended_states_open_a_period_at_a_constant_cost(operator):
+    """An appended repayment inside the period of the latest transaction stores nothing and
+    costs what it did (9 statements); one opening a new period after the latest stored state
+    3 more (the figures' aggregate, the state's INSERT, the DELETE of the recent states but
+    the latest ``RECENT``), on a 6-month as on a 30-month history; the state is the whole
+    replay's as stored (its periods, fingerprint, meta)."""
+    counts = {}
+    for months in (6, 30):
+        loan = plain_loan(operator, loan_term=D("60"))
+        latest = appended_history(loan, operator, months)
+        states = EngineState.objects.filter(setup=loan.setup)
+        assert states.latest("on").on < latest
+        on = date(latest.year + latest.month // 12, latest.month % 12 + 1, 2)
+        set_business_date(on)
+
+        def repay(on, loan=loan):
+            services.post_transaction(
+                loan=loan, type=TransactionType.REPAYMENT, on=on, amount=D("1.00"), actor=operator
+            )
+
+        with CaptureQueriesContext(connection) as inside:
+            repay(latest + timedelta(days=1))  # the same period
+        assert not states.filter(on__gte=latest).exists()
+        with CaptureQueriesContext(connection) as opening:
+            repay(on)  # the next period
+        counts[months] = (_sent(inside), _sent(opening))
+        state = states.latest("on")
+        assert (state.on, state.lasting) == (latest + timedelta(days=1), False)
+        rows = Transaction.objects.filter(loan=loan, date__lte=state.on).exclude(
+            type=TransactionType.DISBURSEMENT
+        )
+        pks = list(rows.values_list("pk", flat=True))
+        assert (state.events, state.key_sum, state.key) == (len(pks), sum(pks), max(pks))
+        assert state.squares == versions._squares(pks)
+        assert states.filter(lasting=False).count() == progressive.RECENT
+        # The state against the whole replay of what it reflects.
+        replay_state, meta = ledger.loads(bytes(state.state))
+        schedule = selectors.current_schedule(loan)
+        assert meta[:5] == (0, True, False, len(pks), 0)
+        taken = versions._replay(
+            schedule.setup,
+            ledger.periods_from_schedule(generate_schedule(versions.terms_for(schedule.setup))),
+            versions.replay_transactions(loan, schedule)[: len(pks)],
+            dynamic=True,
+            resume=False,
+            keep=[state.on],
+        )
+        ((_, expected),) = taken.states
+        assert replay_state.periods == expected.periods
+        assert (replay_state.refunded, replay_state.unallocated) == (
+            expected.refunded,
+            expected.unallocated,
+        )
+    assert counts == {6: (9, 12), 30: (9, 12)}, counts
+
+
+@pytest.mark.django_db
+def test_lasting_appended_states_serve_an_old_backdated_repayment(operator, monkeypatch, replays):
+    """A lasting state after every ``EVENTS_PER_STATE`` (here 7) events, kept as the recent
+    ones are dropped: a repayment backdated to the first year replays from the lasting state
+    before it, not from the loan's start, and gives the whole replay's figures."""
+    monkeypatch.setattr(progressive, "EVENTS_PER_STATE", 7)
+    loan = plain_loan(operator, loan_term=D("60"))
+    appended_history(loan, operator, 30)
+    states = EngineState.objects.filter(setup=loan.setup)
+    lasting = sorted(states.filter(lasting=True).values_list("on", "events"))
+    assert len(lasting) >= 9
+    assert all(b[1] - a[1] >= 7 for a, b in zip(lasting, lasting[1:], strict=False))
+    backdated = date(2024, 9, 9)
+    expected = max(on for on, _ in lasting if on <= backdated)
+    replays.clear()
+    post(loan, operator, backdated, "50.00")
+    after = Transaction.objects.filter(loan=loan, date__gt=expected).count()
+    assert replays == [(expected, after)]  # what follows the state, not the whole history
+    assert_as_whole_replay(loan)
