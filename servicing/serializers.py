@@ -7,7 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from loans.models import ServicingStatus, StopServicingReason
-from loans.serializers import Money, PositiveMoney, StrictCharField
+from loans.serializers import Money, PositiveMoney, StrictCharField, StrictIntegerField
 from servicing.models import (
     Channel,
     CommunicationSchedule,
@@ -66,13 +66,14 @@ class ScheduledCommunicationInputSerializer(serializers.Serializer):
 
 
 class CommunicationScheduleInputSerializer(serializers.Serializer):
+    """``everyDays`` and ``occurrences`` are JSON integers, as the schema says (they took "7"
+    and 7.0, which every other integer of the API refuses)."""
+
     channel = serializers.ChoiceField(Channel.choices)
-    everyDays = serializers.IntegerField(min_value=1, max_value=366)
+    everyDays = StrictIntegerField(min_value=1, max_value=366)
     startDate = serializers.DateField()
     endDate = serializers.DateField(required=False, allow_null=True)
-    occurrences = serializers.IntegerField(
-        min_value=1, max_value=500, required=False, allow_null=True
-    )
+    occurrences = StrictIntegerField(min_value=1, max_value=500, required=False, allow_null=True)
     subject = StrictCharField(max_length=200, required=False, allow_blank=True)
     body = StrictCharField(max_length=10000, required=False, allow_blank=True)
 

@@ -287,6 +287,19 @@ def test_create_list_and_cancel_a_communication_schedule(api, loan):
     assert again.json()["code"] == "not_active"
 
 
+@pytest.mark.parametrize(
+    ("field", "value"), [("everyDays", "7"), ("everyDays", 7.0), ("occurrences", "3"), ("occurrences", True)]
+)  # fmt: skip
+def test_communication_schedule_counts_are_json_integers(api, loan, field, value):
+    url = f"/api/v1/loans/{loan.pk}/communication-schedules"
+    body = {"channel": "SMS", "everyDays": 7, "startDate": "2026-03-01", "occurrences": 3}
+    response = api.post(url, {**body, field: value}, format="json")
+    assert response.status_code == 400, response.content
+    assert [(e["field"], e["code"]) for e in response.json()["errors"]] == [(field, "invalid")]
+    assert api.get(url).json()["count"] == 0
+    assert api.post(url, body, format="json").status_code == 201
+
+
 def test_communication_schedule_needs_end_or_occurrences(api, loan):
     url = f"/api/v1/loans/{loan.pk}/communication-schedules"
     both = api.post(
