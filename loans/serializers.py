@@ -256,7 +256,7 @@ class LoanCreateSerializer(serializers.Serializer):
         "'.' or '..'",
     )
     borrower = BorrowerInputSerializer(required=False)
-    borrowerId = serializers.IntegerField(
+    borrowerId = StrictIntegerField(
         required=False, min_value=1, max_value=MAX_ID, source="borrower_id"
     )
     scheduleEngine = serializers.ChoiceField(

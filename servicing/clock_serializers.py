@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from loans.models import DelinquencyBucket
-from loans.serializers import Money, PositiveMoney
+from loans.serializers import Money, PositiveMoney, StrictIntegerField
 from servicing.models import (
     AttemptStatus,
     Autopay,
@@ -90,7 +90,7 @@ class AutopayInputSerializer(serializers.Serializer):
         AutopayAmountType.choices, default=AutopayAmountType.SCHEDULED_PAYMENT
     )
     amount = PositiveMoney(required=False, allow_null=True)
-    processDaysBefore = serializers.IntegerField(min_value=0, max_value=30, default=0)
+    processDaysBefore = StrictIntegerField(min_value=0, max_value=30, default=0)
 
 
 class AutopaySerializer(serializers.ModelSerializer):

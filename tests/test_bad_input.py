@@ -57,7 +57,7 @@ BAD = {
     "email": ["not-an-email", HUGE, ["x"]],
     "timezone": ["Mars/Olympus", HUGE, ["x"]],
     "bool": ["maybe", 2, []],
-    "id": [-1, 0, "abc", 1.5, "9" * 30],
+    "id": [-1, 0, "abc", 1.5, "9" * 30, "1", 1.0],  # a JSON integer, as the schema says
     "object": ["string", [], 1],
     "frequency": ["FORTNIGHTLY", "", 1, None],
     "calc": ["SIMPLE", "", 1],
@@ -739,7 +739,7 @@ ENDPOINTS = [
 # The servicing clock (issue 12): jobs, dispatch, autopay.
 BAD["job_kind"] = ["NIGHTLY", "", 1, None, []]
 BAD["amount_type"] = ["MONTHLY", "", 1, None, []]
-BAD["days_before"] = [-1, 31, "abc", 1.5, "", [], "9" * 30]
+BAD["days_before"] = [-1, 31, "abc", 1.5, "", [], "9" * 30, "2", 2.0]
 BAD["limit"] = [0, -1, "abc", 1.5, "", [], "9" * 30]
 VALID_AUTOPAY = {"method": "ACH", "amountType": "FIXED", "amount": "40.00", "processDaysBefore": 2}
 ENDPOINTS = [
