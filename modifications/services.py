@@ -569,7 +569,10 @@ def cancel_modification(*, loan: Loan, actor, note: str = "") -> Modification:
             frozen_periods=frozen,
         )
         loan_status = loan.status
-        versions.rebuild_schedule(loan, schedule=schedule)
+        # From a stored state dated before the modification date only: the transactions after
+        # it were allocated by the modification's replay since, so a later state of the
+        # previous setup no longer holds their portions.
+        versions.rebuild_schedule(loan, schedule=schedule, since=modification.modification_date)
         changes.update(
             {
                 "setup": (modification.setup_id, previous_setup.pk),

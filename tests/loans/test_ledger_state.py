@@ -509,3 +509,45 @@ def test_lasting_appended_states_serve_an_old_backdated_repayment(operator, monk
     after = Transaction.objects.filter(loan=loan, date__gt=expected).count()
     assert replays == [(expected, after)]  # what follows the state, not the whole history
     assert_as_whole_replay(loan)
+
+
+@pytest.mark.django_db
+def test_cancelling_a_modification_replays_from_a_state_before_its_date():
+    """Found by the state machine: charges and repayments (some paid from the credit
+    balance), a modification dated before the latest of them, activated, the loan paid up,
+    then the modification cancelled. The previous setup's state dated after the modification
+    date still matched the transactions (their ids) but not their portions, which the
+    modification's replay had rewritten (repayment 1.29 as principal, fees in the whole
+    replay): the cancellation now rebuilds from a state before the modification date."""
+    machine = StoredStateMachine()
+    machine.create(
+        amount="100.00",
+        days_in_year="FREQUENCY",
+        frequency="MONTHLY",
+        engine="DYNAMIC",
+        rounding="HALF_UP",
+        rate="0",
+        termination="ALL_OUTSTANDING",
+        odd_days=0,
+        calc="EQUAL_INSTALLMENTS",
+        term=5,
+    )
+    steps = [
+        ("repay", {"amount": D("12.82"), "back": 25}),
+        ("pay_off", {"ahead": 0}),
+        ("refund", {"part": "all"}),
+        ("charge", {"amount": D("1.15"), "back": 15}),
+        ("repay_everything_outstanding", {}),
+        ("advance_business_date", {"days": 31}),
+        ("charge", {"amount": D("1.29"), "back": 35}),
+        ("repay_everything_outstanding", {}),
+        ("charge", {"amount": D("25.86"), "back": 27}),
+        ("modify", {"back": 21, "keep": True}),
+        ("activate_modification", {}),
+        ("repay_everything_outstanding", {}),
+        ("cancel_modification", {}),
+    ]
+    for name, kwargs in steps:
+        getattr(machine, name)(**kwargs)
+        machine.refresh()
+        assert stored(machine.loan) == from_scratch(machine.loan), name
