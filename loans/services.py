@@ -434,10 +434,15 @@ def _new_transaction(loan: Loan, *, type, on, amount, actor, external_id, note) 
 def _insert_transaction(tx: Transaction) -> None:
     """``tx.save(force_insert=True)`` as an INSERT bound once (``loans.statements``): the same
     row (``created_at`` now, as ``auto_now_add`` sets it), its id set on ``tx``."""
+    (tx.pk,) = run_together(_bind_insert(tx))
+    tx._state.adding, tx._state.db = False, "default"
+
+
+def _bind_insert(tx: Transaction) -> Bound:
+    """``_insert_transaction``'s INSERT as a statement (its result: the new id)."""
     tx.created_at = timezone.now()
     values = {f.attname: getattr(tx, f.attname) for f in _TRANSACTION_FIELDS}
-    (tx.pk,) = run_together(bound_insert(Transaction, returning=True, **values))
-    tx._state.adding, tx._state.db = False, "default"
+    return bound_insert(Transaction, returning=True, **values)
 
 
 _TRANSACTION_FIELDS = [f for f in Transaction._meta.concrete_fields if not f.primary_key]
@@ -582,20 +587,25 @@ def _post_transaction(
     # Dated after the history: replayed from the stored periods before it is written, so it
     # is written once, with its portions, and nothing is read again.
     derived = versions.resume_appended(loan, posting, tx) if posting is not None else None
-    try:
-        # No savepoint: a refusal here leaves this command's own transaction (or savepoint)
-        # by the exception, which rolls it back. The INSERT bound once (loans.statements).
-        _insert_transaction(tx)
-    except IntegrityError:
-        raise _external_id_used(external_id)
-    if derived is not None:
-        versions.rebuild_schedule(
-            loan, appended=tx, derived=versions.keyed(derived, tx), posting=posting
-        )
+    # No savepoint: a refusal here leaves this command's own transaction (or savepoint) by
+    # the exception, which rolls it back. The INSERT bound once (loans.statements).
+    if derived is not None:  # the INSERT in the round trip of the schedule's first write
+        try:
+            versions.rebuild_schedule(
+                loan, appended=tx, derived=derived, posting=posting, insert=_bind_insert(tx)
+            )
+        except IntegrityError as exc:
+            if "external_id" not in str(exc):
+                raise
+            raise _external_id_used(external_id)
         # Opening a new period: the replay's state before it is stored (a backdated command
         # then replays from there, not from the latest rebuild's states).
         versions.store_appended_state(loan, posting, tx)
     else:
+        try:
+            _insert_transaction(tx)
+        except IntegrityError:
+            raise _external_id_used(external_id)
         versions.rebuild_schedule(loan, appended=tx, posting=posting)  # sets tx's portions
     versions.record_event(
         loan=loan,

@@ -379,11 +379,17 @@ _period_values = attrgetter(*PERIOD_FIELDS)  # a period's values, in PERIOD_FIEL
 
 
 def write_live_periods(
-    schedule: Schedule, periods: list[ledger.PeriodState], stored: dict[int, tuple]
-) -> None:
+    schedule: Schedule,
+    periods: list[ledger.PeriodState],
+    stored: dict[int, tuple],
+    *,
+    first: Bound | None = None,
+):
     """Make the version's live rows equal ``periods``, writing only the difference from
     ``stored`` (``StoredPeriods.live_rows``): changed rows updated in one statement, missing
-    ones inserted, extra ones deleted. At most three statements, whatever the number of rows."""
+    ones inserted, extra ones deleted. At most three statements, whatever the number of rows.
+    ``first``: a statement of the caller's to run before them (in the round trip of the usual
+    payment's one UPDATE on PostgreSQL); its result is returned."""
     changed, fields, created, kept = [], set(), [], set()
     for p in ledger.live(periods):
         values = _period_values(p)
@@ -400,14 +406,22 @@ def write_live_periods(
             fields.update(differ)
             changed.append((row_id, values))
     extra = [row_id for number, (row_id, _) in stored.items() if number not in kept]
-    if extra:
-        SchedulePeriod.objects.filter(pk__in=extra).delete()
     names = [name for name in PERIOD_FIELDS if name in fields]
+    single = None
     if len(changed) == 1:  # the usual payment: one period, its changed columns (bound once)
         ((row_id, values),) = changed
         update = dict(zip(PERIOD_FIELDS, values, strict=True))
-        run_together(bound_update(SchedulePeriod, {"pk": row_id}, **{n: update[n] for n in names}))
-    elif changed:
+        single = bound_update(SchedulePeriod, {"pk": row_id}, **{n: update[n] for n in names})
+    head = None
+    if first is not None:  # with the single UPDATE unless rows are deleted before it
+        together = [first] if single is None or extra else [first, single]
+        head = run_together(*together)[0]
+        single = None if len(together) == 2 else single
+    if extra:
+        SchedulePeriod.objects.filter(pk__in=extra).delete()
+    if single is not None:
+        run_together(single)
+    elif len(changed) > 1:
         SchedulePeriod.objects.bulk_update(
             [
                 SchedulePeriod(pk=row_id, **dict(zip(PERIOD_FIELDS, values, strict=True)))
@@ -418,6 +432,7 @@ def write_live_periods(
         )
     if created:
         SchedulePeriod.objects.bulk_create(created, batch_size=2000)
+    return head
 
 
 def new_schedule_version(
@@ -1181,6 +1196,7 @@ def rebuild_schedule(
     derived: tuple[ledger.ReplayResult, list] | None = None,
     since: date | None = None,
     posting: PostingState | None = None,
+    insert: Bound | None = None,
 ) -> ledger.ReplayResult:
     """Re-derive the current schedule version's live periods and the transactions' portions
     from the setup and the non-reversed transactions, and write what changed (the periods and
@@ -1192,7 +1208,9 @@ def rebuild_schedule(
     derived the result with the transaction it created (a termination's preview): ``(result,
     rows)``, the rows whose portions the result allocates; it is written as is. ``posting``:
     the schedule and periods the command read after the lock (``PostingState``), not read
-    again (nothing else wrote them since).
+    again (nothing else wrote them since). ``insert``: with ``derived``, ``appended`` is not
+    written yet and this is its INSERT (its result the new id): it goes in the round trip of
+    the schedule's first write, then ``derived`` is keyed under the id (``keyed``).
 
     A termination's portions (and amount: it moves no cash) are what is outstanding at its
     place after the replay; one left with nothing is reversed by the system. What a payment
@@ -1246,7 +1264,12 @@ def rebuild_schedule(
             result, rows, terminated = _ledger_replayed(
                 loan, schedule, stored.frozen(), scratch=True
             )
-    write_live_periods(schedule, result.periods, stored.live_rows())
+    if insert is not None:
+        appended.pk = write_live_periods(schedule, result.periods, stored.live_rows(), first=insert)
+        appended._state.adding, appended._state.db = False, "default"
+        result, rows = keyed((result, rows), appended)
+    else:
+        write_live_periods(schedule, result.periods, stored.live_rows())
     changed = _changed_portions(rows, result)
     if changed:
         Transaction.objects.bulk_update(_portion_rows(changed), PORTION_FIELDS, batch_size=2000)

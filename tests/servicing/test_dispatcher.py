@@ -434,7 +434,8 @@ def test_statements_per_dispatched_payment_are_constant(loan, operator):
     business date, system user, the claims). (Was 24 per payment plus nothing per batch: a
     check-and-mark transaction per item, the command in a savepoint, the loan locked twice;
     before that 32, then 49.) On PostgreSQL the statements of a step go in one round trip:
-    the batch's 7 and 10 a payment (was 18)."""
+    the batch's 7 and 9 a payment (was 18; the command's transaction INSERT goes with its
+    period's UPDATE)."""
     from django.db import connection
 
     from loans.services import post_transaction
@@ -456,7 +457,7 @@ def test_statements_per_dispatched_payment_are_constant(loan, operator):
     two, trips = _statements_and_round_trips(lambda: dispatcher.dispatch_due(now=NOON_NY))
     assert first > short  # the first run created the system user
     assert (short, long, two) == (16 + 7 + 14, 16 + 7 + 14, 16 + 7 + 2 * 14)  # was 24 each
-    assert trips == (16 + 7 + 2 * 10 if _combines(connection) else two)  # was 18 each
+    assert trips == (16 + 7 + 2 * 9 if _combines(connection) else two)  # was 18 each
     assert Transaction.objects.filter(note__startswith="Scheduled payment").count() == 5
 
 
