@@ -777,18 +777,29 @@ def keyed(derived: tuple[ledger.ReplayResult, list], tx: Transaction) -> tuple:
     return result, rows
 
 
+# An appended transaction stores a ledger state when it opens a period and at least this many
+# due dates passed since the latest stored state: a backdated command then replays at most about
+# this many periods' transactions (a constant, whatever the history), and a monthly payer's
+# dispatched repayments pay the state's three statements once in this many payments, not each.
+APPENDED_STATE_PERIODS = 6
+
+
 def store_appended_state(loan: Loan, posting: PostingState, tx: Transaction) -> EngineState | None:
     """Store the ledger replay's state before ``tx`` (a transaction ``resume_appended``
     replayed from the stored periods, ``posting``) when ``tx`` opens a new period: so that a
     loan whose history is written one appended transaction at a time (the API's, the
-    dispatcher's) has a state in each of its recent periods, as one rebuilt from its history
+    dispatcher's) has a state in its recent periods, as one rebuilt from its history
     has, and a backdated command replays only from there (``_ledger_replayed``).
 
     The rule: ``tx`` is dated after the latest transaction (``posting.latest_on``, L) and a
     live due date lies in ``(L, tx.date]``, and the latest stored state of the setup is dated
-    before L (or there is none). The state is then dated L, reflecting every transaction dated
-    on or before it (``key``: the last replayed one of that date), i.e. the stored periods as
-    ``posting`` read them: exactly what the whole replay holds after those transactions, when
+    before L with at least ``APPENDED_STATE_PERIODS`` due dates in ``(its date, tx.date]``, or
+    the setup has no stored state yet and at most ``APPENDED_STATE_PERIODS`` due dates passed (a
+    loan the commands activated: its first period opens; a loan loaded without derived state,
+    in bulk, many periods in, gets its states from its first rebuild as before, not here, so
+    its first dispatched repayment costs what the others do). The state is then dated L,
+    reflecting every transaction dated on or before it (``key``: the last replayed one of that
+    date), i.e. the stored periods as ``posting`` read them: exactly what the whole replay holds after those transactions, when
 
     * ``ledger.can_resume`` holds (no installment complete without a date) and, after an
       advancement, ``ledger.balances_follow`` (the unstored ``advanced_later`` is then zero
@@ -813,6 +824,10 @@ def store_appended_state(loan: Loan, posting: PostingState, tx: Transaction) -> 
         return None
     periods = posting.stored.live()
     if not any(latest < p.due_date <= tx.date for p in periods):
+        return None
+    since = posting.state_on
+    passed = sum(p.due_date <= tx.date and (since is None or since < p.due_date) for p in periods)
+    if (passed > APPENDED_STATE_PERIODS) if since is None else (passed <= APPENDED_STATE_PERIODS):
         return None
     if loan.charged_off or loan.is_terminated or not ledger.can_resume(periods):
         return None

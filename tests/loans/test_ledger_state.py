@@ -388,6 +388,13 @@ def replays(monkeypatch):
     return seen
 
 
+@pytest.fixture
+def every_period(monkeypatch):
+    """Appended transactions store a state at every period they open (the default: every
+    ``versions.APPENDED_STATE_PERIODS``-th), to test the states themselves."""
+    monkeypatch.setattr(versions, "APPENDED_STATE_PERIODS", 1)
+
+
 def _sent(captured) -> int:
     """Statements sent (several in one round trip on PostgreSQL count one each)."""
     return sum(q["sql"].count(";\n") + 1 for q in captured.captured_queries)
@@ -396,7 +403,7 @@ def _sent(captured) -> int:
 @pytest.mark.django_db
 @pytest.mark.parametrize("engine", ["DYNAMIC", "STANDARD"])
 def test_a_backdated_repayment_after_appended_ones_replays_from_the_last_periods(
-    operator, engine, replays, django_assert_max_num_queries
+    operator, engine, replays, django_assert_max_num_queries, every_period
 ):
     """Loans whose history was posted one repayment at a time over 6 and 30 months (no
     rebuild, so no state but those ``store_appended_state`` wrote), then a repayment dated 5
@@ -434,7 +441,7 @@ def test_a_backdated_repayment_after_appended_ones_replays_from_the_last_periods
 
 
 @pytest.mark.django_db
-def test_appended_states_open_a_period_at_a_constant_cost(operator):
+def test_appended_states_open_a_period_at_a_constant_cost(operator, every_period):
     """An appended repayment inside the period of the latest transaction stores nothing and
     costs what it did (9 statements); one opening a new period after the latest stored state
     3 more (the figures' aggregate, the state's INSERT, the DELETE of the recent states but
@@ -491,7 +498,9 @@ def test_appended_states_open_a_period_at_a_constant_cost(operator):
 
 
 @pytest.mark.django_db
-def test_lasting_appended_states_serve_an_old_backdated_repayment(operator, monkeypatch, replays):
+def test_lasting_appended_states_serve_an_old_backdated_repayment(
+    operator, monkeypatch, replays, every_period
+):
     """A lasting state after every ``EVENTS_PER_STATE`` (here 7) events, kept as the recent
     ones are dropped: a repayment backdated to the first year replays from the lasting state
     before it, not from the loan's start, and gives the whole replay's figures."""
@@ -551,3 +560,36 @@ def test_cancelling_a_modification_replays_from_a_state_before_its_date():
         getattr(machine, name)(**kwargs)
         machine.refresh()
         assert stored(machine.loan) == from_scratch(machine.loan), name
+
+
+@pytest.mark.django_db
+def test_appended_repayments_store_a_state_every_few_periods(operator, replays):
+    """By default an appended repayment stores a state when it opens the loan's first period
+    and then every ``APPENDED_STATE_PERIODS`` (6) periods: 30 months of repayments every 10
+    days leave states dated in the 1st, 7th, 13th, 19th and 25th period (a monthly payer's
+    dispatched repayments pay the state's statements once in 6); a repayment backdated into
+    the last months replays from the latest of them only what followed it."""
+    assert versions.APPENDED_STATE_PERIODS == 6
+    loan = plain_loan(operator, loan_term=D("60"))
+    latest = appended_history(loan, operator, 30)
+    states = EngineState.objects.filter(setup=loan.setup)
+    # Each on the last repayment before the due date (1 Feb, 1 Aug) the next one crossed; the
+    # first (30 Jan 2024) dropped as only the latest ``RECENT`` are kept.
+    assert (
+        sorted(states.values_list("on", flat=True))
+        == [
+            date(2024, 1, 30),
+            date(2024, 7, 28),
+            date(2025, 1, 24),
+            date(2025, 7, 23),
+            date(2026, 1, 29),
+        ][-progressive.RECENT :]
+    )
+    newest = states.latest("on").on
+    replays.clear()
+    backdated = latest - timedelta(days=5)
+    post(loan, operator, backdated, "12.34")
+    followed = Transaction.objects.filter(loan=loan, date__gt=newest).count()
+    assert replays == [(newest, followed)]
+    assert followed <= 3 * 6 + 2  # about 6 periods' repayments, whatever the history
+    assert_as_whole_replay(loan)

@@ -353,12 +353,12 @@ def test_a_dispatched_repayment_costs_9_statements_whatever_the_loan(
     the latest transaction). On PostgreSQL in 6 round trips: the lock, the read and the
     external id check go in one, the insert and the paid period's UPDATE in one (was 7). On
     the clock benchmark's 36-period loan, whose history was posted one repayment a month, the
-    repayment opens a new period after the latest stored state: 3 statements more
-    (``versions.store_appended_state``: the figures' aggregate, the state's INSERT, the
-    DELETE of the old recent ones), once a period; its 20.00 pays two periods, whose UPDATE
-    goes alone (10 round trips)."""
+    same 9: its latest stored state is fewer than ``versions.APPENDED_STATE_PERIODS`` periods
+    old, so the repayment stores none (once in 6 periods it does: 3 statements more,
+    ``tests/loans/test_ledger_state.py``); its 20.00 pays two periods, whose UPDATE goes alone
+    (7 round trips)."""
     loans = [
-        (clock_loan(operator), CLOCK_START, 12, 10),
+        (clock_loan(operator), CLOCK_START, 9, 7),
         (loan_with_history(operator, prior=20), AS_OF, 9, 6),
         (loan_with_history(operator, prior=500), AS_OF, 9, 6),
     ]
