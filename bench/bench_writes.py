@@ -18,7 +18,7 @@
 6. The same backdated repayment (10 days before the latest, in the last period) on loans
    whose history was POSTED one repayment at a time (``services.post_transaction``, each
    appended after the others: no rebuild, the stored ledger states are those
-   ``versions.store_appended_state`` writes once a period), 5,000 prior next to 20 (goal
+   ``versions.store_appended_state`` writes once in 6 periods), 5,000 prior next to 20 (goal
    <= 1.5x), each round rolled back so that every round meets the appended states (not
    those the previous round's rebuild left); with this process's CPU-time ratio too.
 Statements of each are counted too.

@@ -78,11 +78,12 @@ def test_without_a_late_fee_both_are_null(api):
     ("late_fee", "expected"),
     [
         # the serializer: the schema's pattern and bounds
-        ({"lateFeeAmount": "0.00", "lateFeeGraceDays": 5}, [("setup.lateFeeAmount", "invalid")]),
-        ({"lateFeeAmount": "0", "lateFeeGraceDays": 5}, [("setup.lateFeeAmount", "invalid")]),
+        # (a decimal string below the bound says so, as a JSON number does: min_value)
+        ({"lateFeeAmount": "0.00", "lateFeeGraceDays": 5}, [("setup.lateFeeAmount", "min_value")]),
+        ({"lateFeeAmount": "0", "lateFeeGraceDays": 5}, [("setup.lateFeeAmount", "min_value")]),
         (
             {"lateFeeAmount": "-5.00", "lateFeeGraceDays": 5},
-            [("setup.lateFeeAmount", "invalid")],
+            [("setup.lateFeeAmount", "min_value")],
         ),
         (
             {"lateFeeAmount": "15.001", "lateFeeGraceDays": 5},
